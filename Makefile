@@ -1,0 +1,53 @@
+# autolabel task runner. Every target installs what it needs first:
+#   make local   run the whole pipeline locally against an embedded AWS emulator
+#   make test    lint, type-check and run the whole test suite
+#   make synth   cdk synth (offline, no credentials), cdk-nag checks included
+#   make deploy  cdk deploy (needs AWS credentials and -c projectVersionArn=...)
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup test lint typecheck pytest local synth deploy benchmark clean
+
+$(PY_STAMP): requirements.txt requirements-dev.txt lambda/requirements.txt constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(PY_STAMP) $(NODE_STAMP)
+
+lint: $(PY_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(PY_STAMP)
+	$(VENV)/bin/mypy
+
+pytest: setup
+	$(PY) -m pytest
+
+test: lint typecheck pytest
+
+local: setup
+	$(PY) -m local.run
+
+synth: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx cdk synth --quiet
+
+deploy: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx cdk deploy
+
+benchmark: setup
+	$(PY) -m local.benchmark_batch
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .local-run .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,25 @@
+"""Builds the CDK app; shared by app.py, the tests and the local run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aws_cdk import App, Aspects
+from cdk_nag import AwsSolutionsChecks
+
+from infra.settings import StackSettings
+from infra.stack import AutolabelStack
+
+STACK_NAME = "Autolabel"
+
+
+def build_app(context: Mapping[str, Any] | None = None, *, outdir: str | None = None) -> tuple[App, AutolabelStack]:
+    app = App(context=dict(context or {}), outdir=outdir)
+    settings = StackSettings.from_context(app.node.try_get_context)
+    # Environment-agnostic on purpose: no account/region lookups at synth.
+    stack = AutolabelStack(
+        app, STACK_NAME, settings=settings, description="autolabel: S3 images labeled by Rekognition Custom Labels"
+    )
+    Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
+    return app, stack

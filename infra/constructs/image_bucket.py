@@ -1,0 +1,46 @@
+"""The bucket users drop images into (created, or an existing one by name)."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+
+class ImageBucket(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, existing_bucket_name: str | None) -> None:
+        super().__init__(scope, construct_id)
+        self.created = existing_bucket_name is None
+        if existing_bucket_name is not None:
+            # Its policies and encryption are its owner's; we only add a notification.
+            self.bucket: s3.IBucket = s3.Bucket.from_bucket_name(self, "Images", existing_bucket_name)
+            return
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.bucket = s3.Bucket(
+            self,
+            "Images",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            # Versioned: notifications carry the versionId, so the labeled bytes
+            # are exactly the uploaded bytes even if the key is overwritten.
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    noncurrent_version_expiration=Duration.days(30),
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                )
+            ],
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="images/",
+            removal_policy=RemovalPolicy.RETAIN,
+        )

@@ -1,0 +1,113 @@
+"""Alarms (DLQ depth, oldest message age, function errors) and a dashboard."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+METRICS_NAMESPACE = "Autolabel"  # labeler.handler.METRICS_NAMESPACE
+SERVICE = "autolabel-labeler"  # POWERTOOLS_SERVICE_NAME, the EMF dimension
+OLDEST_MESSAGE_ALARM_SECONDS = 900
+
+
+class Monitoring(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        function: lambda_.IFunction,
+        queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name="autolabel alarms",
+            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+            enforce_ssl=True,
+        )
+        alarm_action = actions.SnsAction(self.topic)
+        five_minutes = Duration.minutes(5)
+
+        self.dlq_alarm = cloudwatch.Alarm(
+            self,
+            "DeadLetterQueueNotEmpty",
+            alarm_description="Messages reached the DLQ: fix the cause (see docs/runbook.md), then redrive.",
+            metric=dead_letter_queue.metric_approximate_number_of_messages_visible(period=Duration.minutes(1)),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.age_alarm = cloudwatch.Alarm(
+            self,
+            "OldestMessageTooOld",
+            alarm_description="Images wait too long: model not running, throttled, or the labeler is failing.",
+            metric=queue.metric_approximate_age_of_oldest_message(period=five_minutes, statistic="Maximum"),
+            threshold=OLDEST_MESSAGE_ALARM_SECONDS,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.errors_alarm = cloudwatch.Alarm(
+            self,
+            "FunctionErrors",
+            alarm_description="The labeler raised errors (bad configuration, or a whole batch failed).",
+            metric=function.metric_errors(period=five_minutes, statistic="Sum"),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        for alarm in (self.dlq_alarm, self.age_alarm, self.errors_alarm):
+            alarm.add_alarm_action(alarm_action)
+
+        def app_metric(name: str, statistic: str = "Sum") -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=name,
+                dimensions_map={"service": SERVICE},
+                statistic=statistic,
+                period=five_minutes,
+            )
+
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(3))
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Images",
+                left=[app_metric("ImagesLabeled"), app_metric("ImagesFailed"), app_metric("ImagesSkipped")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Labels per image",
+                left=[app_metric("LabelsPerImage", "Average"), app_metric("LabelsPerImage", "Maximum")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Rekognition latency (ms) and throttles",
+                left=[app_metric("RekognitionLatency", "p50"), app_metric("RekognitionLatency", "p99")],
+                right=[app_metric("RekognitionThrottles"), app_metric("RecordsRetried")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Ingest queue",
+                left=[queue.metric_approximate_number_of_messages_visible(period=five_minutes)],
+                right=[queue.metric_approximate_age_of_oldest_message(period=five_minutes, statistic="Maximum")],
+                width=8,
+            ),
+            cloudwatch.AlarmWidget(title="Dead-letter queue", alarm=self.dlq_alarm, width=8),
+            cloudwatch.GraphWidget(
+                title="Labeler function",
+                left=[function.metric_invocations(period=five_minutes), function.metric_errors(period=five_minutes)],
+                right=[function.metric_duration(period=five_minutes, statistic="p99")],
+                width=8,
+            ),
+        )

@@ -1,0 +1,113 @@
+"""CDK context -> validated, typed stack settings (SPEC §6).
+
+Context values arrive as strings from ``-c key=value`` and as JSON values from
+cdk.json; both are accepted. Every error names the context key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from labeler.config import (
+    ConfigError,
+    parse_event_source,
+    parse_min_confidence,
+    parse_positive_int,
+    parse_project_version_arn,
+)
+
+# S3 general purpose bucket naming rules (3-63 chars, lowercase, no "..").
+BUCKET_NAME_PATTERN = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# Lambda ScalingConfig.MaximumConcurrency bounds.
+MIN_ESM_CONCURRENCY, MAX_ESM_CONCURRENCY = 2, 1000
+MAX_SQS_BATCH_WITHOUT_WINDOW = 10
+PLACEHOLDER_HINT = (
+    "projectVersionArn is required: pass your Custom Labels model version ARN, e.g. "
+    "`npx cdk synth -c projectVersionArn=arn:aws:rekognition:us-east-1:123456789012:"
+    "project/my-project/version/my-project.2026-01-01T00.00.00/1700000000000` "
+    '(or set it under "context" in cdk.json)'
+)
+
+
+class SettingsError(ConfigError):
+    """A CDK context value is missing or invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    project_version_arn: str
+    min_confidence: float | None = None
+    max_results: int | None = None
+    bucket_name: str | None = None
+    key_prefix: str = ""
+    event_source: str = "autolabel"
+    batch_size: int = 10
+    max_concurrency: int = 2
+    max_receive_count: int = 5
+    function_timeout_seconds: int = 60
+    log_retention_days: int = 30
+
+    @property
+    def queue_visibility_timeout_seconds(self) -> int:
+        # AWS guidance for SQS event sources: at least 6x the function timeout.
+        return 6 * self.function_timeout_seconds
+
+    @classmethod
+    def from_context(cls, get: Callable[[str], Any]) -> StackSettings:
+        def text(key: str) -> str | None:
+            value = get(key)
+            return None if value is None else str(value)
+
+        try:
+            raw_arn = text("projectVersionArn")
+            if not (raw_arn or "").strip():
+                raise SettingsError(PLACEHOLDER_HINT)
+            settings = cls(
+                project_version_arn=parse_project_version_arn(raw_arn, "projectVersionArn"),
+                min_confidence=parse_min_confidence(_scalar(get("minConfidence")), "minConfidence"),
+                max_results=parse_positive_int(_scalar(get("maxResults")), "maxResults"),
+                bucket_name=_bucket_name(text("bucketName")),
+                key_prefix=_key_prefix(text("keyPrefix")),
+                event_source=parse_event_source(text("eventSource"), "eventSource"),
+                batch_size=_int_or(get("batchSize"), "batchSize", 10, maximum=MAX_SQS_BATCH_WITHOUT_WINDOW),
+                max_concurrency=_int_or(get("maxConcurrency"), "maxConcurrency", 2, maximum=MAX_ESM_CONCURRENCY),
+                max_receive_count=_int_or(get("maxReceiveCount"), "maxReceiveCount", 5, maximum=1000),
+            )
+        except SettingsError:
+            raise
+        except ConfigError as error:
+            raise SettingsError(str(error)) from None
+        if settings.max_concurrency < MIN_ESM_CONCURRENCY:
+            raise SettingsError(
+                f"maxConcurrency must be between {MIN_ESM_CONCURRENCY} and {MAX_ESM_CONCURRENCY} "
+                f"(Lambda's SQS maximum concurrency), got {settings.max_concurrency}"
+            )
+        return settings
+
+
+def _scalar(value: Any) -> Any:
+    return value if value is None or isinstance(value, (int, float, str)) else str(value)
+
+
+def _int_or(value: Any, key: str, default: int, *, maximum: int) -> int:
+    parsed = parse_positive_int(_scalar(value), key, maximum=maximum)
+    return default if parsed is None else parsed
+
+
+def _bucket_name(value: str | None) -> str | None:
+    name = (value or "").strip()
+    if not name:
+        return None
+    if not BUCKET_NAME_PATTERN.match(name):
+        raise SettingsError(f"bucketName is not a valid S3 bucket name: {name!r}")
+    return name
+
+
+def _key_prefix(value: str | None) -> str:
+    prefix = (value or "").strip()
+    if prefix.startswith("/") or len(prefix) > 512 or "*" in prefix:
+        raise SettingsError(f"keyPrefix must be a plain S3 key prefix (no leading '/', no '*'), got {prefix!r}")
+    return prefix

@@ -1,0 +1,61 @@
+"""The autolabel stack: assembles the constructs and exports stable outputs."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration, Stack
+from constructs import Construct
+
+from infra.constructs.event_bus import ResultsEventBus
+from infra.constructs.image_bucket import ImageBucket
+from infra.constructs.ingest_queue import IngestQueue
+from infra.constructs.labeler_function import LabelerFunction
+from infra.constructs.monitoring import Monitoring
+from infra.constructs.results_table import ResultsTable
+from infra.nag import acknowledge_findings
+from infra.settings import StackSettings
+
+
+class AutolabelStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, settings: StackSettings, **kwargs: object) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        self.settings = settings
+        self.images = ImageBucket(self, "ImageBucket", existing_bucket_name=settings.bucket_name)
+        self.ingest = IngestQueue(
+            self,
+            "Ingest",
+            bucket=self.images.bucket,
+            key_prefix=settings.key_prefix,
+            visibility_timeout=Duration.seconds(settings.queue_visibility_timeout_seconds),
+            max_receive_count=settings.max_receive_count,
+        )
+        self.results = ResultsTable(self, "Results")
+        self.events = ResultsEventBus(self, "Events")
+        self.labeler = LabelerFunction(
+            self,
+            "Labeler",
+            settings=settings,
+            bucket=self.images.bucket,
+            queue=self.ingest.queue,
+            table=self.results.table,
+            bus=self.events.bus,
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            function=self.labeler.function,
+            queue=self.ingest.queue,
+            dead_letter_queue=self.ingest.dead_letter_queue,
+        )
+        outputs = {
+            "ImageBucketName": self.images.bucket.bucket_name,
+            "IngestQueueUrl": self.ingest.queue.queue_url,
+            "DeadLetterQueueUrl": self.ingest.dead_letter_queue.queue_url,
+            "ResultsTableName": self.results.table.table_name,
+            "EventBusName": self.events.bus.event_bus_name,
+            "LabelerFunctionName": self.labeler.function.function_name,
+            "AlarmTopicArn": self.monitoring.topic.topic_arn,
+            "DashboardName": self.monitoring.dashboard.dashboard_name,
+        }
+        for output_id, value in outputs.items():
+            CfnOutput(self, output_id, value=value).override_logical_id(output_id)
+        acknowledge_findings(self)

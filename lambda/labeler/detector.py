@@ -1,0 +1,103 @@
+"""Rekognition adapter: DetectCustomLabels with the failure classes of SPEC §5."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from labeler.config import LabelerConfig
+from labeler.notifications import S3ObjectEvent
+
+# Rekognition cannot label these images: a FAILED result, never retried.
+PERMANENT_ERROR_CODES = frozenset(
+    {
+        "InvalidImageFormatException",
+        "ImageTooLargeException",
+        "InvalidParameterException",
+        "InvalidS3ObjectException",
+    }
+)
+THROTTLING_ERROR_CODES = frozenset(
+    {"ThrottlingException", "ProvisionedThroughputExceededException", "LimitExceededException"}
+)
+# Custom Labels guide: S3 objects up to 15 MB are accepted.
+MAX_IMAGE_BYTES = 15 * 1024 * 1024
+
+
+class PermanentImageError(Exception):
+    """Rekognition (or our pre-check) refuses this image for good."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class RetryableDetectionError(Exception):
+    """Throttling, model not running, service or deployment fault: retry later."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+    @property
+    def is_throttle(self) -> bool:
+        return self.code in THROTTLING_ERROR_CODES
+
+
+@dataclass(frozen=True)
+class Detection:
+    custom_labels: list[dict[str, Any]]
+    latency_ms: float
+
+
+def precheck(obj: S3ObjectEvent) -> None:
+    """Refuse what Rekognition would refuse, without paying for a call."""
+    if obj.size == 0:
+        raise PermanentImageError("InvalidImageFormatException", "The object is empty (0 bytes).")
+    if obj.size > MAX_IMAGE_BYTES:
+        raise PermanentImageError(
+            "ImageTooLargeException",
+            f"The object is {obj.size} bytes; Custom Labels accepts up to {MAX_IMAGE_BYTES} bytes.",
+        )
+
+
+class CustomLabelsDetector:
+    def __init__(self, client: Any, config: LabelerConfig) -> None:
+        self._client = client
+        self._config = config
+
+    def request_for(self, obj: S3ObjectEvent) -> dict[str, Any]:
+        s3_object: dict[str, str] = {"Bucket": obj.bucket, "Name": obj.key}
+        if obj.version_id:
+            s3_object["Version"] = obj.version_id  # label exactly the uploaded bytes
+        request: dict[str, Any] = {
+            "ProjectVersionArn": self._config.project_version_arn,
+            "Image": {"S3Object": s3_object},
+        }
+        if self._config.min_confidence is not None:
+            request["MinConfidence"] = self._config.min_confidence
+        if self._config.max_results is not None:
+            request["MaxResults"] = self._config.max_results
+        return request
+
+    def detect(self, obj: S3ObjectEvent) -> Detection:
+        precheck(obj)
+        started = time.perf_counter()
+        try:
+            response = self._client.detect_custom_labels(**self.request_for(obj))
+        except ClientError as error:
+            details = error.response.get("Error", {})
+            code = str(details.get("Code") or "Unknown")
+            message = str(details.get("Message") or error)
+            if code in PERMANENT_ERROR_CODES:
+                raise PermanentImageError(code, message) from error
+            raise RetryableDetectionError(code, message) from error
+        except BotoCoreError as error:  # connection reset, read timeout...
+            raise RetryableDetectionError(type(error).__name__, str(error)) from error
+        latency_ms = (time.perf_counter() - started) * 1000
+        return Detection(custom_labels=list(response.get("CustomLabels", [])), latency_ms=latency_ms)

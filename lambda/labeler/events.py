@@ -1,0 +1,108 @@
+"""EventBridge event details for results (SPEC §4), kept under the size limit."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from labeler.results import FAILED, LabelResult
+
+SCHEMA_VERSION = "1"
+DETECTED = "Custom Labels Detected"
+FAILED_DETAIL_TYPE = "Custom Labels Failed"
+# PutEvents accepts 256 KB per request; we plan each entry to fit alone.
+MAX_ENTRY_BYTES = 256 * 1024
+_TIME_FIELD_BYTES = 14  # how EventBridge counts the Time field of an entry
+MAX_ERROR_MESSAGE_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class EventEntry:
+    detail_type: str
+    detail: dict[str, Any]
+    detail_json: str
+    result_id: str
+
+    def size(self, source: str) -> int:
+        return entry_size(source, self.detail_type, self.detail_json)
+
+
+def entry_size(source: str, detail_type: str, detail_json: str) -> int:
+    return _TIME_FIELD_BYTES + len(source.encode()) + len(detail_type.encode()) + len(detail_json.encode())
+
+
+def _dumps(detail: dict[str, Any]) -> str:
+    return json.dumps(detail, separators=(",", ":"), ensure_ascii=False)
+
+
+def _common(result: LabelResult) -> dict[str, Any]:
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "resultId": result.result_id,
+        "bucket": result.bucket,
+        "key": result.key,
+        "versionId": result.version_id,
+        "etag": result.etag,
+        "size": result.size,
+        "sequencer": result.sequencer,
+        "projectVersionArn": result.project_version_arn,
+    }
+
+
+def build_entry(result: LabelResult, source: str) -> EventEntry:
+    if result.status == FAILED:
+        error = dict(result.error or {})
+        error["message"] = str(error.get("message", ""))[:MAX_ERROR_MESSAGE_CHARS]
+        detail = {**_common(result), "error": error, "processedAt": result.processed_at}
+        return EventEntry(FAILED_DETAIL_TYPE, detail, _dumps(detail), result.result_id)
+    detail = {
+        **_common(result),
+        "minConfidence": result.min_confidence,
+        "customLabels": result.custom_labels,
+        "labelNames": result.label_names,
+        "labelCount": result.label_count,
+        "processedAt": result.processed_at,
+        "truncated": False,
+    }
+    detail_json = _dumps(detail)
+    if entry_size(source, DETECTED, detail_json) <= MAX_ENTRY_BYTES:
+        return EventEntry(DETECTED, detail, detail_json, result.result_id)
+    truncated = _truncate(detail, source)
+    return EventEntry(DETECTED, truncated, _dumps(truncated), result.result_id)
+
+
+def _truncate(detail: dict[str, Any], source: str) -> dict[str, Any]:
+    """Drop polygons first, then the lowest-confidence labels, until it fits.
+
+    ``labelNames`` and ``labelCount`` stay complete; DynamoDB has everything.
+    """
+    slim = dict(detail, truncated=True)
+    labels = copy.deepcopy(detail["customLabels"])
+    for label in labels:
+        geometry = label.get("Geometry")
+        if isinstance(geometry, dict):
+            geometry.pop("Polygon", None)
+
+    def fits(kept: list[dict[str, Any]]) -> bool:
+        return entry_size(source, DETECTED, _dumps(dict(slim, customLabels=kept))) <= MAX_ENTRY_BYTES
+
+    if fits(labels):
+        return dict(slim, customLabels=labels)
+    # Keep the k most confident labels (in their original order); the largest
+    # k that fits is found by bisection.
+    ranked = sorted(range(len(labels)), key=lambda i: -float(labels[i].get("Confidence", 0)))
+
+    def keep(count: int) -> list[dict[str, Any]]:
+        chosen = set(ranked[:count])
+        return [label for index, label in enumerate(labels) if index in chosen]
+
+    low, high = 0, len(labels)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(keep(middle)):
+            low = middle
+        else:
+            high = middle - 1
+    return dict(slim, customLabels=keep(low))

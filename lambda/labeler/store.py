@@ -1,0 +1,390 @@
+"""DynamoDB adapter: the write side of the results table.
+
+Writes are conditional so that concurrent or late deliveries can never
+overwrite a newer result, and a result and its label-index items change
+together in one transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from labeler import table_layout as layout
+from labeler.dynamo_codec import deserialize_item, estimated_item_size, estimated_size, serialize, serialize_item
+from labeler.notifications import comparable_sequencer
+from labeler.results import LabelResult, best_confidences
+
+MAX_ITEM_BYTES = 400 * 1024
+# Headroom under the 400 KB limit for our size estimate's error.
+ITEM_BUDGET_BYTES = MAX_ITEM_BYTES - 24 * 1024
+MAX_TRANSACTION_ACTIONS = 100
+MAX_BATCH_GET_KEYS = 100
+MAX_BATCH_WRITE_ITEMS = 25
+UNPROCESSED_RETRIES = 8
+
+ObjectRef = tuple[str, str, str]  # (bucket, key, projectVersionArn)
+
+# What the pipeline needs to decide about an object before labeling it.
+_STATE_ATTRIBUTES = (
+    "resultId",
+    "sequencerOrder",
+    "processedAt",
+    "eventPublished",
+    "publishClaimedAt",
+    "labelNames",
+    "parts",
+    "status",
+)
+
+
+class StoreError(Exception):
+    """DynamoDB did not take the write or read; the record is retried."""
+
+
+class ResultConflict(Exception):
+    """The current result changed since it was read (a concurrent writer)."""
+
+
+@dataclass(frozen=True)
+class StoredState:
+    """The current result item of one object for one model, as far as decisions go."""
+
+    result_id: str
+    sequencer_order: str | None
+    processed_at: str
+    published: bool
+    publish_claimed_at: float | None
+    label_names: tuple[str, ...]
+    parts: int
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> StoredState:
+        claimed = item.get("publishClaimedAt")
+        return cls(
+            result_id=str(item["resultId"]),
+            sequencer_order=item.get("sequencerOrder"),
+            processed_at=str(item.get("processedAt", "")),
+            published=bool(item.get("eventPublished", False)),
+            publish_claimed_at=float(claimed) if claimed is not None else None,
+            label_names=tuple(item.get("labelNames", [])),
+            parts=int(item.get("parts", 0)),
+        )
+
+
+def _key(bucket: str, key: str, sort_key: str) -> dict[str, Any]:
+    return {layout.PARTITION_KEY: {"S": layout.object_partition(bucket, key)}, layout.SORT_KEY: {"S": sort_key}}
+
+
+def result_key(bucket: str, key: str, project_version_arn: str) -> dict[str, Any]:
+    return _key(bucket, key, layout.result_sort_key(project_version_arn))
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def result_items(result: LabelResult) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The result item and its continuation items (plain values).
+
+    The result item keeps as many labels as fit in one item; the rest go, in
+    order, to continuation items in the same partition. Nothing is dropped.
+    """
+    item: dict[str, Any] = {
+        layout.PARTITION_KEY: layout.object_partition(result.bucket, result.key),
+        layout.SORT_KEY: layout.result_sort_key(result.project_version_arn),
+        "itemType": layout.ITEM_TYPE_RESULT,
+        "bucket": result.bucket,
+        "key": result.key,
+        "versionId": result.version_id,
+        "etag": result.etag,
+        "size": result.size,
+        "sequencer": result.sequencer,
+        "sequencerOrder": comparable_sequencer(result.sequencer),
+        "projectVersionArn": result.project_version_arn,
+        "minConfidence": result.min_confidence,
+        "maxResults": result.max_results,
+        "status": result.status,
+        "labelNames": result.label_names,
+        "labelCount": result.label_count,
+        "error": result.error,
+        "processedAt": result.processed_at,
+        "resultId": result.result_id,
+        "eventPublished": False,
+        "parts": 0,
+        "customLabels": [],
+    }
+    labels = result.custom_labels
+    room = ITEM_BUDGET_BYTES - estimated_item_size(item)
+    kept = _fitting_prefix(labels, room)
+    item["customLabels"] = labels[:kept]
+    parts: list[dict[str, Any]] = []
+    rest = labels[kept:]
+    while rest:
+        part: dict[str, Any] = {
+            layout.PARTITION_KEY: item[layout.PARTITION_KEY],
+            layout.SORT_KEY: layout.part_sort_key(result.project_version_arn, result.result_id, len(parts) + 1),
+            "itemType": layout.ITEM_TYPE_RESULT_PART,
+            "resultId": result.result_id,
+            "partNumber": len(parts) + 1,
+            "customLabels": [],
+        }
+        take = max(1, _fitting_prefix(rest, ITEM_BUDGET_BYTES - estimated_item_size(part)))
+        part["customLabels"] = rest[:take]
+        parts.append(part)
+        rest = rest[take:]
+    item["parts"] = len(parts)
+    return item, parts
+
+
+def _fitting_prefix(labels: Sequence[dict[str, Any]], room: int) -> int:
+    used = 0
+    for index, label in enumerate(labels):
+        used += 1 + estimated_size(label)
+        if used > room:
+            return index
+    return len(labels)
+
+
+def label_index_items(result: LabelResult) -> list[dict[str, Any]]:
+    """One item per distinct label, carrying that label's best confidence."""
+    partition = layout.object_partition(result.bucket, result.key)
+    return [
+        {
+            layout.PARTITION_KEY: partition,
+            layout.SORT_KEY: layout.label_sort_key(result.project_version_arn, name),
+            "itemType": layout.ITEM_TYPE_LABEL,
+            layout.LABEL_INDEX_PARTITION_KEY: name,
+            layout.LABEL_INDEX_SORT_KEY: confidence,
+            "bucket": result.bucket,
+            "key": result.key,
+            "versionId": result.version_id,
+            "projectVersionArn": result.project_version_arn,
+            "resultId": result.result_id,
+        }
+        for name, confidence in best_confidences(result.custom_labels).items()
+    ]
+
+
+class ResultStore:
+    def __init__(self, client: Any, table_name: str, *, clock: Callable[[], float] = time.time) -> None:
+        self._client = client
+        self._table = table_name
+        self._clock = clock
+
+    # -- reads -------------------------------------------------------------
+
+    def current_states(self, refs: Sequence[ObjectRef]) -> dict[ObjectRef, StoredState | None]:
+        """Current result state of each object, by strongly consistent BatchGetItem."""
+        states: dict[ObjectRef, StoredState | None] = dict.fromkeys(refs)
+        names = {f"#a{i}": name for i, name in enumerate(_STATE_ATTRIBUTES)}
+        names.update({"#pk": layout.PARTITION_KEY, "#sk": layout.SORT_KEY})
+        projection = ", ".join(names)
+        by_key = {(layout.object_partition(b, k), layout.result_sort_key(arn)): (b, k, arn) for b, k, arn in states}
+        for chunk in _chunks(list(by_key), MAX_BATCH_GET_KEYS):
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": [{layout.PARTITION_KEY: {"S": pk}, layout.SORT_KEY: {"S": sk}} for pk, sk in chunk],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": projection,
+                    "ExpressionAttributeNames": names,
+                }
+            }
+            for attempt in range(UNPROCESSED_RETRIES + 1):
+                try:
+                    response = self._client.batch_get_item(RequestItems=request)
+                except ClientError as error:
+                    raise StoreError(f"BatchGetItem failed: {error}") from error
+                for raw in response.get("Responses", {}).get(self._table, []):
+                    item = deserialize_item(raw)
+                    states[by_key[(item[layout.PARTITION_KEY], item[layout.SORT_KEY])]] = StoredState.from_item(item)
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise StoreError("BatchGetItem left keys unprocessed after retries")
+        return states
+
+    def current_state(self, ref: ObjectRef) -> StoredState | None:
+        try:
+            response = self._client.get_item(TableName=self._table, Key=result_key(*ref), ConsistentRead=True)
+        except ClientError as error:
+            raise StoreError(f"GetItem failed: {error}") from error
+        item = response.get("Item")
+        return StoredState.from_item(deserialize_item(item)) if item else None
+
+    # -- writes ------------------------------------------------------------
+
+    def save(self, result: LabelResult, previous: StoredState | None) -> None:
+        """Make ``result`` the current result, if the current one is still ``previous``.
+
+        Raises ResultConflict when another writer changed the current result
+        since ``previous`` was read; StoreError when DynamoDB refused the write.
+        """
+        item, parts = result_items(result)
+        item["publishClaimedAt"] = self._clock()  # this writer publishes next
+        if previous is None:
+            condition: dict[str, Any] = {
+                "ConditionExpression": "attribute_not_exists(#pk)",
+                "ExpressionAttributeNames": {"#pk": layout.PARTITION_KEY},
+            }
+        else:
+            condition = {
+                "ConditionExpression": "#rid = :rid AND #at = :at",
+                "ExpressionAttributeNames": {"#rid": "resultId", "#at": "processedAt"},
+                "ExpressionAttributeValues": {":rid": {"S": previous.result_id}, ":at": {"S": previous.processed_at}},
+            }
+        labels = label_index_items(result)
+        current_names = {label[layout.LABEL_INDEX_PARTITION_KEY] for label in labels}
+        stale_names = [name for name in (previous.label_names if previous else ()) if name not in current_names]
+        label_actions: list[dict[str, Any]] = [
+            {"Put": {"TableName": self._table, "Item": serialize_item(label)}} for label in labels
+        ] + [
+            {
+                "Delete": {
+                    "TableName": self._table,
+                    "Key": _key(result.bucket, result.key, layout.label_sort_key(result.project_version_arn, name)),
+                }
+            }
+            for name in stale_names
+        ]
+        if parts:  # keyed by resultId: harmless until the result item points at them
+            self._batch_write([{"PutRequest": {"Item": serialize_item(part)}} for part in parts])
+        first = [{"Put": {"TableName": self._table, "Item": serialize_item(item), **condition}}]
+        room = MAX_TRANSACTION_ACTIONS - 1
+        self._transact(first + label_actions[:room], conflict_index=0)
+        # Only results with more than 99 distinct labels get here; each further
+        # transaction only applies while this result is still the current one.
+        for chunk in _chunks(label_actions[room:], room):
+            guard = {
+                "ConditionCheck": {
+                    "TableName": self._table,
+                    "Key": result_key(result.bucket, result.key, result.project_version_arn),
+                    "ConditionExpression": "#rid = :rid",
+                    "ExpressionAttributeNames": {"#rid": "resultId"},
+                    "ExpressionAttributeValues": {":rid": {"S": result.result_id}},
+                }
+            }
+            self._transact([guard, *chunk], conflict_index=0)
+        if previous is not None and previous.parts and previous.result_id != result.result_id:
+            old_parts = [
+                layout.part_sort_key(result.project_version_arn, previous.result_id, n)
+                for n in range(1, previous.parts + 1)
+            ]
+            self._batch_write([{"DeleteRequest": {"Key": _key(result.bucket, result.key, sk)}} for sk in old_parts])
+
+    def claim_publication(self, ref: ObjectRef, result_id: str, *, claim_ttl_seconds: float) -> bool:
+        """Take the right to publish a stored but unpublished result.
+
+        False when it was published meanwhile, replaced, or another worker
+        claimed it less than ``claim_ttl_seconds`` ago.
+        """
+        now = self._clock()
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=result_key(*ref),
+                UpdateExpression="SET #claim = :now",
+                ConditionExpression=(
+                    "#rid = :rid AND #pub = :false AND (attribute_not_exists(#claim) OR #claim < :stale)"
+                ),
+                ExpressionAttributeNames={"#claim": "publishClaimedAt", "#rid": "resultId", "#pub": "eventPublished"},
+                ExpressionAttributeValues={
+                    ":now": serialize(now),
+                    ":rid": {"S": result_id},
+                    ":false": {"BOOL": False},
+                    ":stale": serialize(now - claim_ttl_seconds),
+                },
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise StoreError(f"UpdateItem (claim) failed: {error}") from error
+        return True
+
+    def release_claim(self, ref: ObjectRef, result_id: str) -> None:
+        """Give up a publish claim after PutEvents refused the event, so the retry need not wait."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=result_key(*ref),
+                UpdateExpression="REMOVE #claim",
+                ConditionExpression="#rid = :rid AND #pub = :false",
+                ExpressionAttributeNames={"#claim": "publishClaimedAt", "#rid": "resultId", "#pub": "eventPublished"},
+                ExpressionAttributeValues={":rid": {"S": result_id}, ":false": {"BOOL": False}},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StoreError(f"UpdateItem (release claim) failed: {error}") from error
+
+    def mark_published(self, published: Sequence[tuple[ObjectRef, str]]) -> None:
+        """Record that these results' events were accepted by EventBridge.
+
+        One TransactWriteItems call for a whole batch; if any result was
+        replaced meanwhile, falls back to one conditional update each.
+        """
+
+        def update(ref: ObjectRef, result_id: str) -> dict[str, Any]:
+            return {
+                "TableName": self._table,
+                "Key": result_key(*ref),
+                "UpdateExpression": "SET #pub = :true REMOVE #claim",
+                "ConditionExpression": "#rid = :rid",
+                "ExpressionAttributeNames": {
+                    "#pub": "eventPublished",
+                    "#claim": "publishClaimedAt",
+                    "#rid": "resultId",
+                },
+                "ExpressionAttributeValues": {":true": {"BOOL": True}, ":rid": {"S": result_id}},
+            }
+
+        for chunk in _chunks(list(published), MAX_TRANSACTION_ACTIONS):
+            if len(chunk) > 1:
+                try:
+                    self._client.transact_write_items(TransactItems=[{"Update": update(*entry)} for entry in chunk])
+                    continue
+                except ClientError as error:
+                    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                        raise StoreError(f"TransactWriteItems (mark published) failed: {error}") from error
+            for entry in chunk:
+                try:
+                    self._client.update_item(**update(*entry))
+                except ClientError as error:
+                    if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                        raise StoreError(f"UpdateItem (mark published) failed: {error}") from error
+
+    # -- helpers -----------------------------------------------------------
+
+    def _transact(self, actions: list[dict[str, Any]], *, conflict_index: int) -> None:
+        try:
+            self._client.transact_write_items(TransactItems=actions)
+        except ClientError as error:
+            reasons = error.response.get("CancellationReasons") or []
+            if (
+                error.response.get("Error", {}).get("Code") == "TransactionCanceledException"
+                and len(reasons) > conflict_index
+                and reasons[conflict_index].get("Code") == "ConditionalCheckFailed"
+            ):
+                raise ResultConflict("the current result changed since it was read") from error
+            raise StoreError(f"TransactWriteItems failed: {error}") from error
+
+    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
+        for chunk in _chunks(requests, MAX_BATCH_WRITE_ITEMS):
+            pending: dict[str, Any] = {self._table: list(chunk)}
+            for attempt in range(UNPROCESSED_RETRIES + 1):
+                try:
+                    response = self._client.batch_write_item(RequestItems=pending)
+                except ClientError as error:
+                    raise StoreError(f"BatchWriteItem failed: {error}") from error
+                pending = response.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise StoreError("BatchWriteItem left items unprocessed after retries")
