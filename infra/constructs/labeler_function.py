@@ -92,7 +92,6 @@ class LabelerFunction(Construct):
             "RESULTS_TABLE_NAME": table.table_name,
             "EVENT_BUS_NAME": bus.event_bus_name,
             "EVENT_SOURCE": settings.event_source,
-            "POWERTOOLS_SERVICE_NAME": "autolabel-labeler",
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
         if settings.min_confidence is not None:

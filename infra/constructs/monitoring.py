@@ -11,8 +11,9 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-METRICS_NAMESPACE = "Autolabel"  # labeler.handler.METRICS_NAMESPACE
-SERVICE = "autolabel-labeler"  # POWERTOOLS_SERVICE_NAME, the EMF dimension
+from labeler.config import METRICS_NAMESPACE
+from labeler.config import SERVICE_NAME as SERVICE
+
 OLDEST_MESSAGE_ALARM_SECONDS = 900
 
 

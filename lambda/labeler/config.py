@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_EVENT_SOURCE = "autolabel"
+# Logger service and the EMF "service" dimension the stack's dashboard reads.
+SERVICE_NAME = "autolabel-labeler"
+METRICS_NAMESPACE = "Autolabel"
 
 # Same shape as the ProjectVersionArn pattern of the DetectCustomLabels API.
 PROJECT_VERSION_ARN_PATTERN = re.compile(

@@ -19,13 +19,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from labeler.clients import create_clients
-from labeler.config import LabelerConfig
+from labeler.config import METRICS_NAMESPACE, SERVICE_NAME, LabelerConfig
 from labeler.pipeline import BatchReport, InboundMessage, LabelingPipeline, build_pipeline
 
-METRICS_NAMESPACE = "Autolabel"
-
-logger = Logger()
-metrics = Metrics(namespace=METRICS_NAMESPACE)
+logger = Logger(service=SERVICE_NAME)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 processor = BatchProcessor(event_type=EventType.SQS)
 
 _pipeline: LabelingPipeline | None = None

@@ -87,7 +87,7 @@ def _parse_record(record: Any, index: int) -> S3ObjectEvent:
     if not isinstance(raw_key, str) or not raw_key:
         raise InvalidMessageError(f"{where} has no object key")
     created = event_name.startswith("ObjectCreated:")
-    size = obj.get("size", 0)
+    size = obj.get("size")
     etag = obj.get("eTag", "")
     if created and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
         raise InvalidMessageError(f"{where} has no valid object size")

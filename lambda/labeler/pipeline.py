@@ -19,7 +19,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from labeler.config import LabelerConfig
+from labeler.config import SERVICE_NAME, LabelerConfig
 from labeler.detector import CustomLabelsDetector, PermanentImageError, RetryableDetectionError
 from labeler.events import build_entry
 from labeler.notifications import InvalidMessageError, S3ObjectEvent, parse_message_body
@@ -28,7 +28,7 @@ from labeler.queries import get_result
 from labeler.results import LABELED, LabelResult
 from labeler.store import ObjectRef, ResultConflict, ResultStore, StoredState, StoreError
 
-logger = Logger(child=True)
+logger = Logger(service=SERVICE_NAME, child=True)
 
 # A result stored but not yet published is left to the worker that stored it
 # for this long; must stay well under the ingest queue's visibility timeout.

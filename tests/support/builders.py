@@ -1,0 +1,50 @@
+"""Builders for S3 notifications and SQS events, from the canonical JSON files."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text())
+    return document
+
+
+def s3_record(
+    key: str,
+    *,
+    bucket: str = "autolabel-images",
+    size: int = 48213,
+    etag: str = "d41d8cd98f00b204e9800998ecf8427e",
+    version_id: str | None = None,
+    sequencer: str | None = None,
+    event_name: str = "ObjectCreated:Put",
+) -> dict[str, Any]:
+    """One S3 notification record; the key is URL-encoded as S3 does."""
+    record = copy.deepcopy(load_event("s3_notification.json")["Records"][0])
+    record["eventName"] = event_name
+    record["s3"]["bucket"]["name"] = bucket
+    record["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
+    obj: dict[str, Any] = {"key": quote_plus(key), "size": size, "eTag": etag}
+    if version_id is not None:
+        obj["versionId"] = version_id
+    if sequencer is not None:
+        obj["sequencer"] = sequencer
+    record["s3"]["object"] = obj
+    return record
+
+
+def notification_body(*records: dict[str, Any]) -> str:
+    return json.dumps({"Records": list(records)})
+
+
+def sqs_event(*bodies: str) -> dict[str, Any]:
+    template = load_event("sqs_event.json")["Records"][0]
+    return {"Records": [{**copy.deepcopy(template), "messageId": str(uuid.uuid4()), "body": body} for body in bodies]}
