@@ -43,7 +43,7 @@ class FakeCustomLabelsModel:
     def __init__(self, s3_client: Any, *, latency_seconds: float = 0.0, fault: Fault | None = None) -> None:
         self._s3 = s3_client
         self._latency = latency_seconds
-        self._fault = fault
+        self.fault = fault
         self._lock = threading.Lock()
         self.calls: list[dict[str, Any]] = []
 
@@ -52,7 +52,7 @@ class FakeCustomLabelsModel:
             self.calls.append(request)
         if self._latency:
             time.sleep(self._latency)
-        if self._fault is not None and (error := self._fault(request)) is not None:
+        if self.fault is not None and (error := self.fault(request)) is not None:
             raise error
         s3_object = request["Image"]["S3Object"]
         image = self._open(s3_object)

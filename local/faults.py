@@ -68,12 +68,13 @@ def put_events_rejecting(predicate: Callable[[dict[str, Any]], bool], error_code
 
     def fault(kwargs: dict[str, Any], call: Call) -> Any:
         entries = kwargs["Entries"]
-        accepted = [entry for entry in entries if not predicate(entry)]
+        refused = [predicate(entry) for entry in entries]  # once each: predicates may keep state
+        accepted = [entry for entry, no in zip(entries, refused, strict=True) if not no]
         real = call(**{**kwargs, "Entries": accepted}) if accepted else {"Entries": []}
         answers = iter(real.get("Entries", []))
         outcome = [
-            {"ErrorCode": error_code, "ErrorMessage": "injected partial failure"} if predicate(entry) else next(answers)
-            for entry in entries
+            {"ErrorCode": error_code, "ErrorMessage": "injected partial failure"} if no else next(answers)
+            for no in refused
         ]
         return {"FailedEntryCount": sum(1 for o in outcome if "ErrorCode" in o), "Entries": outcome}
 

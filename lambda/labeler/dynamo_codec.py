@@ -52,7 +52,9 @@ def estimated_size(value: Any) -> int:
     if isinstance(value, str):
         return len(value.encode())
     if isinstance(value, (int, float, Decimal)):
-        return len(repr(value)) // 2 + 2
+        # DynamoDB counts about one byte per two digits; count one per
+        # character of the number as sent, an upper bound (moto counts so too).
+        return len(str(value) if isinstance(value, Decimal) else repr(value)) + 1
     if isinstance(value, dict):
         return 3 + sum(1 + len(str(k).encode()) + estimated_size(v) for k, v in value.items())
     if isinstance(value, (list, tuple)):

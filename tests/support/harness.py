@@ -18,6 +18,7 @@ from local.fake_model import FakeCustomLabelsModel
 from local.faults import FaultyClient
 from local.poller import EventSourceMappingPoller
 from local.stack_template import PLACEHOLDER_PROJECT_VERSION_ARN, StackFacts
+from tests.support.builders import s3_record
 
 ARN = PLACEHOLDER_PROJECT_VERSION_ARN
 
@@ -72,6 +73,35 @@ class Harness:
     def upload(self, key: str, body: bytes) -> dict[str, Any]:
         response: dict[str, Any] = self.s3.put_object(Bucket=self.resources.bucket, Key=key, Body=body)
         return response
+
+    def upload_quietly(self, key: str, body: bytes) -> dict[str, Any]:
+        """Upload without moto's notification (which has no versionId/sequencer), for hand-made ones."""
+        response = self.upload(key, body)
+        self.discard_notifications()
+        return response
+
+    def discard_notifications(self) -> None:
+        drain_queue(self.sqs, self.resources.queue_url)
+
+    def record_for(
+        self,
+        key: str,
+        upload: dict[str, Any],
+        *,
+        sequencer: str | None = None,
+        size: int | None = None,
+        with_version: bool = True,
+    ) -> dict[str, Any]:
+        """A real-S3-shaped record for an uploaded object (versionId and sequencer present)."""
+        head = self.s3.head_object(Bucket=self.resources.bucket, Key=key, VersionId=upload["VersionId"])
+        return s3_record(
+            key,
+            bucket=self.resources.bucket,
+            size=head["ContentLength"] if size is None else size,
+            etag=upload["ETag"].strip('"'),
+            version_id=upload["VersionId"] if with_version else None,
+            sequencer=sequencer,
+        )
 
     def send(self, body: str) -> None:
         """Put a hand-made notification on the ingest queue (e.g. with sequencer/versionId)."""
