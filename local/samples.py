@@ -35,7 +35,8 @@ def make_image(
 class Sample:
     key: str
     body: bytes
-    expect: str  # what the pipeline should do with it, for the printed table
+    expected_status: str  # LABELED, FAILED or SKIPPED
+    note: str
 
 
 def sample_set() -> list[Sample]:
@@ -43,28 +44,33 @@ def sample_set() -> list[Sample]:
         Sample(
             "line-1/part-0001.png",
             make_image({"scratch": (0.1, 0.1, 0.3, 0.25), "logo": (0.6, 0.55, 0.3, 0.3)}),
-            "LABELED: scratch, logo",
+            "LABELED",
+            "scratch and logo",
         ),
         Sample(
             "line-1/part 0002 (re-shot).JPG",
             make_image({"dent": (0.35, 0.3, 0.4, 0.4)}, size=(400, 300), image_format="JPEG"),
-            "LABELED: dent (key with spaces, upper-case extension)",
+            "LABELED",
+            "dent; key with spaces, upper-case extension",
         ),
         Sample(
             "line-1/part-0003.jpeg",
             make_image({}, size=(200, 200), image_format="JPEG"),
-            "LABELED: no label above the threshold",
+            "LABELED",
+            "nothing above the model's threshold: no labels",
         ),
         Sample(
             "line-2/corrupt.jpg",
             b"\xff\xd8\xff\xe0 this is not really a JPEG" * 10,
-            "FAILED: InvalidImageFormatException",
+            "FAILED",
+            "corrupt JPEG: InvalidImageFormatException",
         ),
         Sample(
             "line-2/thumbnail.png",
             make_image({"logo": (0.0, 0.0, 1.0, 1.0)}, size=(32, 32)),
-            "FAILED: InvalidParameterException (under 64x64 px)",
+            "FAILED",
+            "32x32 px: InvalidParameterException",
         ),
-        Sample("line-2/empty.png", b"", "FAILED: InvalidImageFormatException (empty, no Rekognition call)"),
-        Sample("line-2/notes.txt", b"operator notes: not an image", "SKIPPED: not .jpg/.jpeg/.png"),
+        Sample("line-2/empty.png", b"", "FAILED", "empty: InvalidImageFormatException without a call"),
+        Sample("line-2/notes.txt", b"operator notes: not an image", "SKIPPED", "not .jpg/.jpeg/.png: no call, no row"),
     ]

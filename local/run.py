@@ -1,0 +1,278 @@
+"""`make local`: the whole pipeline on this machine, no AWS account.
+
+An embedded moto server on 127.0.0.1 plays S3, SQS, DynamoDB and EventBridge,
+with the resources of the synthesized stack; the real labeler handler is
+driven by a poller that behaves like the SQS event source mapping. Only the
+Custom Labels model is emulated (local/fake_model.py), and we say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+from PIL import Image, ImageDraw
+
+from labeler import handler
+from labeler.clients import create_clients
+from labeler.config import LabelerConfig
+from labeler.pipeline import build_pipeline
+from labeler.queries import find_by_label, get_result
+from local.emulator import REGION, LocalResources, consumed_events, create_resources, drain_queue
+from local.fake_model import PALETTE, FakeCustomLabelsModel, client_error
+from local.poller import EventSourceMappingPoller
+from local.samples import Sample, sample_set
+from local.stack_template import default_facts
+
+BANNER = """\
+================================================================================
+ autolabel local run
+ AWS services: EMULATED by an embedded moto server on {endpoint}
+ Custom Labels model: EMULATED (local/fake_model.py finds coloured regions);
+ no Rekognition call is made and no AWS account is used.
+================================================================================"""
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def lambda_output_to(stream: Any) -> Iterator[None]:
+    """Send the handler's JSON logs and EMF metrics (stdout in Lambda) to a file."""
+    log_handler = handler.logger.registered_handler
+    previous = log_handler.setStream(stream)  # type: ignore[attr-defined]
+    try:
+        with contextlib.redirect_stdout(stream):  # EMF metrics are printed
+            yield
+    finally:
+        log_handler.setStream(previous)  # type: ignore[attr-defined]
+
+
+def throttle_first_call_of(key: str) -> Any:
+    """Show a retry: the emulated model throttles the first call for one key."""
+    seen: set[str] = set()
+
+    def fault(request: dict[str, Any]) -> Exception | None:
+        name = request["Image"]["S3Object"]["Name"]
+        if name == key and name not in seen:
+            seen.add(name)
+            return client_error("ThrottlingException", "Rate exceeded (emulated)")
+        return None
+
+    return fault
+
+
+def annotate(s3: Any, bucket: str, result: dict[str, Any], out_dir: Path) -> Path:
+    image = Image.open(io.BytesIO(s3.get_object(Bucket=bucket, Key=result["key"])["Body"].read())).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    width, height = image.size
+    for label in result["customLabels"]:
+        box = label.get("Geometry", {}).get("BoundingBox")
+        if not box:
+            continue
+        x0, y0 = box["Left"] * width, box["Top"] * height
+        x1, y1 = x0 + box["Width"] * width, y0 + box["Height"] * height
+        colour = tuple(255 - c for c in PALETTE.get(label["Name"], (0, 0, 0)))
+        draw.rectangle([x0, y0, x1, y1], outline=colour, width=3)
+        caption = f"{label['Name']} {label['Confidence']:.1f}"
+        left, top, right, bottom = draw.textbbox((x0 + 4, y0 + 4), caption)
+        draw.rectangle([left - 2, top - 2, right + 2, bottom + 2], fill=(255, 255, 255))
+        draw.text((x0 + 4, y0 + 4), caption, fill=(0, 0, 0))
+    path = out_dir / (re.sub(r"[^A-Za-z0-9._-]+", "_", result["key"]) + ".annotated.png")
+    image.save(path)
+    return path
+
+
+def print_table(rows: list[list[str]], headers: list[str]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    print(line.format(*headers))
+    print(line.format(*("-" * w for w in widths)))
+    for row in rows:
+        print(line.format(*row))
+
+
+def run(output_dir: Path) -> int:
+    facts = default_facts()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log lines
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    print(BANNER.format(endpoint=endpoint))
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    env.pop("AWS_SESSION_TOKEN", None)
+    try:
+        with environment(env):
+            return _run(facts, output_dir)
+    finally:
+        server.stop()
+
+
+def _run(facts: Any, output_dir: Path) -> int:
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    resources: LocalResources = create_resources(
+        facts,
+        s3=s3,
+        sqs=sqs,
+        dynamodb=boto3.client("dynamodb"),
+        events=boto3.client("events"),
+        event_source=facts.function_environment.get("EVENT_SOURCE", "autolabel"),
+        visibility_timeout=2,
+    )
+    print(
+        f"Resources from the synthesized stack: bucket {resources.bucket}, ingest queue + DLQ "
+        f"(maxReceiveCount {facts.max_receive_count}), table {resources.table_name} (template key schema), "
+        f"bus {resources.event_bus_name} with a consumer queue. Batch size {facts.batch_size}."
+    )
+    lambda_env = {
+        **facts.function_environment,
+        "RESULTS_TABLE_NAME": resources.table_name,
+        "EVENT_BUS_NAME": resources.event_bus_name,
+    }
+    with environment(lambda_env):
+        config = LabelerConfig.from_environ(os.environ)  # the Lambda's own cold-start validation
+    model = FakeCustomLabelsModel(s3, fault=throttle_first_call_of("line-1/part-0001.png"))
+    handler.use_pipeline(build_pipeline(config, dataclasses.replace(create_clients(), rekognition=model)))
+    poller = EventSourceMappingPoller(
+        sqs,
+        resources.queue_url,
+        resources.queue_arn,
+        handler.handler,
+        batch_size=facts.batch_size,
+        retry_delay_seconds=1,
+        region=REGION,
+    )
+    samples = sample_set()
+    print(f"\nUploading {len(samples)} sample objects (one is throttled once, to show a retry)...")
+    uploads = {
+        sample.key: s3.put_object(Bucket=resources.bucket, Key=sample.key, Body=sample.body) for sample in samples
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    log_path = output_dir / "lambda-logs.jsonl"
+    with log_path.open("w") as log_file, lambda_output_to(log_file):
+        poller.run_until_idle(max_seconds=120)
+        # The same notification delivered again (S3 and SQS deliver at least once).
+        again = next(s for s in samples if s.expected_status == "LABELED")
+        sqs.send_message(
+            QueueUrl=resources.queue_url,
+            MessageBody=json.dumps(
+                {
+                    "Records": [
+                        {
+                            "eventSource": "aws:s3",
+                            "eventName": "ObjectCreated:Put",
+                            "s3": {
+                                "bucket": {"name": resources.bucket},
+                                "object": {
+                                    "key": again.key.replace(" ", "+"),
+                                    "size": len(again.body),
+                                    "eTag": uploads[again.key]["ETag"].strip('"'),
+                                },
+                            },
+                        }
+                    ]
+                }
+            ),
+        )
+        poller.run_until_idle(max_seconds=60)
+    print(
+        f"Poller: {poller.stats.invocations} invocations, {poller.stats.messages} messages, "
+        f"{poller.stats.item_failures} retried; {len(model.calls)} emulated DetectCustomLabels calls "
+        f"(Lambda logs and EMF metrics: {log_path})"
+    )
+    return report(s3, sqs, resources, samples, output_dir)
+
+
+def report(s3: Any, sqs: Any, resources: LocalResources, samples: list[Sample], output_dir: Path) -> int:
+    ddb = boto3.client("dynamodb")
+    rows, mismatches = [], 0
+    annotated_dir = output_dir / "annotated"
+    annotated_dir.mkdir(parents=True, exist_ok=True)
+    for sample in samples:
+        result = get_result(resources.table_name, resources.bucket, sample.key, client=ddb)
+        status = result["status"] if result else "SKIPPED"
+        mismatches += status != sample.expected_status
+        detail = ""
+        if result and result["status"] == "LABELED":
+            detail = ", ".join(f"{x['Name']} {x['Confidence']:.1f}" for x in result["customLabels"]) or "(none)"
+            annotate(s3, resources.bucket, result, annotated_dir)
+        elif result:
+            detail = f"{result['error']['code']}: {result['error']['message']}"
+        rows.append([sample.key, status, detail[:70], sample.note])
+    print("\nResults in DynamoDB (labeler.queries.get_result):")
+    print_table(rows, ["object key", "status", "labels / error", "sample"])
+    events = consumed_events(sqs, resources.consumer_queue_url)
+    print(f"\nEvents the example consumer received from EventBridge ({len(events)}):")
+    print_table(
+        [
+            [
+                e["detail-type"],
+                e["detail"]["key"],
+                ", ".join(e["detail"].get("labelNames", [])) or e["detail"].get("error", {}).get("code", "-"),
+            ]
+            for e in events
+        ],
+        ["detail-type", "key", "labelNames / error"],
+    )
+    (output_dir / "events.json").write_text(json.dumps(events, indent=2))
+    dead = drain_queue(sqs, resources.dead_letter_queue_url)
+    print(f"\nDead-letter queue: {len(dead)} message(s)")
+    found = find_by_label(resources.table_name, "scratch", 50, client=ddb)
+    print(f"find_by_label('scratch', min_confidence=50): {[(f['key'], round(f['confidence'], 1)) for f in found]}")
+    print(f"Annotated images (bounding boxes drawn): {annotated_dir}/")
+    print(f"Events as JSON: {output_dir / 'events.json'}")
+    expected_events = sum(s.expected_status != "SKIPPED" for s in samples)
+    ok = mismatches == 0 and len(events) == expected_events and not dead
+    print(
+        "\nOK: every sample ended as expected, one event each, nothing in the DLQ."
+        if ok
+        else f"\nUNEXPECTED: {mismatches} sample(s) ended otherwise, {len(events)} events "
+        f"(expected {expected_events}), {len(dead)} in the DLQ."
+    )
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path(".local-run"),
+        help="where annotated images, events and Lambda logs go (default: .local-run)",
+    )
+    args = parser.parse_args(argv)
+    return run(args.output_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

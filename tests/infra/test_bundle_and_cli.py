@@ -1,0 +1,83 @@
+"""The Lambda asset, and `cdk synth` through the pinned CLI with no credentials."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from infra.bundling import bundle_labeler, pinned_requirements
+
+ROOT = Path(__file__).resolve().parents[2]
+ARN = "arn:aws:rekognition:us-east-1:123456789012:project/p/version/p.1/1700000000000"
+
+
+def test_asset_holds_the_labeler_and_its_pinned_runtime_dependencies(tmp_path: Path) -> None:
+    bundle_labeler(tmp_path)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"labeler", "aws_lambda_powertools", "jmespath"} <= names
+    assert (tmp_path / "labeler" / "handler.py").is_file()
+    assert not {"boto3", "botocore", "moto", "PIL", "tests"} & names  # the runtime has boto3; no dev packages
+    assert not list(tmp_path.rglob("__pycache__"))
+    assert pinned_requirements() == {"aws-lambda-powertools": "3.37.0"}
+
+
+def test_handler_imports_from_the_asset_alone(tmp_path: Path) -> None:
+    bundle_labeler(tmp_path)
+    code = "import labeler.handler, aws_lambda_powertools; print(aws_lambda_powertools.__file__)"
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path)!r}); {code}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        cwd=tmp_path,
+    ).stdout
+    assert out.startswith(str(tmp_path))
+
+
+def test_cdk_synth_with_the_pinned_cli_needs_no_credentials(tmp_path: Path) -> None:
+    cli = ROOT / "node_modules" / ".bin" / "cdk"
+    assert cli.exists(), "run `make setup` (npm ci installs the pinned CDK CLI)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        {
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+            "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        }
+    )
+    out = tmp_path / "cdk.out"
+    run = subprocess.run(
+        [str(cli), "synth", "--quiet", "--no-notices", "-o", str(out), "-c", f"projectVersionArn={ARN}"],
+        cwd=ROOT,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    template = json.loads((out / "Autolabel.template.json").read_text())
+    assert any(r["Type"] == "AWS::Lambda::EventSourceMapping" for r in template["Resources"].values())
+    assets = [p for p in out.iterdir() if p.name.startswith("asset.")]
+    assert any((p / "labeler" / "handler.py").is_file() for p in assets)  # bundled locally, no Docker
+
+
+def test_cdk_synth_without_model_arn_explains_how_to_pass_it(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "CDK_OUTDIR": str(tmp_path), "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"},
+    )
+    assert run.returncode != 0
+    assert "-c projectVersionArn=" in run.stderr

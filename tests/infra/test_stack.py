@@ -1,0 +1,363 @@
+"""The deployed stack, one concern per test (aws_cdk.assertions)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Annotations, Match, Template
+
+from labeler import table_layout as layout
+from tests.infra.conftest import ARN, synth
+
+TLS_DENY = Match.object_like(
+    {
+        "Effect": "Deny",
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def default() -> tuple[Any, Template]:
+    return synth()
+
+
+@pytest.fixture(scope="module")
+def template(default: tuple[Any, Template]) -> Template:
+    return default[1]
+
+
+@pytest.fixture(scope="module")
+def customized() -> Template:
+    return synth(
+        bucketName="acme-existing-images",
+        keyPrefix="incoming/",
+        minConfidence="0",
+        maxResults=20,
+        batchSize=5,
+        maxConcurrency=7,
+        eventSource="acme.autolabel",
+    )[1]
+
+
+def labeler_statements(template: Template) -> list[dict[str, Any]]:
+    policies = template.find_resources("AWS::IAM::Policy")
+    roles = template.find_resources("AWS::IAM::Role")
+    role_id = next(rid for rid in roles if rid.startswith("LabelerRole"))
+    statements: list[dict[str, Any]] = []
+    for policy in policies.values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def actions_of(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else list(actions)
+
+
+def statement_with(template: Template, action: str) -> dict[str, Any]:
+    (statement,) = [s for s in labeler_statements(template) if action in actions_of(s)]
+    return statement
+
+
+def test_labeler_may_detect_only_with_the_configured_model_version(template: Template) -> None:
+    statement = statement_with(template, "rekognition:DetectCustomLabels")
+    assert actions_of(statement) == ["rekognition:DetectCustomLabels"]
+    assert statement["Resource"] == ARN
+
+
+def test_labeler_reads_only_objects_of_the_image_bucket(template: Template) -> None:
+    statement = statement_with(template, "s3:GetObject")
+    assert sorted(actions_of(statement)) == ["s3:GetObject", "s3:GetObjectVersion"]
+    bucket_id = next(
+        iter(
+            template.find_resources(
+                "AWS::S3::Bucket", {"Properties": {"VersioningConfiguration": {"Status": "Enabled"}}}
+            )
+        )
+    )
+    assert statement["Resource"] == {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/*"]]}
+
+
+def test_labeler_uses_exactly_its_table_actions_on_its_table(template: Template) -> None:
+    statement = statement_with(template, "dynamodb:BatchGetItem")
+    table_id = next(iter(template.find_resources("AWS::DynamoDB::Table")))
+    assert statement["Resource"] == {"Fn::GetAtt": [table_id, "Arn"]}
+    assert sorted(actions_of(statement)) == sorted(
+        [
+            "dynamodb:BatchGetItem",
+            "dynamodb:GetItem",
+            "dynamodb:Query",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:BatchWriteItem",
+        ]
+    )
+
+
+def test_labeler_publishes_only_to_its_bus(template: Template) -> None:
+    statement = statement_with(template, "events:PutEvents")
+    bus_id = next(iter(template.find_resources("AWS::Events::EventBus")))
+    assert statement["Resource"] == {"Fn::GetAtt": [bus_id, "Arn"]}
+
+
+def test_labeler_consumes_only_its_queue_and_writes_only_its_logs(template: Template) -> None:
+    queue_id = next(
+        rid for rid, r in template.find_resources("AWS::SQS::Queue").items() if "RedrivePolicy" in r["Properties"]
+    )
+    consume = statement_with(template, "sqs:ReceiveMessage")
+    assert consume["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    logs = statement_with(template, "logs:PutLogEvents")
+    log_group_id = next(iter(template.find_resources("AWS::Logs::LogGroup")))
+    assert logs["Resource"] == {"Fn::GetAtt": [log_group_id, "Arn"]}
+
+
+def test_no_labeler_statement_uses_a_wildcard_resource_or_action(template: Template) -> None:
+    for statement in labeler_statements(template):
+        assert statement["Resource"] != "*"
+        assert all("*" not in action for action in actions_of(statement))
+
+
+def test_labeler_role_has_no_managed_policies(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::IAM::Role",
+        {
+            "Description": Match.string_like_regexp("autolabel labeler"),
+            "ManagedPolicyArns": Match.absent(),
+        },
+    )
+
+
+def test_bucket_notifies_the_ingest_queue_of_every_created_object(template: Template) -> None:
+    queue_id = next(
+        rid for rid, r in template.find_resources("AWS::SQS::Queue").items() if "RedrivePolicy" in r["Properties"]
+    )
+    template.has_resource_properties(
+        "Custom::S3BucketNotifications",
+        {
+            "NotificationConfiguration": {
+                "QueueConfigurations": [
+                    {
+                        "Events": ["s3:ObjectCreated:*"],
+                        "QueueArn": {"Fn::GetAtt": [queue_id, "Arn"]},
+                        "Filter": Match.absent(),
+                    }
+                ]
+            },
+        },
+    )
+
+
+def test_event_source_mapping_reports_batch_item_failures(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "BatchSize": 10,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ScalingConfig": {"MaximumConcurrency": 2},
+        },
+    )
+
+
+def test_queue_visibility_is_six_function_timeouts_with_a_dlq(template: Template) -> None:
+    (function,) = [
+        f
+        for f in template.find_resources("AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "labeler.handler.handler"
+    ]
+    timeout = function["Properties"]["Timeout"]
+    dlq_id = next(
+        rid for rid, r in template.find_resources("AWS::SQS::Queue").items() if "RedrivePolicy" not in r["Properties"]
+    )
+    template.has_resource_properties(
+        "AWS::SQS::Queue",
+        {
+            "VisibilityTimeout": 6 * timeout,
+            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]}, "maxReceiveCount": 5},
+            "SqsManagedSseEnabled": True,
+        },
+    )
+    template.has_resource_properties(
+        "AWS::SQS::Queue", {"MessageRetentionPeriod": 14 * 24 * 3600, "SqsManagedSseEnabled": True}
+    )
+
+
+def test_queues_and_bucket_policies_deny_non_tls(template: Template) -> None:
+    queue_policies = template.find_resources("AWS::SQS::QueuePolicy")
+    assert len(queue_policies) == 2
+    for policy in queue_policies.values():
+        assert any(
+            s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        )
+    template.has_resource_properties(
+        "AWS::S3::BucketPolicy", {"PolicyDocument": {"Statement": Match.array_with([TLS_DENY])}}
+    )
+
+
+def test_image_bucket_is_private_encrypted_versioned_and_logged(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "VersioningConfiguration": {"Status": "Enabled"},
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True,
+                "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
+            },
+            "LoggingConfiguration": Match.object_like({"LogFilePrefix": "images/"}),
+        },
+    )
+
+
+def test_results_table_layout_encryption_and_pitr(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "KeySchema": [
+                {"AttributeName": layout.PARTITION_KEY, "KeyType": "HASH"},
+                {"AttributeName": layout.SORT_KEY, "KeyType": "RANGE"},
+            ],
+            "GlobalSecondaryIndexes": [
+                Match.object_like(
+                    {
+                        "IndexName": layout.LABEL_INDEX_NAME,
+                        "KeySchema": [
+                            {"AttributeName": layout.LABEL_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                            {"AttributeName": layout.LABEL_INDEX_SORT_KEY, "KeyType": "RANGE"},
+                        ],
+                    }
+                )
+            ],
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "SSESpecification": {"SSEEnabled": True},
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+    )
+
+
+def test_function_environment_comes_from_resources_and_settings(template: Template) -> None:
+    table_id = next(iter(template.find_resources("AWS::DynamoDB::Table")))
+    bus_id = next(iter(template.find_resources("AWS::Events::EventBus")))
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "labeler.handler.handler",
+            "Environment": {
+                "Variables": {
+                    "PROJECT_VERSION_ARN": ARN,
+                    "RESULTS_TABLE_NAME": {"Ref": table_id},
+                    "EVENT_BUS_NAME": {"Ref": bus_id},
+                    "EVENT_SOURCE": "autolabel",
+                    "MIN_CONFIDENCE": Match.absent(),
+                    "MAX_RESULTS": Match.absent(),
+                }
+            },
+        },
+    )
+
+
+def test_alarms_on_dlq_depth_message_age_and_function_errors(template: Template) -> None:
+    for metric in ("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "Errors"):
+        template.has_resource_properties(
+            "AWS::CloudWatch::Alarm",
+            {
+                "MetricName": metric,
+                "AlarmActions": [{"Ref": Match.string_like_regexp("MonitoringAlarmTopic")}],
+            },
+        )
+    template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
+    dashboard = json.dumps(template.find_resources("AWS::CloudWatch::Dashboard"))
+    for metric in (
+        "ImagesLabeled",
+        "ImagesFailed",
+        "ImagesSkipped",
+        "LabelsPerImage",
+        "RekognitionLatency",
+        "RekognitionThrottles",
+    ):
+        assert metric in dashboard
+
+
+def test_outputs_have_stable_ids(template: Template) -> None:
+    outputs = template.find_outputs("*")
+    assert {
+        "ImageBucketName",
+        "IngestQueueUrl",
+        "DeadLetterQueueUrl",
+        "ResultsTableName",
+        "EventBusName",
+        "LabelerFunctionName",
+        "AlarmTopicArn",
+        "DashboardName",
+    } <= set(outputs)
+
+
+def test_template_is_environment_agnostic(template: Template) -> None:
+    text = json.dumps(template.to_json())
+    assert "123456789012" not in text.replace(ARN, "")  # only inside the model ARN we were given
+    assert "us-east-1" not in text.replace(ARN, "")
+
+
+def test_cdk_nag_has_no_unacknowledged_finding(default: tuple[Any, Template]) -> None:
+    stack, _template = default
+    findings = Annotations.from_stack(stack)
+    errors = findings.find_error("*", Match.string_like_regexp(r"AwsSolutions-"))
+    warnings = findings.find_warning("*", Match.string_like_regexp(r"AwsSolutions-"))
+    assert [e.entry.data for e in errors] == []
+    assert [w.entry.data for w in warnings] == []
+
+
+def test_every_acknowledged_finding_has_a_reason(template: Template) -> None:
+    acknowledged = 0
+    for resource in template.to_json()["Resources"].values():
+        for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []):
+            acknowledged += 1
+            assert len(rule["reason"]) > 40, rule
+    assert acknowledged >= 2
+
+
+def test_existing_bucket_prefix_and_settings(customized: Template) -> None:
+    assert customized.find_resources("AWS::S3::Bucket") == {}  # nothing created, the existing one is used
+    customized.has_resource_properties(
+        "Custom::S3BucketNotifications",
+        {
+            "BucketName": "acme-existing-images",
+            "NotificationConfiguration": {
+                "QueueConfigurations": [
+                    Match.object_like({"Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "incoming/"}]}}})
+                ]
+            },
+        },
+    )
+    statement = statement_with(customized, "s3:GetObject")
+    assert statement["Resource"] == {
+        "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::acme-existing-images/incoming/*"]]
+    }
+    customized.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping", {"BatchSize": 5, "ScalingConfig": {"MaximumConcurrency": 7}}
+    )
+    customized.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": Match.object_like(
+                    {"MIN_CONFIDENCE": "0", "MAX_RESULTS": "20", "EVENT_SOURCE": "acme.autolabel"}
+                )
+            }
+        },
+    )
+
+
+def test_customized_stack_is_nag_clean_too() -> None:
+    stack, _template = synth(bucketName="acme-existing-images", keyPrefix="incoming/")
+    assert Annotations.from_stack(stack).find_error("*", Match.string_like_regexp(r"AwsSolutions-")) == []
