@@ -47,7 +47,7 @@ deploy: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx cdk deploy
 
 benchmark: setup
-	$(PY) -m local.benchmark_batch
+	$(PY) -m local.benchmark
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .local-run .pytest_cache .mypy_cache .ruff_cache

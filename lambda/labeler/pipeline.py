@@ -89,6 +89,12 @@ class _Outcome:
     retry_reason: str | None = None
     throttled: bool = False
     latency_ms: float | None = None
+    unsaved: bool = False  # a new result still to be stored
+    previous: StoredState | None = None  # the state it was decided against
+
+
+def _raise(_task: _Task, error: Exception) -> _Outcome:
+    raise error
 
 
 class LabelingPipeline:
@@ -130,7 +136,10 @@ class LabelingPipeline:
                 report.fail(task.message_ids, str(error))
             report.retries += len(tasks)
             return report
-        outcomes = list(self._pool().map(lambda task: self._run(task, states[task.ref]), tasks))
+        # Label concurrently (bounded), then store all new results in as few
+        # transactions as fit, then publish them in PutEvents calls of 10.
+        outcomes = list(self._pool().map(lambda task: self._guarded(task, self._prepare, states[task.ref]), tasks))
+        self._save(tasks, outcomes)
         self._publish(tasks, outcomes, report)
         return report
 
@@ -209,10 +218,11 @@ class LabelingPipeline:
             return _Action.STALE
         return _Action.LABEL
 
-    def _run(self, task: _Task, state: StoredState | None) -> _Outcome:
+    def _guarded(self, task: _Task, step: Callable[..., _Outcome], *args: Any) -> _Outcome:
+        """Run a step for a task; any failure becomes a retry of that task's messages."""
         extra = {"objectKey": task.obj.key, "messageId": ",".join(task.message_ids), "resultId": task.result_id}
         try:
-            return self._run_task(task, state)
+            return step(task, *args)
         except (StoreError, RetryableDetectionError) as error:
             throttled = isinstance(error, RetryableDetectionError) and error.is_throttle
             logger.warning("Retrying record", extra={**extra, "error": str(error)})
@@ -221,27 +231,58 @@ class LabelingPipeline:
             logger.exception("Unexpected error; retrying record", extra=extra)
             return _Outcome(_Action.LABEL, retry_reason=f"{type(error).__name__}: {error}")
 
-    def _run_task(self, task: _Task, state: StoredState | None) -> _Outcome:
-        result: LabelResult | None = None
-        latency_ms: float | None = None
+    def _prepare(self, task: _Task, state: StoredState | None, labeled: _Outcome | None = None) -> _Outcome:
+        """Decide against the current state; label (once) when a new result is needed."""
+        action = self._decide(task, state)
+        if action in (_Action.DUPLICATE, _Action.STALE):
+            return _Outcome(action)
+        if action is _Action.IN_PROGRESS:
+            return _Outcome(action, retry_reason="another worker is publishing this result")
+        if action is _Action.PUBLISH_STORED:
+            if not self._store.claim_publication(task.ref, task.result_id, claim_ttl_seconds=self._claim_ttl):
+                return _Outcome(action, retry_reason="result was claimed or replaced meanwhile")
+            return _Outcome(action, result=self._load_stored(task))
+        if labeled is not None and labeled.result is not None:
+            return _Outcome(
+                _Action.LABEL, result=labeled.result, latency_ms=labeled.latency_ms, unsaved=True, previous=state
+            )
+        result, latency_ms = self._label(task.obj)
+        return _Outcome(_Action.LABEL, result=result, latency_ms=latency_ms, unsaved=True, previous=state)
+
+    def _save(self, tasks: Sequence[_Task], outcomes: list[_Outcome]) -> None:
+        pending = [i for i, outcome in enumerate(outcomes) if outcome.unsaved and outcome.retry_reason is None]
+        if not pending:
+            return
+        pairs = [(outcomes[i].result, outcomes[i].previous) for i in pending]
+        try:
+            errors = self._store.save_many(pairs)  # type: ignore[arg-type]
+        except Exception as failure:  # e.g. a bug in packing: retry these records
+            logger.exception("Could not store results; retrying them")
+            errors = [StoreError(str(failure))] * len(pending)
+        for index, error in zip(pending, errors, strict=True):
+            task, outcome = tasks[index], outcomes[index]
+            if error is None:
+                outcome.unsaved = False
+            elif isinstance(error, ResultConflict):
+                outcomes[index] = self._guarded(task, self._resolve_conflict, outcome)
+            else:
+                outcomes[index] = self._guarded(task, _raise, error)
+
+    def _resolve_conflict(self, task: _Task, labeled: _Outcome) -> _Outcome:
+        """Another writer changed the result since the batch read it: decide again."""
         for _ in range(MAX_CONFLICT_ROUNDS):
-            action = self._decide(task, state)
-            if action in (_Action.DUPLICATE, _Action.STALE):
-                return _Outcome(action)
-            if action is _Action.IN_PROGRESS:
-                return _Outcome(action, retry_reason="another worker is publishing this result")
-            if action is _Action.PUBLISH_STORED:
-                if not self._store.claim_publication(task.ref, task.result_id, claim_ttl_seconds=self._claim_ttl):
-                    return _Outcome(action, retry_reason="result was claimed or replaced meanwhile")
-                return _Outcome(action, result=self._load_stored(task))
-            if result is None:
-                result, latency_ms = self._label(task.obj)
+            outcome = self._prepare(task, self._store.current_state(task.ref), labeled)
+            if not outcome.unsaved:
+                return outcome
             try:
-                self._store.save(result, state)
-                return _Outcome(_Action.LABEL, result=result, latency_ms=latency_ms)
+                self._store.save(outcome.result, outcome.previous)  # type: ignore[arg-type]
+                outcome.unsaved = False
+                return outcome
             except ResultConflict:
-                state = self._store.current_state(task.ref)
-        return _Outcome(_Action.LABEL, retry_reason="the result kept changing concurrently", latency_ms=latency_ms)
+                continue
+        return _Outcome(
+            _Action.LABEL, retry_reason="the result kept changing concurrently", latency_ms=labeled.latency_ms
+        )
 
     def _label(self, obj: S3ObjectEvent) -> tuple[LabelResult, float | None]:
         try:

@@ -23,6 +23,7 @@ MAX_ITEM_BYTES = 400 * 1024
 # Headroom under the 400 KB limit for our size estimate's error.
 ITEM_BUDGET_BYTES = MAX_ITEM_BYTES - 24 * 1024
 MAX_TRANSACTION_ACTIONS = 100
+MAX_TRANSACTION_BYTES = 3 * 1024 * 1024  # DynamoDB allows 4 MB; our sizes are estimates
 MAX_BATCH_GET_KEYS = 100
 MAX_BATCH_WRITE_ITEMS = 25
 UNPROCESSED_RETRIES = 8
@@ -221,12 +222,10 @@ class ResultStore:
 
     # -- writes ------------------------------------------------------------
 
-    def save(self, result: LabelResult, previous: StoredState | None) -> None:
-        """Make ``result`` the current result, if the current one is still ``previous``.
-
-        Raises ResultConflict when another writer changed the current result
-        since ``previous`` was read; StoreError when DynamoDB refused the write.
-        """
+    def _write_actions(
+        self, result: LabelResult, previous: StoredState | None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(transaction actions, continuation items): result put first, then label-index changes."""
         item, parts = result_items(result)
         item["publishClaimedAt"] = self._clock()  # this writer publishes next
         if previous is None:
@@ -243,25 +242,34 @@ class ResultStore:
         labels = label_index_items(result)
         current_names = {label[layout.LABEL_INDEX_PARTITION_KEY] for label in labels}
         stale_names = [name for name in (previous.label_names if previous else ()) if name not in current_names]
-        label_actions: list[dict[str, Any]] = [
-            {"Put": {"TableName": self._table, "Item": serialize_item(label)}} for label in labels
-        ] + [
-            {
-                "Delete": {
-                    "TableName": self._table,
-                    "Key": _key(result.bucket, result.key, layout.label_sort_key(result.project_version_arn, name)),
+        actions: list[dict[str, Any]] = [
+            {"Put": {"TableName": self._table, "Item": serialize_item(item), **condition}},
+            *({"Put": {"TableName": self._table, "Item": serialize_item(label)}} for label in labels),
+            *(
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": _key(result.bucket, result.key, layout.label_sort_key(result.project_version_arn, n)),
+                    }
                 }
-            }
-            for name in stale_names
+                for n in stale_names
+            ),
         ]
+        return actions, parts
+
+    def save(self, result: LabelResult, previous: StoredState | None) -> None:
+        """Make ``result`` the current result, if the current one is still ``previous``.
+
+        Raises ResultConflict when another writer changed the current result
+        since ``previous`` was read; StoreError when DynamoDB refused the write.
+        """
+        actions, parts = self._write_actions(result, previous)
         if parts:  # keyed by resultId: harmless until the result item points at them
             self._batch_write([{"PutRequest": {"Item": serialize_item(part)}} for part in parts])
-        first = [{"Put": {"TableName": self._table, "Item": serialize_item(item), **condition}}]
-        room = MAX_TRANSACTION_ACTIONS - 1
-        self._transact(first + label_actions[:room], conflict_index=0)
+        self._transact(actions[:MAX_TRANSACTION_ACTIONS], conflict_index=0)
         # Only results with more than 99 distinct labels get here; each further
         # transaction only applies while this result is still the current one.
-        for chunk in _chunks(label_actions[room:], room):
+        for chunk in _chunks(actions[MAX_TRANSACTION_ACTIONS:], MAX_TRANSACTION_ACTIONS - 1):
             guard = {
                 "ConditionCheck": {
                     "TableName": self._table,
@@ -278,6 +286,68 @@ class ResultStore:
                 for n in range(1, previous.parts + 1)
             ]
             self._batch_write([{"DeleteRequest": {"Key": _key(result.bucket, result.key, sk)}} for sk in old_parts])
+
+    def save_many(self, pairs: Sequence[tuple[LabelResult, StoredState | None]]) -> list[Exception | None]:
+        """Save several results, packed into as few transactions as fit (100 actions, 4 MB).
+
+        Returns, per pair, None when saved, else the ResultConflict or
+        StoreError that ``save`` would have raised for it alone. A conflict on
+        one result does not stop the others: they are written without it.
+        """
+        outcomes: list[Exception | None] = [None] * len(pairs)
+        groups: list[list[tuple[int, list[dict[str, Any]]]]] = []
+        alone: list[int] = []
+        group: list[tuple[int, list[dict[str, Any]]]] = []
+        group_actions = group_bytes = 0
+        for index, (result, previous) in enumerate(pairs):
+            actions, parts = self._write_actions(result, previous)
+            if parts or (previous is not None and previous.parts) or len(actions) > MAX_TRANSACTION_ACTIONS:
+                alone.append(index)  # continuation items: the general path
+                continue
+            size = sum(estimated_item_size(deserialize_item(a["Put"]["Item"])) for a in actions if "Put" in a)
+            if group and (
+                group_actions + len(actions) > MAX_TRANSACTION_ACTIONS or group_bytes + size > MAX_TRANSACTION_BYTES
+            ):
+                groups.append(group)
+                group, group_actions, group_bytes = [], 0, 0
+            group.append((index, actions))
+            group_actions += len(actions)
+            group_bytes += size
+        if group:
+            groups.append(group)
+        for each in groups:
+            self._transact_group(each, outcomes)
+        for index in alone:
+            try:
+                self.save(*pairs[index])
+            except (ResultConflict, StoreError) as error:
+                outcomes[index] = error
+        return outcomes
+
+    def _transact_group(self, group: list[tuple[int, list[dict[str, Any]]]], outcomes: list[Exception | None]) -> None:
+        while group:
+            try:
+                self._client.transact_write_items(TransactItems=[a for _, actions in group for a in actions])
+                return
+            except ClientError as error:
+                reasons = error.response.get("CancellationReasons") or []
+                if error.response.get("Error", {}).get("Code") != "TransactionCanceledException" or not any(
+                    r.get("Code") == "ConditionalCheckFailed" for r in reasons
+                ):
+                    break  # throttled, conflicting transaction...: each on its own below
+                conflicted, offset = set(), 0
+                for position, (_, actions) in enumerate(group):
+                    if offset < len(reasons) and reasons[offset].get("Code") == "ConditionalCheckFailed":
+                        conflicted.add(position)
+                    offset += len(actions)
+                for position in conflicted:
+                    outcomes[group[position][0]] = ResultConflict("the current result changed since it was read")
+                group = [entry for position, entry in enumerate(group) if position not in conflicted]
+        for index, actions in group:
+            try:
+                self._transact(actions, conflict_index=0)
+            except (ResultConflict, StoreError) as error:
+                outcomes[index] = error
 
     def claim_publication(self, ref: ObjectRef, result_id: str, *, claim_ttl_seconds: float) -> bool:
         """Take the right to publish a stored but unpublished result.

@@ -271,14 +271,20 @@ def test_overwritten_object_is_no_longer_found_by_its_old_labels(harness: Harnes
     assert [f["key"] for f in harness.by_label("dent")] == ["a.png"]
 
 
-def test_dynamodb_write_error_is_retried(harness: Harness) -> None:
+@pytest.mark.parametrize(("failures", "sqs_retries"), [(1, 0), (2, 1), (3, 2)])
+def test_dynamodb_write_error_is_retried(harness: Harness, failures: int, sqs_retries: int) -> None:
+    # The batch's transaction fails first; each record's own transaction is the
+    # in-process retry; a record whose own transaction fails too goes back to SQS.
     harness.dynamodb.faults["transact_write_items"] = fail_times(
-        1, lambda: aws_error("ProvisionedThroughputExceededException", operation="TransactWriteItems")
+        failures, lambda: aws_error("ProvisionedThroughputExceededException", operation="TransactWriteItems")
     )
     harness.upload("a.png", SCRATCH)
+    harness.upload("b.png", DENT)
     harness.run()
-    assert harness.poller.stats.item_failures == 1
-    assert harness.result("a.png") is not None and len(harness.new_events()) == 1
+    assert harness.poller.stats.item_failures == sqs_retries
+    assert harness.rekognition_calls() == 2 + sqs_retries  # a record not stored is labeled again
+    assert harness.result("a.png") is not None and harness.result("b.png") is not None
+    assert len(harness.new_events()) == 2
 
 
 def test_dynamodb_read_error_retries_the_batch(harness: Harness) -> None:
@@ -362,8 +368,8 @@ def test_a_batch_of_ten_costs_few_dynamodb_and_eventbridge_calls(harness: Harnes
     ]
     assert handler.handler(sqs_event(*bodies), lambda_context) == {"batchItemFailures": []}
     assert harness.events.calls == {"put_events": 1}
-    # 1 BatchGetItem + 10 result transactions + 1 transaction marking all ten published.
-    assert harness.dynamodb.calls == {"batch_get_item": 1, "transact_write_items": 11}
+    # 1 BatchGetItem + 1 transaction storing all ten + 1 transaction marking them published.
+    assert harness.dynamodb.calls == {"batch_get_item": 1, "transact_write_items": 2}
 
 
 def test_missing_configuration_fails_the_cold_start_naming_the_variable(

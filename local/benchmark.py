@@ -1,0 +1,291 @@
+"""Benchmarks: figures printed, never asserted in tests (docs/performance.md).
+
+    python -m local.benchmark            # all
+    python -m local.benchmark p1 p3      # some
+
+P1  handler wall time, one batch of 10 images vs one image (fake model, fixed 200 ms)
+P2  AWS calls per image besides DetectCustomLabels, batch size 10 (counted)
+P3  cold start: import time of labeler.handler vs `import boto3` alone (same run)
+P5  Lambda asset size; peak Python memory of the handler for a batch of 10
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from labeler import handler
+from labeler.clients import AwsClients
+from labeler.config import LabelerConfig
+from labeler.pipeline import build_pipeline
+from local.emulator import create_resources
+from local.faults import FaultyClient
+from local.poller import FakeLambdaContext
+from local.samples import make_image
+from local.stack_template import PLACEHOLDER_PROJECT_VERSION_ARN, default_facts
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_LATENCY_SECONDS = 0.2
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """The handler's JSON logs and EMF go to stdout; keep the figures readable."""
+    log_handler = handler.logger.registered_handler
+    sink = io.StringIO()
+    previous = log_handler.setStream(sink)  # type: ignore[attr-defined]
+    try:
+        with contextlib.redirect_stdout(sink):
+            yield
+    finally:
+        log_handler.setStream(previous)  # type: ignore[attr-defined]
+
+
+class FixedLatencyModel:
+    """DetectCustomLabels that answers a canned result after a fixed latency (no image decoding:
+    the emulated model's pixel loop would hold the GIL and measure itself, not the handler)."""
+
+    ANSWER = {
+        "CustomLabels": [
+            {
+                "Name": "scratch",
+                "Confidence": 97.5,
+                "Geometry": {"BoundingBox": {"Width": 0.3, "Height": 0.3, "Left": 0.1, "Top": 0.1}},
+            }
+        ]
+    }
+
+    def __init__(self, latency: float) -> None:
+        self.latency = latency
+        self.calls = 0
+
+    def detect_custom_labels(self, **_request: Any) -> dict[str, Any]:
+        self.calls += 1
+        time.sleep(self.latency)
+        return self.ANSWER
+
+
+@contextlib.contextmanager
+def moto_server_process() -> Iterator[str]:
+    """moto in its own process on loopback: the handler's AWS calls are real I/O waits, as
+    in Lambda, instead of emulator CPU competing with the handler for this process's GIL."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        saved = os.environ.get("AWS_ENDPOINT_URL")
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        try:
+            yield endpoint
+        finally:
+            if saved is None:
+                os.environ.pop("AWS_ENDPOINT_URL", None)
+            else:
+                os.environ["AWS_ENDPOINT_URL"] = saved
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+class Bench:
+    """The stack's resources in moto, a handler wired to the fake model, events built by hand."""
+
+    def __init__(self, latency: float = MODEL_LATENCY_SECONDS, prefix: str = "autolabel") -> None:
+        os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+        self.s3 = boto3.client("s3")
+        self.facts = default_facts()
+        self.resources = create_resources(
+            self.facts,
+            s3=self.s3,
+            sqs=boto3.client("sqs"),
+            dynamodb=boto3.client("dynamodb"),
+            events=boto3.client("events"),
+            event_source="autolabel",
+            prefix=prefix,
+        )
+        self.model = FixedLatencyModel(latency)
+        self.dynamodb = FaultyClient(boto3.client("dynamodb"))
+        self.events = FaultyClient(boto3.client("events"))
+        config = LabelerConfig(
+            PLACEHOLDER_PROJECT_VERSION_ARN, self.resources.table_name, self.resources.event_bus_name
+        )
+        handler.use_pipeline(build_pipeline(config, AwsClients(self.model, self.dynamodb, self.events)))
+        self.image = make_image({"scratch": (0.1, 0.1, 0.3, 0.3)})
+        self._n = 0
+
+    def batch(self, size: int) -> dict[str, Any]:
+        import json
+
+        records = []
+        for _ in range(size):
+            self._n += 1
+            key = f"bench/{self._n:06d}.png"
+            put = self.s3.put_object(Bucket=self.resources.bucket, Key=key, Body=self.image)
+            records.append(
+                {
+                    "messageId": f"m{self._n}",
+                    "body": json.dumps(
+                        {
+                            "Records": [
+                                {
+                                    "eventSource": "aws:s3",
+                                    "eventName": "ObjectCreated:Put",
+                                    "s3": {
+                                        "bucket": {"name": self.resources.bucket},
+                                        "object": {
+                                            "key": key,
+                                            "size": len(self.image),
+                                            "eTag": put["ETag"].strip('"'),
+                                            "versionId": put.get("VersionId"),
+                                            "sequencer": f"{self._n:016X}",
+                                        },
+                                    },
+                                }
+                            ]
+                        }
+                    ),
+                }
+            )
+        return {"Records": records}
+
+    def invoke(self, event: dict[str, Any]) -> float:
+        started = time.perf_counter()
+        with quiet():
+            response = handler.handler(event, FakeLambdaContext())
+        elapsed = time.perf_counter() - started
+        if response["batchItemFailures"]:
+            raise RuntimeError(f"benchmark batch had failures: {response}")
+        return elapsed
+
+
+def p1(repeats: int = 5) -> None:
+    def measure(size: int, n: int) -> float:
+        # A fresh table each time: moto's TransactWriteItems copies the whole
+        # table (its cost grows with it; DynamoDB's does not).
+        bench = Bench(prefix=f"p1-{size}-{n}")
+        bench.invoke(bench.batch(size))  # warm: clients, connections, thread pool
+        return bench.invoke(bench.batch(size))
+
+    with moto_server_process():
+        one = statistics.median(measure(1, n) for n in range(repeats))
+        ten = statistics.median(measure(10, n) for n in range(repeats))
+    print(
+        f"P1  one image: {one * 1000:.0f} ms; batch of 10: {ten * 1000:.0f} ms; "
+        f"ratio {ten / one:.2f} (target <= 1.5; model latency {MODEL_LATENCY_SECONDS * 1000:.0f} ms, "
+        f"moto server in its own process on loopback, median of {repeats})"
+    )
+
+
+def p2(batches: int = 5) -> None:
+    with mock_aws():
+        bench = Bench(latency=0.0)
+        for _ in range(batches):
+            bench.invoke(bench.batch(10))
+        images = 10 * batches
+        calls = {
+            **{f"dynamodb.{k}": v for k, v in bench.dynamodb.calls.items()},
+            **{f"events.{k}": v for k, v in bench.events.calls.items()},
+        }
+    total = sum(calls.values())
+    print(
+        f"P2  {total / images:.2f} AWS calls per image besides DetectCustomLabels (target <= 1.5) "
+        f"at batch size 10: {dict(sorted(calls.items()))} for {images} images"
+    )
+
+
+def _import_seconds(statement: str) -> float:
+    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "lambda"), str(ROOT)]),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def p3(repeats: int = 7) -> None:
+    _import_seconds("import labeler.handler")  # compile caches warm, as in a deployed package
+    boto3_alone, handler_import = [], []
+    for _ in range(repeats):  # interleaved, so both see the same machine load
+        boto3_alone.append(_import_seconds("import boto3"))
+        handler_import.append(_import_seconds("import labeler.handler"))
+    b, h = statistics.median(boto3_alone), statistics.median(handler_import)
+    print(
+        f"P3  import boto3: {b * 1000:.0f} ms; import labeler.handler: {h * 1000:.0f} ms; "
+        f"ratio {h / b:.2f} (target <= 1.5; median of {repeats} fresh interpreters; no Tracer, "
+        f"so no X-Ray SDK import)"
+    )
+
+
+def p5() -> None:
+    from infra.bundling import bundle_labeler
+
+    with tempfile.TemporaryDirectory() as tmp:
+        asset = Path(tmp) / "asset"
+        asset.mkdir()
+        bundle_labeler(asset)
+        raw = sum(p.stat().st_size for p in asset.rglob("*") if p.is_file())
+        archive = Path(tmp) / "asset.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in asset.rglob("*"):
+                zf.write(path, path.relative_to(asset))
+        zipped = archive.stat().st_size
+    with mock_aws():
+        bench = Bench(latency=0.0)
+        bench.invoke(bench.batch(10))  # warm
+        event = bench.batch(10)
+        tracemalloc.start()
+        bench.invoke(event)
+        _current, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    print(
+        f"P5  Lambda asset: {raw / 1e6:.1f} MB unzipped, {zipped / 1e6:.1f} MB zipped; handler peak Python "
+        f"allocations for a batch of 10 (warm, moto in-process): {peak / 1e6:.1f} MB"
+    )
+
+
+BENCHMARKS: dict[str, Callable[[], None]] = {"p1": p1, "p2": p2, "p3": p3, "p5": p5}
+
+
+def main(argv: list[str] | None = None) -> int:
+    names = [a.lower() for a in (argv if argv is not None else sys.argv[1:])] or list(BENCHMARKS)
+    for name in names:
+        BENCHMARKS[name]()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
