@@ -79,3 +79,30 @@ def put_events_rejecting(predicate: Callable[[dict[str, Any]], bool], error_code
         return {"FailedEntryCount": sum(1 for o in outcome if "ErrorCode" in o), "Entries": outcome}
 
     return fault
+
+
+def inject_http_errors(client: Any, should_fail: Callable[[str], bool], code: str, status: int = 400) -> None:
+    """Answer some calls of a real boto3 client with an error response at the HTTP layer.
+
+    Unlike FaultyClient, botocore sees a real service error, so the client's
+    retry configuration (standard/adaptive) handles it as it would in AWS.
+    """
+    import json as _json
+
+    from botocore.awsrequest import AWSResponse
+
+    class _Raw:
+        def __init__(self, body: bytes) -> None:
+            self._body = body
+
+        def stream(self, **_kwargs: Any) -> Any:
+            yield self._body
+
+    def answer(request: Any, **kwargs: Any) -> Any:
+        operation = kwargs.get("event_name", "").rsplit(".", 1)[-1]
+        if not should_fail(operation):
+            return None
+        body = _json.dumps({"__type": code, "message": "injected fault"}).encode()
+        return AWSResponse(request.url, status, {"x-amzn-RequestId": "injected"}, _Raw(body))
+
+    client.meta.events.register_first("before-send", answer)

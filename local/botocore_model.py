@@ -1,0 +1,49 @@
+"""A real boto3 Rekognition client whose HTTP layer is the emulated model.
+
+botocore serializes the request, our ``before-send`` hook answers it from a
+model object (``detect_custom_labels(**params)``), and botocore parses the
+answer, so the labeler's retry configuration (adaptive mode, max attempts)
+really runs: a throttle is retried in-process exactly as against Rekognition.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+_SERVER_ERRORS = {"InternalServerError": 500, "ServiceUnavailable": 503}
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_kwargs: Any) -> Iterator[bytes]:
+        yield self._body
+
+    def read(self, *_args: Any) -> bytes:
+        return self._body
+
+
+def emulated_rekognition_client(model: Any, config: Config) -> Any:
+    client = boto3.client("rekognition", config=config, endpoint_url="https://rekognition.emulated.invalid")
+
+    def answer(request: Any, **_kwargs: Any) -> AWSResponse:
+        params = json.loads(request.body or b"{}")
+        try:
+            status, body = 200, model.detect_custom_labels(**params)
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            status = _SERVER_ERRORS.get(code, 400)
+            body = {"__type": code, "Message": error.response["Error"].get("Message", "")}
+        headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "emulated"}
+        return AWSResponse(request.url, status, headers, _Raw(json.dumps(body).encode()))
+
+    client.meta.events.register("before-send.rekognition.DetectCustomLabels", answer)
+    return client
