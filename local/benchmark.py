@@ -242,21 +242,21 @@ def p5() -> None:
 def p4(images: int = 1000, baseline_images: int = 300, cap: float = 20.0, latency: float = 0.1) -> None:
     from local.soak import SoakConfig, run
 
-    quiet_faults = {
-        "throttle_rate": 0.0,
-        "burst_every_seconds": 0.0,
-        "not_ready_every_seconds": 0.0,
-        "dynamodb_throttle_rate": 0.0,
-        "put_events_failure_rate": 0.0,
-        "duplicate_rate": 0.0,
-        "out_of_order_rate": 0.0,
-        "bad_rate": 0.0,
-        "invalid_messages": 0,
-    }
+    no_faults = SoakConfig(
+        throttle_rate=0.0,
+        burst_every_seconds=0.0,
+        not_ready_every_seconds=0.0,
+        dynamodb_throttle_rate=0.0,
+        put_events_failure_rate=0.0,
+        duplicate_rate=0.0,
+        out_of_order_rate=0.0,
+        bad_rate=0.0,
+        invalid_messages=0,
+    )
     runs = {
-        "autolabel (batch 10, max concurrency 2)": SoakConfig(images=images, **quiet_faults),
-        "batch 1, concurrency 1 (as AWS samples run)": SoakConfig(
-            images=baseline_images, batch_size=1, concurrency=1, **quiet_faults
+        "autolabel (batch 10, max concurrency 2)": dataclasses.replace(no_faults, images=images),
+        "batch 1, concurrency 1 (as AWS samples run)": dataclasses.replace(
+            no_faults, images=baseline_images, batch_size=1, concurrency=1
         ),
     }
     for name, base in runs.items():
