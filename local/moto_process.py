@@ -1,9 +1,9 @@
 """moto server in its own process on loopback (for the soak and the benchmarks).
 
 In its own process, the labeler's AWS calls are real I/O waits as in Lambda,
-instead of emulator CPU competing with the handler for one GIL. It also fixes
+instead of emulator CPU competing with the handler for one GIL. It also removes
 one moto cost that real DynamoDB does not have: TransactWriteItems deep-copies
-the whole table once per action (for rollback); here once per table.
+the whole table once per action (for rollback); here only the touched items.
 
     python -m local.moto_process PORT
 """
@@ -23,39 +23,62 @@ from collections.abc import Iterator
 from typing import Any
 
 
-def _copy_tables_once_per_transaction() -> None:
+def _snapshot_touched_items_instead_of_tables() -> None:
+    """moto backs up the whole table for each transaction action (for rollback), which
+    makes a transaction cost grow with the table; back up only the items it touches."""
     from moto.dynamodb import models
+    from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.models.table import Table
 
-    memo = threading.local()
+    skip = threading.local()
 
-    class CopyOncePerTransaction:
+    class NoTableCopies:
         def __getattr__(self, name: str) -> Any:
             return getattr(copy, name)
 
         def deepcopy(self, value: Any, *args: Any, **kwargs: Any) -> Any:
-            cache = getattr(memo, "tables", None)
-            if cache is None or not isinstance(value, Table):
-                return copy.deepcopy(value, *args, **kwargs)
-            if id(value) not in cache:
-                cache[id(value)] = copy.deepcopy(value)
-            return cache[id(value)]
+            if getattr(skip, "tables", False) and isinstance(value, Table):
+                return value  # rollback is done item by item below
+            return copy.deepcopy(value, *args, **kwargs)
 
     original = models.DynamoDBBackend.transact_write_items
 
     def transact_write_items(self: Any, transact_items: Any) -> None:
-        memo.tables = {}
+        snapshots = []
+        for entry in transact_items:
+            _, op = next(iter(entry.items()))
+            table = self.tables.get(op.get("TableName"))
+            key = op.get("Key") or op.get("Item") or {}
+            if table is None or table.hash_key_attr not in key:
+                continue
+            hash_value = DynamoType(key[table.hash_key_attr])
+            range_attr = table.range_key_attr
+            range_value = DynamoType(key[range_attr]) if range_attr and range_attr in key else None
+            snapshots.append((table, hash_value, range_value, copy.deepcopy(table.get_item(hash_value, range_value))))
+        skip.tables = True
         try:
             original(self, transact_items)
+        except Exception:
+            for table, hash_value, range_value, item in reversed(snapshots):
+                if range_value is None:
+                    if item is None:
+                        table.items.pop(hash_value, None)
+                    else:
+                        table.items[hash_value] = item
+                elif item is None:
+                    table.items[hash_value].pop(range_value, None)
+                else:
+                    table.items[hash_value][range_value] = item
+            raise
         finally:
-            memo.tables = None
+            skip.tables = False
 
-    models.copy = CopyOncePerTransaction()  # type: ignore[assignment]
+    models.copy = NoTableCopies()  # type: ignore[assignment]
     models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
 def serve(port: int) -> None:
-    _copy_tables_once_per_transaction()
+    _snapshot_touched_items_instead_of_tables()
     import logging
 
     from moto.server import ThreadedMotoServer
