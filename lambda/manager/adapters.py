@@ -1,0 +1,133 @@
+"""Adapters of the model manager, one per AWS service, each with an injected client."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from labeler.dynamo_codec import deserialize_item, serialize
+from manager.logic import ManagerState
+
+STATE_KEY = "pk"
+
+
+class CustomLabelsModel:
+    """DescribeProjectVersions / StartProjectVersion / StopProjectVersion for one version."""
+
+    def __init__(self, client: Any, project_arn: str, version_name: str, version_arn: str) -> None:
+        self._client = client
+        self._project_arn = project_arn
+        self._version_name = version_name
+        self._version_arn = version_arn
+
+    def status(self) -> str | None:
+        try:
+            response = self._client.describe_project_versions(
+                ProjectArn=self._project_arn, VersionNames=[self._version_name]
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return None
+            raise
+        descriptions = response.get("ProjectVersionDescriptions", [])
+        return str(descriptions[0]["Status"]) if descriptions else None
+
+    def start(self, min_units: int, max_units: int | None) -> bool:
+        """False when a start is already under way (another caller won the race)."""
+        request: dict[str, Any] = {"ProjectVersionArn": self._version_arn, "MinInferenceUnits": min_units}
+        if max_units is not None:
+            request["MaxInferenceUnits"] = max_units
+        try:
+            self._client.start_project_version(**request)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ResourceInUseException":
+                return False
+            raise
+        return True
+
+    def stop(self) -> bool:
+        try:
+            self._client.stop_project_version(ProjectVersionArn=self._version_arn)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ResourceInUseException":
+                return False
+            raise
+        return True
+
+
+class IngestQueue:
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self._client = client
+        self._url = queue_url
+
+    def depth(self) -> tuple[int, int]:
+        """(messages waiting, messages in flight)."""
+        attributes = self._client.get_queue_attributes(
+            QueueUrl=self._url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+class LabelerTrigger:
+    """The labeler's SQS event source mapping: paused while the model cannot answer."""
+
+    def __init__(self, client: Any, mapping_id: str) -> None:
+        self._client = client
+        self._id = mapping_id
+
+    def enabled(self) -> bool:
+        state = self._client.get_event_source_mapping(UUID=self._id)["State"]
+        return state in ("Enabled", "Enabling", "Creating")
+
+    def set_enabled(self, enabled: bool) -> None:
+        self._client.update_event_source_mapping(UUID=self._id, Enabled=enabled)
+
+
+class ManagerStateStore:
+    """The manager's one state item, written under a lease so concurrent runs never both act."""
+
+    def __init__(self, client: Any, table_name: str, item_id: str, clock: Callable[[], float] = time.time) -> None:
+        self._client = client
+        self._table = table_name
+        self._key = {STATE_KEY: {"S": item_id}}
+        self._clock = clock
+
+    def acquire(self, owner: str, lease_seconds: float) -> ManagerState | None:
+        """The remembered state, or None when another run holds the lease."""
+        now = self._clock()
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=self._key,
+                UpdateExpression="SET leaseOwner = :owner, leaseUntil = :until",
+                ConditionExpression="attribute_not_exists(leaseUntil) OR leaseUntil < :now",
+                ExpressionAttributeValues={
+                    ":owner": {"S": owner},
+                    ":until": serialize(now + lease_seconds),
+                    ":now": serialize(now),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return None
+            raise
+        item = deserialize_item(response.get("Attributes", {}))
+        stored = json.loads(item.get("state", "{}"))
+        return ManagerState(**{k: v for k, v in stored.items() if k in ManagerState.__dataclass_fields__})
+
+    def save_and_release(self, owner: str, state: ManagerState) -> None:
+        self._client.update_item(
+            TableName=self._table,
+            Key=self._key,
+            UpdateExpression="SET #state = :state REMOVE leaseUntil, leaseOwner",
+            ConditionExpression="leaseOwner = :owner",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":state": {"S": json.dumps(asdict(state))}, ":owner": {"S": owner}},
+        )

@@ -1,0 +1,130 @@
+"""Model manager configuration: environment -> validated, typed settings."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from labeler.config import ConfigError, parse_event_source, parse_positive_int, parse_project_version_arn
+
+PROJECT_ARN_PATTERN = re.compile(r"^arn:[a-z\d-]+:rekognition:[a-z\d-]+:\d{12}:project/[a-zA-Z0-9_.\-]{1,255}/[0-9]+$")
+WINDOW_PATTERN = re.compile(
+    r"^(?P<days>(Mon|Tue|Wed|Thu|Fri|Sat|Sun)(-(Mon|Tue|Wed|Thu|Fri|Sat|Sun))?)\s+"
+    r"(?P<start>\d{2}:\d{2})-(?P<end>\d{2}:\d{2})$"
+)
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Always-on window in UTC: the model runs on these days between start and end."""
+
+    days: frozenset[int]  # 0 = Monday
+    start_minute: int
+    end_minute: int
+
+    def contains(self, weekday: int, minute_of_day: int) -> bool:
+        return weekday in self.days and self.start_minute <= minute_of_day < self.end_minute
+
+
+def parse_windows(raw: str | None, name: str) -> tuple[Window, ...]:
+    """``"Mon-Fri 08:00-18:00; Sat 09:00-12:00"`` (UTC); empty: no window."""
+    windows = []
+    for part in (raw or "").split(";"):
+        text = part.strip()
+        if not text:
+            continue
+        match = WINDOW_PATTERN.match(text)
+        if not match:
+            raise ConfigError(f"{name}: {text!r} is not like 'Mon-Fri 08:00-18:00' (UTC)")
+        first, _, last = match["days"].partition("-")
+        a, b = DAYS.index(first), DAYS.index(last or first)
+        days = frozenset(range(a, b + 1)) if a <= b else frozenset([*range(a, 7), *range(0, b + 1)])
+        start, end = (int(t[:2]) * 60 + int(t[3:]) for t in (match["start"], match["end"]))
+        if not (0 <= start < end <= 24 * 60):
+            raise ConfigError(f"{name}: {text!r} must have a start before its end within one day")
+        windows.append(Window(days, start, end))
+    return tuple(windows)
+
+
+def parse_bool(raw: str | bool | None, name: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = (raw or "").strip().lower()
+    if value in ("", "false", "0", "no"):
+        return False
+    if value in ("true", "1", "yes"):
+        return True
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def parse_project_arn(raw: str | None, name: str, project_version_arn: str) -> str:
+    value = (raw or "").strip()
+    if not PROJECT_ARN_PATTERN.match(value):
+        raise ConfigError(
+            f"{name} must be the Custom Labels project ARN "
+            f"(arn:<partition>:rekognition:<region>:<account>:project/<name>/<number>), got {value!r}"
+        )
+    project_name = value.split(":project/", 1)[1].split("/", 1)[0]
+    if f":project/{project_name}/version/" not in project_version_arn:
+        raise ConfigError(f"{name} {value!r} is not the project of the model version {project_version_arn!r}")
+    return value
+
+
+def _required(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name} is required (environment variable of the model manager)")
+    return value
+
+
+@dataclass(frozen=True)
+class ManagerConfig:
+    project_version_arn: str
+    project_arn: str
+    queue_url: str
+    event_source_mapping_id: str
+    state_table_name: str
+    event_bus_name: str
+    event_source: str = "autolabel"
+    idle_minutes: int = 15
+    min_inference_units: int = 1
+    max_inference_units: int | None = None
+    always_on: bool = False
+    always_on_windows: tuple[Window, ...] = ()
+    stop_models_started_elsewhere: bool = False
+    starting_timeout_minutes: int = 30
+
+    @property
+    def version_name(self) -> str:
+        return self.project_version_arn.split("/version/", 1)[1].rsplit("/", 1)[0]
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> ManagerConfig:
+        version_arn = parse_project_version_arn(environ.get("PROJECT_VERSION_ARN"), "PROJECT_VERSION_ARN")
+        minimum = parse_positive_int(environ.get("MIN_INFERENCE_UNITS"), "MIN_INFERENCE_UNITS") or 1
+        maximum = parse_positive_int(environ.get("MAX_INFERENCE_UNITS"), "MAX_INFERENCE_UNITS")
+        if maximum is not None and maximum < minimum:
+            raise ConfigError(f"MAX_INFERENCE_UNITS ({maximum}) must be >= MIN_INFERENCE_UNITS ({minimum})")
+        return cls(
+            project_version_arn=version_arn,
+            project_arn=parse_project_arn(environ.get("PROJECT_ARN"), "PROJECT_ARN", version_arn),
+            queue_url=_required(environ, "QUEUE_URL"),
+            event_source_mapping_id=_required(environ, "EVENT_SOURCE_MAPPING_ID"),
+            state_table_name=_required(environ, "STATE_TABLE_NAME"),
+            event_bus_name=_required(environ, "EVENT_BUS_NAME"),
+            event_source=parse_event_source(environ.get("EVENT_SOURCE"), "EVENT_SOURCE"),
+            idle_minutes=parse_positive_int(environ.get("IDLE_MINUTES"), "IDLE_MINUTES") or 15,
+            min_inference_units=minimum,
+            max_inference_units=maximum,
+            always_on=parse_bool(environ.get("ALWAYS_ON"), "ALWAYS_ON"),
+            always_on_windows=parse_windows(environ.get("ALWAYS_ON_WINDOWS"), "ALWAYS_ON_WINDOWS"),
+            stop_models_started_elsewhere=parse_bool(
+                environ.get("STOP_MODELS_STARTED_ELSEWHERE"), "STOP_MODELS_STARTED_ELSEWHERE"
+            ),
+            starting_timeout_minutes=parse_positive_int(
+                environ.get("STARTING_TIMEOUT_MINUTES"), "STARTING_TIMEOUT_MINUTES"
+            )
+            or 30,
+        )

@@ -1,0 +1,172 @@
+"""Scheduled (every minute) entry point of the model manager.
+
+One run: take the lease, observe (model status, queue depth, trigger state),
+decide (``logic.decide``), act in a safe order (pause the trigger before a
+stop; resume it only once RUNNING), announce transitions it causes, save the
+state and release the lease.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from labeler.clients import DATA_CONFIG
+from labeler.config import METRICS_NAMESPACE
+from labeler.events import EventEntry
+from labeler.publisher import EventPublisher
+from manager.adapters import CustomLabelsModel, IngestQueue, LabelerTrigger, ManagerStateStore
+from manager.config import ManagerConfig
+from manager.logic import FAILED, RUNNING, Observation, Plan, decide
+
+SERVICE_NAME = "autolabel-model-manager"
+MODEL_STATE_CHANGED = "Model State Changed"
+LEASE_SECONDS = 50.0  # under the one-minute schedule
+
+logger = Logger(service=SERVICE_NAME)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+
+
+@dataclass
+class Manager:
+    config: ManagerConfig
+    model: CustomLabelsModel
+    queue: IngestQueue
+    trigger: LabelerTrigger
+    store: ManagerStateStore
+    publisher: EventPublisher
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    last_observation: Observation | None = None
+
+    @classmethod
+    def from_clients(
+        cls,
+        config: ManagerConfig,
+        *,
+        rekognition: Any,
+        sqs: Any,
+        lambda_client: Any,
+        dynamodb: Any,
+        events: Any,
+        clock: Callable[[], datetime] | None = None,
+    ) -> Manager:
+        now = clock or (lambda: datetime.now(UTC))
+        return cls(
+            config=config,
+            model=CustomLabelsModel(rekognition, config.project_arn, config.version_name, config.project_version_arn),
+            queue=IngestQueue(sqs, config.queue_url),
+            trigger=LabelerTrigger(lambda_client, config.event_source_mapping_id),
+            store=ManagerStateStore(
+                dynamodb, config.state_table_name, config.project_version_arn, clock=lambda: now().timestamp()
+            ),
+            publisher=EventPublisher(events, config.event_bus_name, config.event_source),
+            clock=now,
+        )
+
+    def run_once(self, owner: str | None = None) -> Plan | None:
+        owner = owner or str(uuid.uuid4())
+        state = self.store.acquire(owner, LEASE_SECONDS)
+        if state is None:
+            logger.info("Another manager run holds the lease; nothing to do")
+            return None
+        plan: Plan | None = None
+        try:
+            visible, in_flight = self.queue.depth()
+            observation = Observation(self.model.status(), visible, in_flight, self.trigger.enabled())
+            plan = decide(observation, state, self.config, self.clock())
+            self._act(observation, plan)
+            return plan
+        finally:
+            self.store.save_and_release(owner, plan.state if plan is not None else state)
+
+    def _act(self, observation: Observation, plan: Plan) -> None:
+        extra = {
+            "status": observation.status,
+            "visible": observation.visible,
+            "inFlight": observation.in_flight,
+            "reason": plan.reason,
+        }
+        if observation.trigger_enabled and not plan.trigger_enabled:
+            self.trigger.set_enabled(False)  # first: no batch may meet a stopping model
+            logger.info("Paused the labeler's SQS trigger", extra=extra)
+        if plan.start and self.model.start(self.config.min_inference_units, self.config.max_inference_units):
+            logger.info("Started the model", extra=extra)
+            self._announce(observation.status, "STARTING", plan.reason)
+        if plan.stop and self.model.stop():
+            logger.info("Stopped the model", extra=extra)
+            self._announce(observation.status, "STOPPING", plan.reason)
+        if plan.trigger_enabled and not observation.trigger_enabled:
+            self.trigger.set_enabled(True)
+            logger.info("Resumed the labeler's SQS trigger", extra=extra)
+        self.last_observation = observation
+
+    def _announce(self, previous: str | None, requested: str, reason: str) -> None:
+        detail = {
+            "schemaVersion": "1",
+            "projectVersionArn": self.config.project_version_arn,
+            "previousStatus": previous,
+            "status": requested,
+            "reason": reason,
+            "minInferenceUnits": self.config.min_inference_units,
+            "maxInferenceUnits": self.config.max_inference_units,
+            "at": self.clock().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
+        entry = EventEntry(MODEL_STATE_CHANGED, detail, json.dumps(detail), f"{previous}->{requested}")
+        failures = self.publisher.publish([entry])
+        if failures:  # the transition happened; the event is informational
+            logger.warning("Could not publish Model State Changed", extra={"error": next(iter(failures.values()))})
+
+
+_manager: Manager | None = None
+
+
+def use_manager(manager: Manager | None) -> None:
+    global _manager
+    _manager = manager
+
+
+def current_manager() -> Manager:
+    global _manager
+    if _manager is None:
+        config = ManagerConfig.from_environ(os.environ)
+        _manager = Manager.from_clients(
+            config,
+            rekognition=boto3.client("rekognition", config=DATA_CONFIG),
+            sqs=boto3.client("sqs", config=DATA_CONFIG),
+            lambda_client=boto3.client("lambda", config=DATA_CONFIG),
+            dynamodb=boto3.client("dynamodb", config=DATA_CONFIG),
+            events=boto3.client("events", config=DATA_CONFIG),
+        )
+    return _manager
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    manager = current_manager()
+    plan = manager.run_once(owner=getattr(context, "aws_request_id", None))
+    if plan is None or manager.last_observation is None:
+        return {"acted": False}
+    status = manager.last_observation.status
+    # The alarms of the stack: model FAILED or not found, a start pending too long.
+    metrics.add_metric(name="ModelRunning", unit=MetricUnit.Count, value=int(status == RUNNING))
+    metrics.add_metric(name="ModelFailed", unit=MetricUnit.Count, value=int(status == FAILED))
+    metrics.add_metric(name="ModelNotFound", unit=MetricUnit.Count, value=int(status is None))
+    metrics.add_metric(name="ModelStartingMinutes", unit=MetricUnit.Count, value=plan.starting_minutes)
+    return {
+        "acted": True,
+        "start": plan.start,
+        "stop": plan.stop,
+        "triggerEnabled": plan.trigger_enabled,
+        "reason": plan.reason,
+    }

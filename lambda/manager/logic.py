@@ -1,0 +1,111 @@
+"""The model manager's decision: pure, so every transition is tested with a fake clock.
+
+Rules:
+- The labeler's SQS trigger is enabled only while the model is RUNNING, so no
+  message burns its receive count against a model that cannot answer.
+- Work waiting (messages visible or in flight), an always-on window or the
+  always-on switch make the model wanted; a wanted, stopped model is started.
+- A running model is stopped after ``idle_minutes`` with no work, unless it
+  is wanted for another reason, or it was started by someone else (unless
+  ``stop_models_started_elsewhere``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from manager.config import ManagerConfig
+
+RUNNING = "RUNNING"
+STARTING = "STARTING"
+STOPPING = "STOPPING"
+STOPPED = "STOPPED"
+FAILED = "FAILED"
+STARTABLE = frozenset({STOPPED, "TRAINING_COMPLETED"})
+
+
+@dataclass(frozen=True)
+class Observation:
+    status: str | None  # None: the model version was not found
+    visible: int  # messages waiting in the ingest queue
+    in_flight: int  # messages received and not yet deleted
+    trigger_enabled: bool
+
+    @property
+    def work(self) -> bool:
+        return self.visible + self.in_flight > 0
+
+
+@dataclass(frozen=True)
+class ManagerState:
+    """What the manager remembers between runs (one item in its state table)."""
+
+    started_by_us: bool = False
+    idle_since: float | None = None  # epoch seconds since when no work was seen
+    starting_since: float | None = None  # when it asked for a start (stuck detection)
+    last_status: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    start: bool
+    stop: bool
+    trigger_enabled: bool  # the trigger's wanted state
+    state: ManagerState
+    reason: str
+    starting_minutes: float = 0.0  # how long a start has been pending (alarmed when too long)
+
+    @property
+    def transition(self) -> str | None:
+        return STARTING if self.start else STOPPING if self.stop else None
+
+
+def in_window(config: ManagerConfig, now: datetime) -> bool:
+    moment = now.astimezone(UTC)
+    minute = moment.hour * 60 + moment.minute
+    return any(window.contains(moment.weekday(), minute) for window in config.always_on_windows)
+
+
+def decide(observation: Observation, state: ManagerState, config: ManagerConfig, now: datetime) -> Plan:
+    clock = now.timestamp()
+    kept_on = config.always_on or in_window(config, now)
+    wanted = kept_on or observation.work
+    status = observation.status
+    state = replace(state, last_status=status)
+
+    if status == RUNNING:
+        idle_since = None if observation.work else (state.idle_since or clock)
+        state = replace(state, idle_since=idle_since, starting_since=None)
+        idle_for = (clock - idle_since) / 60 if idle_since is not None else 0.0
+        ours = state.started_by_us or config.stop_models_started_elsewhere
+        if not kept_on and ours and idle_for >= config.idle_minutes:
+            return Plan(
+                False,
+                True,
+                False,
+                replace(state, started_by_us=False, idle_since=None),
+                f"idle for {idle_for:.0f} min (limit {config.idle_minutes})",
+            )
+        reason = "running" if ours else "running (started elsewhere: not stopped by autolabel)"
+        return Plan(False, False, True, state, reason)
+
+    if status in STARTABLE:
+        if wanted:
+            why = "always on" if config.always_on else "always-on window" if kept_on else "work is waiting"
+            return Plan(
+                True, False, False, replace(state, started_by_us=True, starting_since=clock, idle_since=None), why
+            )
+        return Plan(False, False, False, replace(state, started_by_us=False, starting_since=None), "stopped, idle")
+
+    if status == STARTING:
+        since = state.starting_since if state.starting_since is not None else clock
+        return Plan(
+            False, False, False, replace(state, starting_since=since), "starting", starting_minutes=(clock - since) / 60
+        )
+
+    # STOPPING, FAILED, training, copying, not found...: nothing can be labeled;
+    # keep the trigger off so messages wait instead of burning receives.
+    return Plan(
+        False, False, False, replace(state, starting_since=None), f"model is {status or 'NOT FOUND'}: trigger paused"
+    )

@@ -1,0 +1,81 @@
+"""In-memory fakes with a controllable clock for the model manager's tests and the
+cost simulation: a Custom Labels model version's lifecycle (moto does not
+implement these APIs) and the labeler's event source mapping switch."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from local.fake_model import client_error
+
+
+class FakeModelLifecycle:
+    """DescribeProjectVersions / StartProjectVersion / StopProjectVersion, boto3-shaped."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        *,
+        status: str = "STOPPED",
+        start_minutes: float = 10.0,
+        stop_minutes: float = 1.0,
+        fails_to_start: bool = False,
+    ) -> None:
+        self._clock = clock
+        self._status = status
+        self._changes_at: float | None = None
+        self._next: str | None = None
+        self.start_minutes = start_minutes
+        self.stop_minutes = stop_minutes
+        self.fails_to_start = fails_to_start
+        self.starts: list[dict[str, Any]] = []
+        self.stops = 0
+        self._lock = threading.Lock()
+
+    @property
+    def status(self) -> str:
+        with self._lock:
+            if self._changes_at is not None and self._clock() >= self._changes_at:
+                self._status, self._changes_at, self._next = self._next or self._status, None, None
+            return self._status
+
+    def describe_project_versions(self, ProjectArn: str, VersionNames: list[str]) -> dict[str, Any]:
+        return {"ProjectVersionDescriptions": [{"Status": self.status, "ProjectVersionArn": "fake"}]}
+
+    def start_project_version(self, **request: Any) -> dict[str, Any]:
+        if self.status not in ("STOPPED", "TRAINING_COMPLETED", "FAILED"):
+            raise client_error("ResourceInUseException", f"model is {self.status}", operation="StartProjectVersion")
+        with self._lock:
+            self.starts.append(request)
+            self._status = "STARTING"
+            self._changes_at = self._clock() + self.start_minutes * 60
+            self._next = "FAILED" if self.fails_to_start else "RUNNING"
+        return {"Status": "STARTING"}
+
+    def stop_project_version(self, **_request: Any) -> dict[str, Any]:
+        if self.status != "RUNNING":
+            raise client_error("ResourceInUseException", f"model is {self.status}", operation="StopProjectVersion")
+        with self._lock:
+            self.stops += 1
+            self._status = "STOPPING"
+            self._changes_at = self._clock() + self.stop_minutes * 60
+            self._next = "STOPPED"
+        return {"Status": "STOPPING"}
+
+
+class FakeEventSourceMappings:
+    """GetEventSourceMapping / UpdateEventSourceMapping for the labeler's trigger."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.updates: list[bool] = []
+
+    def get_event_source_mapping(self, UUID: str) -> dict[str, Any]:
+        return {"UUID": UUID, "State": "Enabled" if self.enabled else "Disabled"}
+
+    def update_event_source_mapping(self, UUID: str, Enabled: bool) -> dict[str, Any]:
+        self.enabled = Enabled
+        self.updates.append(Enabled)
+        return self.get_event_source_mapping(UUID)

@@ -1,0 +1,198 @@
+"""Manager runs end to end: moto for SQS, DynamoDB and EventBridge; in-memory fakes with a
+controllable clock for the model lifecycle and the labeler's trigger (moto has neither)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local.emulator import consumed_events
+from local.model_lifecycle import FakeEventSourceMappings, FakeModelLifecycle
+from manager.config import ManagerConfig
+from manager.handler import Manager
+from tests.manager.test_logic import PROJECT_ARN, VERSION_ARN
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, minutes: float) -> None:
+        self.now += timedelta(minutes=minutes)
+
+
+class World:
+    def __init__(self, *, status: str = "STOPPED", fails_to_start: bool = False, trigger: bool = True) -> None:
+        self.clock = Clock()
+        self.sqs, ddb, events = boto3.client("sqs"), boto3.client("dynamodb"), boto3.client("events")
+        self.queue_url = self.sqs.create_queue(QueueName="ingest")["QueueUrl"]
+        ddb.create_table(
+            TableName="manager-state",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        events.create_event_bus(Name="bus")
+        self.consumer = self.sqs.create_queue(QueueName="consumer")["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.consumer, AttributeNames=["QueueArn"])["Attributes"]
+        events.put_rule(Name="all", EventBusName="bus", EventPattern=json.dumps({"source": ["autolabel"]}))
+        events.put_targets(Rule="all", EventBusName="bus", Targets=[{"Id": "q", "Arn": arn["QueueArn"]}])
+        self.model = FakeModelLifecycle(
+            lambda: self.clock().timestamp(), status=status, start_minutes=8, fails_to_start=fails_to_start
+        )
+        self.trigger = FakeEventSourceMappings(enabled=trigger)
+        self.config = ManagerConfig(
+            VERSION_ARN,
+            PROJECT_ARN,
+            self.queue_url,
+            "esm-uuid",
+            "manager-state",
+            "bus",
+            min_inference_units=2,
+            max_inference_units=3,
+        )
+        self.manager = self.build()
+
+    def build(self) -> Manager:
+        return Manager.from_clients(
+            self.config,
+            rekognition=self.model,
+            sqs=self.sqs,
+            lambda_client=self.trigger,
+            dynamodb=boto3.client("dynamodb"),
+            events=boto3.client("events"),
+            clock=self.clock,
+        )
+
+    def upload(self, n: int) -> None:
+        for i in range(n):
+            self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=f"image {i}")
+
+    def process_all(self) -> None:
+        """The labeler consuming the queue (only legal while its trigger is enabled)."""
+        assert self.trigger.enabled and self.model.status == "RUNNING"
+        while messages := self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages"):
+            for message in messages:
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def every_minute(self, minutes: int) -> None:
+        for _ in range(minutes):
+            self.clock.advance(1)
+            self.manager.run_once()
+
+    def changes(self) -> list[tuple[str, str]]:
+        return [
+            (e["detail"]["previousStatus"], e["detail"]["status"])
+            for e in consumed_events(self.sqs, self.consumer)
+            if e["detail-type"] == "Model State Changed"
+        ]
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    with mock_aws():
+        yield World()
+
+
+def test_full_cycle_start_on_work_resume_trigger_then_stop_when_idle(world: World) -> None:
+    world.manager.run_once()
+    assert world.model.starts == [] and world.trigger.enabled is False  # idle: trigger paused, model off
+    world.upload(25)
+    world.every_minute(1)
+    assert world.model.starts == [{"ProjectVersionArn": VERSION_ARN, "MinInferenceUnits": 2, "MaxInferenceUnits": 3}]
+    assert world.changes() == [("STOPPED", "STARTING")]
+    world.every_minute(7)  # still starting: messages wait, untouched
+    assert world.trigger.enabled is False and len(world.model.starts) == 1
+    world.every_minute(2)  # RUNNING now
+    assert world.trigger.enabled is True
+    world.process_all()
+    world.every_minute(14)
+    assert world.model.stops == 0
+    world.every_minute(2)
+    assert world.model.stops == 1 and world.trigger.enabled is False
+    assert world.changes() == [("RUNNING", "STOPPING")]
+    world.every_minute(5)
+    assert world.model.status == "STOPPED" and world.model.stops == 1 and world.changes() == []
+
+
+def test_messages_never_see_a_model_that_is_not_running(world: World) -> None:
+    world.upload(3)
+    for _ in range(12):
+        world.every_minute(1)
+        assert not world.trigger.enabled or world.model.status == "RUNNING"
+    attributes = world.sqs.get_queue_attributes(QueueUrl=world.queue_url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "3"  # all still waiting, none received
+    assert world.trigger.updates == [False, True]
+
+
+def test_concurrent_runs_do_not_start_twice(world: World) -> None:
+    world.upload(1)
+    other = world.build()
+    assert world.manager.store.acquire("someone-else", 50) is not None  # another run holds the lease
+    assert other.run_once() is None and world.model.starts == []
+    world.clock.advance(1)  # lease expired
+    plans = [world.manager.run_once("a"), other.run_once("b")]
+    assert len(world.model.starts) == 1
+    assert sum(bool(p and p.start) for p in plans) == 1
+
+
+def test_model_already_starting_is_not_started_again(world: World) -> None:
+    world.upload(1)
+    world.every_minute(1)
+    world.model.start_minutes = 60
+    world.every_minute(10)
+    assert len(world.model.starts) == 1
+
+
+def test_model_that_fails_to_start_keeps_the_trigger_paused_and_is_alarmed(
+    capsys: pytest.CaptureFixture[str], lambda_context: Any
+) -> None:
+    from manager import handler
+
+    with mock_aws():
+        world = World(fails_to_start=True)
+        world.upload(2)
+        world.every_minute(1)
+        world.clock.advance(10)
+        handler.use_manager(world.manager)
+        try:
+            assert handler.handler({}, lambda_context)["triggerEnabled"] is False  # the scheduled entry point
+        finally:
+            handler.use_manager(None)
+        assert world.model.status == "FAILED"
+        assert world.trigger.enabled is False and len(world.model.starts) == 1  # no start loop
+        emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+        assert emf[-1]["ModelFailed"] == [1.0] and emf[-1]["ModelRunning"] == [0.0]
+
+
+def test_model_started_elsewhere_is_used_and_not_stopped() -> None:
+    with mock_aws():
+        world = World(status="RUNNING", trigger=False)
+        world.every_minute(60)
+        assert world.trigger.enabled is True and world.model.stops == 0 and world.model.starts == []
+
+
+def test_always_on_keeps_it_running(world: World) -> None:
+    from dataclasses import replace
+
+    world.config = replace(world.config, always_on=True)
+    world.manager = world.build()
+    world.every_minute(120)
+    assert len(world.model.starts) == 1 and world.model.stops == 0 and world.trigger.enabled
+
+
+def test_state_survives_between_runs(world: World) -> None:
+    world.upload(1)
+    world.every_minute(1)
+    stored = boto3.client("dynamodb").get_item(TableName="manager-state", Key={"pk": {"S": VERSION_ARN}})["Item"]
+    state: dict[str, Any] = json.loads(stored["state"]["S"])
+    assert state["started_by_us"] is True and "leaseUntil" not in stored
