@@ -1,6 +1,6 @@
 """Local (Docker-free, network-free) bundling of the labeler Lambda asset.
 
-The asset is ``lambda/labeler`` plus the pure-Python runtime dependencies
+The asset is ``lambda/labeler`` and ``lambda/manager`` plus the pure-Python runtime dependencies
 pinned in ``lambda/requirements.txt``, copied from the project's venv (where
 ``make setup`` installed exactly those pins). boto3 comes with the runtime.
 """
@@ -19,6 +19,8 @@ from aws_cdk import aws_lambda as lambda_
 
 LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambda"
 _REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# Both functions share one asset: the model manager reuses the labeler's adapters.
+PACKAGES = ("labeler", "manager")
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.dist-info", "tests")
 
 
@@ -69,7 +71,8 @@ def bundle_labeler(output_dir: Path) -> None:
             raise RuntimeError(
                 f"lambda/requirements.txt pins {name}=={version} but {installed} is installed; run `make setup`"
             )
-    shutil.copytree(LAMBDA_DIR / "labeler", output_dir / "labeler", ignore=SKIP, dirs_exist_ok=True)
+    for package in PACKAGES:
+        shutil.copytree(LAMBDA_DIR / package, output_dir / package, ignore=SKIP, dirs_exist_ok=True)
     for dist in _distribution_closure(list(pins)):
         site = Path(str(dist.locate_file("")))
         for top in _top_level_paths(dist):

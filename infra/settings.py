@@ -49,6 +49,14 @@ class StackSettings:
     max_receive_count: int = 5
     function_timeout_seconds: int = 60
     log_retention_days: int = 30
+    model_manager: bool = True
+    project_arn: str | None = None
+    idle_minutes: int = 15
+    min_inference_units: int = 1
+    max_inference_units: int | None = None
+    always_on: bool = False
+    always_on_windows: str = ""
+    stop_models_started_elsewhere: bool = False
 
     @property
     def queue_visibility_timeout_seconds(self) -> int:
@@ -75,6 +83,7 @@ class StackSettings:
                 batch_size=_int_or(get("batchSize"), "batchSize", 10, maximum=MAX_SQS_BATCH_WITHOUT_WINDOW),
                 max_concurrency=_int_or(get("maxConcurrency"), "maxConcurrency", 2, maximum=MAX_ESM_CONCURRENCY),
                 max_receive_count=_int_or(get("maxReceiveCount"), "maxReceiveCount", 5, maximum=1000),
+                **_manager_settings(get, raw_arn),
             )
         except SettingsError:
             raise
@@ -86,6 +95,45 @@ class StackSettings:
                 f"(Lambda's SQS maximum concurrency), got {settings.max_concurrency}"
             )
         return settings
+
+
+def _manager_settings(get: Callable[[str], Any], version_arn: str | None) -> dict[str, Any]:
+    from manager.config import parse_bool, parse_project_arn, parse_windows
+
+    enabled = parse_bool(_text(get("modelManager")) or "true", "modelManager")
+    if not enabled:
+        return {"model_manager": False}
+    raw_project = _text(get("projectArn"))
+    if not (raw_project or "").strip():
+        raise SettingsError(
+            "projectArn is required while the model manager is on (the default): pass your Custom Labels "
+            "project ARN with `-c projectArn=arn:aws:rekognition:<region>:<account>:project/<name>/<number>`, "
+            "or turn the manager off with `-c modelManager=false`"
+        )
+    minimum = _int_or(get("minInferenceUnits"), "minInferenceUnits", 1, maximum=1000)
+    maximum = parse_positive_int(_scalar(get("maxInferenceUnits")), "maxInferenceUnits", maximum=1000)
+    if maximum is not None and maximum < minimum:
+        raise SettingsError(f"maxInferenceUnits ({maximum}) must be >= minInferenceUnits ({minimum})")
+    windows = (_text(get("alwaysOnWindows")) or "").strip()
+    parse_windows(windows, "alwaysOnWindows")
+    return {
+        "model_manager": True,
+        "project_arn": parse_project_arn(raw_project, "projectArn", version_arn or ""),
+        "idle_minutes": _int_or(get("idleMinutes"), "idleMinutes", 15, maximum=24 * 60),
+        "min_inference_units": minimum,
+        "max_inference_units": maximum,
+        "always_on": parse_bool(_text(get("alwaysOn")), "alwaysOn"),
+        "always_on_windows": windows,
+        "stop_models_started_elsewhere": parse_bool(
+            _text(get("stopModelsStartedElsewhere")), "stopModelsStartedElsewhere"
+        ),
+    }
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _scalar(value: Any) -> Any:

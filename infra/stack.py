@@ -9,6 +9,7 @@ from infra.constructs.event_bus import ResultsEventBus
 from infra.constructs.image_bucket import ImageBucket
 from infra.constructs.ingest_queue import IngestQueue
 from infra.constructs.labeler_function import LabelerFunction
+from infra.constructs.model_manager import ModelManager
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.results_table import ResultsTable
 from infra.nag import acknowledge_findings
@@ -39,12 +40,24 @@ class AutolabelStack(Stack):
             table=self.results.table,
             bus=self.events.bus,
         )
+        self.model_manager: ModelManager | None = None
+        if settings.model_manager:
+            self.model_manager = ModelManager(
+                self,
+                "ModelManager",
+                settings=settings,
+                queue=self.ingest.queue,
+                event_source_mapping_id=self.labeler.event_source.event_source_mapping_id,
+                event_source_mapping_arn=self.labeler.event_source.event_source_mapping_arn,
+                bus=self.events.bus,
+            )
         self.monitoring = Monitoring(
             self,
             "Monitoring",
             function=self.labeler.function,
             queue=self.ingest.queue,
             dead_letter_queue=self.ingest.dead_letter_queue,
+            extra_alarms=self.model_manager.alarms if self.model_manager else [],
         )
         outputs = {
             "ImageBucketName": self.images.bucket.bucket_name,
@@ -56,6 +69,9 @@ class AutolabelStack(Stack):
             "AlarmTopicArn": self.monitoring.topic.topic_arn,
             "DashboardName": self.monitoring.dashboard.dashboard_name,
         }
+        if self.model_manager is not None:
+            outputs["ModelManagerFunctionName"] = self.model_manager.function.function_name
+            outputs["EventSourceMappingId"] = self.labeler.event_source.event_source_mapping_id
         for output_id, value in outputs.items():
             CfnOutput(self, output_id, value=value).override_logical_id(output_id)
         acknowledge_findings(self)

@@ -16,6 +16,8 @@ from typing import Any
 PLACEHOLDER_PROJECT_VERSION_ARN = (
     "arn:aws:rekognition:us-east-1:123456789012:project/autolabel-local/version/autolabel-local.1/1700000000000"
 )
+PLACEHOLDER_PROJECT_ARN = "arn:aws:rekognition:us-east-1:123456789012:project/autolabel-local/1690000000000"
+PLACEHOLDER_CONTEXT = {"projectVersionArn": PLACEHOLDER_PROJECT_VERSION_ARN, "projectArn": PLACEHOLDER_PROJECT_ARN}
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,8 @@ def _only(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
 
 
 def facts_from_template(template: dict[str, Any]) -> StackFacts:
-    table = _only(template, "AWS::DynamoDB::Table")
+    # The results table is the one with the label index (the manager's state table has none).
+    table = next(t for t in _resources_of(template, "AWS::DynamoDB::Table") if t.get("GlobalSecondaryIndexes"))
     ingest = next(q for q in _resources_of(template, "AWS::SQS::Queue") if "RedrivePolicy" in q)
     mapping = _only(template, "AWS::Lambda::EventSourceMapping")
     function = next(
@@ -79,7 +82,7 @@ def synthesize_template(context: dict[str, Any] | None = None, *, bundle: bool =
     """The stack's CloudFormation template, synthesized in a temporary directory."""
     from infra.app import STACK_NAME, build_app  # imports aws-cdk-lib (slow): only when asked
 
-    full_context: dict[str, Any] = {"projectVersionArn": PLACEHOLDER_PROJECT_VERSION_ARN, **(context or {})}
+    full_context: dict[str, Any] = {**PLACEHOLDER_CONTEXT, **(context or {})}
     if not bundle:
         full_context["aws:cdk:bundling-stacks"] = []
     with tempfile.TemporaryDirectory(prefix="autolabel-synth-") as outdir:

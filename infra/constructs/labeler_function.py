@@ -119,6 +119,9 @@ class LabelerFunction(Construct):
             batch_size=settings.batch_size,
             report_batch_item_failures=True,
             max_concurrency=settings.max_concurrency,
+            # With the model manager, the trigger starts paused: the manager
+            # resumes it once the model is RUNNING (and pauses it again).
+            enabled=not settings.model_manager,
         )
         # Also grants the role the queue's consume actions, on that queue only.
         self.function.add_event_source(self.event_source)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
@@ -26,6 +28,7 @@ class Monitoring(Construct):
         function: lambda_.IFunction,
         queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
+        extra_alarms: Sequence[cloudwatch.Alarm] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(
@@ -68,7 +71,7 @@ class Monitoring(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        for alarm in (self.dlq_alarm, self.age_alarm, self.errors_alarm):
+        for alarm in (self.dlq_alarm, self.age_alarm, self.errors_alarm, *extra_alarms):
             alarm.add_alarm_action(alarm_action)
 
         def app_metric(name: str, statistic: str = "Sum") -> cloudwatch.Metric:

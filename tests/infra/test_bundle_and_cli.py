@@ -12,13 +12,14 @@ from infra.bundling import bundle_labeler, pinned_requirements
 
 ROOT = Path(__file__).resolve().parents[2]
 ARN = "arn:aws:rekognition:us-east-1:123456789012:project/p/version/p.1/1700000000000"
+PROJECT_ARN = "arn:aws:rekognition:us-east-1:123456789012:project/p/1690000000000"
 
 
 def test_asset_holds_the_labeler_and_its_pinned_runtime_dependencies(tmp_path: Path) -> None:
     bundle_labeler(tmp_path)
     names = {p.name for p in tmp_path.iterdir()}
-    assert {"labeler", "aws_lambda_powertools", "jmespath"} <= names
-    assert (tmp_path / "labeler" / "handler.py").is_file()
+    assert {"labeler", "manager", "aws_lambda_powertools", "jmespath"} <= names
+    assert (tmp_path / "labeler" / "handler.py").is_file() and (tmp_path / "manager" / "handler.py").is_file()
     assert not {"boto3", "botocore", "moto", "PIL", "tests"} & names  # the runtime has boto3; no dev packages
     assert not list(tmp_path.rglob("__pycache__"))
     assert pinned_requirements() == {"aws-lambda-powertools": "3.37.0"}
@@ -26,7 +27,7 @@ def test_asset_holds_the_labeler_and_its_pinned_runtime_dependencies(tmp_path: P
 
 def test_handler_imports_from_the_asset_alone(tmp_path: Path) -> None:
     bundle_labeler(tmp_path)
-    code = "import labeler.handler, aws_lambda_powertools; print(aws_lambda_powertools.__file__)"
+    code = "import labeler.handler, manager.handler, aws_lambda_powertools; print(aws_lambda_powertools.__file__)"
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path)}
     out = subprocess.run(
         [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path)!r}); {code}"],
@@ -54,7 +55,18 @@ def test_cdk_synth_with_the_pinned_cli_needs_no_credentials(tmp_path: Path) -> N
     )
     out = tmp_path / "cdk.out"
     run = subprocess.run(
-        [str(cli), "synth", "--quiet", "--no-notices", "-o", str(out), "-c", f"projectVersionArn={ARN}"],
+        [
+            str(cli),
+            "synth",
+            "--quiet",
+            "--no-notices",
+            "-o",
+            str(out),
+            "-c",
+            f"projectVersionArn={ARN}",
+            "-c",
+            f"projectArn={PROJECT_ARN}",
+        ],
         cwd=ROOT,
         env=env,
         check=False,

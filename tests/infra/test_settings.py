@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from infra.settings import SettingsError, StackSettings
-from tests.infra.conftest import ARN
+from tests.infra.conftest import ARN, PROJECT_ARN
 
 
 def settings(**context: Any) -> StackSettings:
-    return StackSettings.from_context({"projectVersionArn": ARN, **context}.get)
+    return StackSettings.from_context({"projectVersionArn": ARN, "projectArn": PROJECT_ARN, **context}.get)
 
 
 def test_defaults() -> None:

@@ -1,0 +1,177 @@
+"""The model manager: a scheduled Lambda that runs the model only while there is work.
+
+Why a scheduled Lambda and not Step Functions: each decision needs three fresh
+observations (model status, queue depth, trigger state) and is a pure function
+of them plus a little remembered state; a one-minute schedule with a DynamoDB
+lease is simpler, cheaper (about 44,000 short invocations a month) and easier
+to test than a long-running state machine polling the same APIs.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.bundling import labeler_code
+from infra.constructs.labeler_function import RUNTIME
+from infra.settings import StackSettings
+from labeler.config import METRICS_NAMESPACE
+
+SERVICE = "autolabel-model-manager"  # manager.handler.SERVICE_NAME
+STARTING_TIMEOUT_MINUTES = 30
+
+
+class ModelManager(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StackSettings,
+        queue: sqs.IQueue,
+        event_source_mapping_id: str,
+        event_source_mapping_arn: str,
+        bus: events.IEventBus,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        assert settings.project_arn is not None
+        self.state_table = dynamodb.Table(
+            self,
+            "State",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=RemovalPolicy.DESTROY,  # one small item, rebuilt on the next run
+        )
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="autolabel model manager: exactly the actions its code uses",
+        )
+        statements = [
+            ("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], self.log_group.log_group_arn),
+            ("DescribeTheProject", ["rekognition:DescribeProjectVersions"], settings.project_arn),
+            (
+                "StartStopTheModelVersion",
+                ["rekognition:StartProjectVersion", "rekognition:StopProjectVersion"],
+                settings.project_version_arn,
+            ),
+            ("ReadQueueDepth", ["sqs:GetQueueAttributes"], queue.queue_arn),
+            (
+                "PauseResumeTheLabelerTrigger",
+                ["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"],
+                event_source_mapping_arn,
+            ),
+            ("StateAndLease", ["dynamodb:UpdateItem"], self.state_table.table_arn),
+            ("AnnounceTransitions", ["events:PutEvents"], bus.event_bus_arn),
+        ]
+        for sid, actions, resource in statements:
+            self.role.add_to_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=[resource]))
+
+        environment = {
+            "PROJECT_VERSION_ARN": settings.project_version_arn,
+            "PROJECT_ARN": settings.project_arn,
+            "QUEUE_URL": queue.queue_url,
+            "EVENT_SOURCE_MAPPING_ID": event_source_mapping_id,
+            "STATE_TABLE_NAME": self.state_table.table_name,
+            "EVENT_BUS_NAME": bus.event_bus_name,
+            "EVENT_SOURCE": settings.event_source,
+            "IDLE_MINUTES": str(settings.idle_minutes),
+            "MIN_INFERENCE_UNITS": str(settings.min_inference_units),
+            "ALWAYS_ON": str(settings.always_on).lower(),
+            "ALWAYS_ON_WINDOWS": settings.always_on_windows,
+            "STOP_MODELS_STARTED_ELSEWHERE": str(settings.stop_models_started_elsewhere).lower(),
+            "STARTING_TIMEOUT_MINUTES": str(STARTING_TIMEOUT_MINUTES),
+        }
+        if settings.max_inference_units is not None:
+            environment["MAX_INFERENCE_UNITS"] = str(settings.max_inference_units)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description="autolabel: start the model when work waits, stop it when idle",
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler="manager.handler.handler",
+            code=labeler_code(),
+            role=self.role,
+            memory_size=256,
+            timeout=Duration.seconds(30),
+            reserved_concurrent_executions=1,  # one run at a time (the lease guards it too)
+            environment=environment,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+        )
+        self.schedule = events.Rule(
+            self,
+            "EveryMinute",
+            description="autolabel model manager: one decision a minute",
+            schedule=events.Schedule.rate(Duration.minutes(1)),
+            targets=[targets.LambdaFunction(self.function, retry_attempts=0)],
+        )
+
+        def metric(name: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=name,
+                dimensions_map={"service": SERVICE},
+                statistic="Maximum",
+                period=Duration.minutes(5),
+            )
+
+        self.alarms = [
+            cloudwatch.Alarm(
+                self,
+                "ModelStuckStarting",
+                alarm_description=f"The model has been STARTING for {STARTING_TIMEOUT_MINUTES} minutes or more.",
+                metric=metric("ModelStartingMinutes"),
+                threshold=STARTING_TIMEOUT_MINUTES,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            cloudwatch.Alarm(
+                self,
+                "ModelFailed",
+                alarm_description="The model version is FAILED: images wait in the queue (trigger paused).",
+                metric=metric("ModelFailed"),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            cloudwatch.Alarm(
+                self,
+                "ModelNotFound",
+                alarm_description="The configured model version does not exist (deleted, or wrong ARN).",
+                metric=metric("ModelNotFound"),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            cloudwatch.Alarm(
+                self,
+                "ManagerErrors",
+                alarm_description="The model manager raised errors: the model is neither started nor stopped.",
+                metric=self.function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
+                threshold=3,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+        ]

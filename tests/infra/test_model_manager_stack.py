@@ -1,0 +1,140 @@
+"""The model manager in the stack: on by default, exact permissions, schedule, alarms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Annotations, Match, Template
+
+from infra.settings import SettingsError, StackSettings
+from tests.infra.conftest import ARN, PROJECT_ARN, synth
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    return synth(idleMinutes=20, minInferenceUnits=2, maxInferenceUnits=4, alwaysOnWindows="Mon-Fri 08:00-18:00")[1]
+
+
+def manager_statements(template: Template) -> dict[str, dict[str, Any]]:
+    roles = template.find_resources(
+        "AWS::IAM::Role", {"Properties": {"Description": Match.string_like_regexp("model manager")}}
+    )
+    (role_id,) = roles
+    statements: dict[str, dict[str, Any]] = {}
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            statements.update({s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]})
+    return statements
+
+
+def test_manager_may_touch_only_its_model_queue_trigger_state_and_bus(template: Template) -> None:
+    statements = manager_statements(template)
+    assert statements["DescribeTheProject"]["Resource"] == PROJECT_ARN
+    assert statements["DescribeTheProject"]["Action"] == "rekognition:DescribeProjectVersions"
+    assert statements["StartStopTheModelVersion"]["Resource"] == ARN
+    assert sorted(statements["StartStopTheModelVersion"]["Action"]) == [
+        "rekognition:StartProjectVersion",
+        "rekognition:StopProjectVersion",
+    ]
+    mapping_id = next(iter(template.find_resources("AWS::Lambda::EventSourceMapping")))
+    assert mapping_id in str(statements["PauseResumeTheLabelerTrigger"]["Resource"])
+    assert statements["StateAndLease"]["Action"] == "dynamodb:UpdateItem"
+    assert statements["ReadQueueDepth"]["Action"] == "sqs:GetQueueAttributes"
+    assert statements["AnnounceTransitions"]["Action"] == "events:PutEvents"
+    for statement in statements.values():
+        assert statement["Resource"] != "*"
+
+
+def test_trigger_starts_paused_and_the_manager_runs_every_minute(template: Template) -> None:
+    template.has_resource_properties("AWS::Lambda::EventSourceMapping", {"Enabled": False})
+    function_id = next(
+        rid
+        for rid, r in template.find_resources("AWS::Lambda::Function").items()
+        if r["Properties"].get("Handler") == "manager.handler.handler"
+    )
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "ScheduleExpression": "rate(1 minute)",
+            "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [function_id, "Arn"]}})],
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "manager.handler.handler",
+            "ReservedConcurrentExecutions": 1,
+            "Environment": {
+                "Variables": Match.object_like(
+                    {
+                        "PROJECT_ARN": PROJECT_ARN,
+                        "PROJECT_VERSION_ARN": ARN,
+                        "IDLE_MINUTES": "20",
+                        "MIN_INFERENCE_UNITS": "2",
+                        "MAX_INFERENCE_UNITS": "4",
+                        "ALWAYS_ON": "false",
+                        "ALWAYS_ON_WINDOWS": "Mon-Fri 08:00-18:00",
+                        "STOP_MODELS_STARTED_ELSEWHERE": "false",
+                        "EVENT_SOURCE_MAPPING_ID": {"Ref": Match.string_like_regexp("SqsEventSource")},
+                    }
+                )
+            },
+        },
+    )
+
+
+def test_alarms_for_a_model_stuck_starting_failed_or_missing(template: Template) -> None:
+    for metric in ("ModelStartingMinutes", "ModelFailed", "ModelNotFound"):
+        template.has_resource_properties(
+            "AWS::CloudWatch::Alarm",
+            {
+                "MetricName": metric,
+                "Namespace": "Autolabel",
+                "Dimensions": [{"Name": "service", "Value": "autolabel-model-manager"}],
+                "AlarmActions": [{"Ref": Match.string_like_regexp("MonitoringAlarmTopic")}],
+            },
+        )
+
+
+def test_manager_stack_is_nag_clean() -> None:
+    stack, _template = synth()
+    assert Annotations.from_stack(stack).find_error("*", Match.string_like_regexp(r"AwsSolutions-")) == []
+
+
+def test_manager_can_be_switched_off() -> None:
+    _stack, template = synth(modelManager="false", projectArn="")
+    template.has_resource_properties("AWS::Lambda::EventSourceMapping", {"Enabled": True})
+    assert not [
+        f
+        for f in template.find_resources("AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "manager.handler.handler"
+    ]
+    assert template.find_resources("AWS::Events::Rule") == {}
+
+
+def test_project_arn_is_required_while_the_manager_is_on() -> None:
+    with pytest.raises(SettingsError, match=r"-c projectArn=.*-c modelManager=false"):
+        StackSettings.from_context({"projectVersionArn": ARN}.get)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("projectArn", PROJECT_ARN.replace("autolabel-local", "another-project")),
+        ("alwaysOnWindows", "weekdays 9 to 5"),
+        ("maxInferenceUnits", "0"),
+        ("idleMinutes", "0"),
+        ("alwaysOn", "maybe"),
+        ("modelManager", "perhaps"),
+    ],
+)
+def test_invalid_manager_settings_name_their_key(key: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=key):
+        StackSettings.from_context({"projectVersionArn": ARN, "projectArn": PROJECT_ARN, key: value}.get)
+
+
+def test_max_units_below_min_units_is_refused() -> None:
+    context = {"projectVersionArn": ARN, "projectArn": PROJECT_ARN, "minInferenceUnits": 3, "maxInferenceUnits": 2}
+    with pytest.raises(SettingsError, match="maxInferenceUnits"):
+        StackSettings.from_context(context.get)
