@@ -68,10 +68,12 @@ class AutolabelStack(Stack):
             "LabelerFunctionName": self.labeler.function.function_name,
             "AlarmTopicArn": self.monitoring.topic.topic_arn,
             "DashboardName": self.monitoring.dashboard.dashboard_name,
+            "ProjectVersionArn": settings.project_version_arn,
+            "EventSourceMappingId": self.labeler.event_source.event_source_mapping_id,
         }
         if self.model_manager is not None:
             outputs["ModelManagerFunctionName"] = self.model_manager.function.function_name
-            outputs["EventSourceMappingId"] = self.labeler.event_source.event_source_mapping_id
+            outputs["ProjectArn"] = settings.project_arn or ""
         for output_id, value in outputs.items():
             CfnOutput(self, output_id, value=value).override_logical_id(output_id)
         acknowledge_findings(self)
