@@ -2,7 +2,8 @@
 #   make local   run the whole pipeline locally against an embedded AWS emulator
 #   make test    lint, type-check and run the whole test suite
 #   make synth   cdk synth (offline, no credentials), cdk-nag checks included
-#   make deploy  cdk deploy (needs AWS credentials and -c projectVersionArn=...)
+#   make deploy  cdk deploy (needs AWS credentials); both take CDK_ARGS="-c key=value ..."
+#   make soak / make benchmark / make cost   reliability, speed and cost figures
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -12,7 +13,7 @@ NODE_STAMP := node_modules/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test lint typecheck pytest local synth deploy benchmark clean
+.PHONY: setup test lint typecheck pytest local synth deploy benchmark soak cost clean
 
 $(PY_STAMP): requirements.txt requirements-dev.txt lambda/requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,14 +41,21 @@ test: lint typecheck pytest
 local: setup
 	$(PY) -m local.run
 
+# e.g. make synth CDK_ARGS="-c projectVersionArn=arn:... -c projectArn=arn:..."
 synth: setup
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx cdk synth --quiet
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx cdk synth --quiet $(CDK_ARGS)
 
 deploy: setup
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx cdk deploy
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx cdk deploy $(CDK_ARGS)
 
 benchmark: setup
 	$(PY) -m local.benchmark
+
+soak: setup
+	$(PY) -m local.soak
+
+cost: setup
+	$(PY) -m local.cost_sim
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .local-run .pytest_cache .mypy_cache .ruff_cache
