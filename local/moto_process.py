@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
 import socket
 import subprocess
 import sys
@@ -21,6 +20,8 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
+
+from local.emulator import environment, local_aws_environment
 
 
 def _snapshot_touched_items_instead_of_tables() -> None:
@@ -99,10 +100,6 @@ def moto_server_process() -> Iterator[str]:
         [sys.executable, "-m", "local.moto_process", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     endpoint = f"http://127.0.0.1:{port}"
-    saved = {
-        name: os.environ.get(name)
-        for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
-    }
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -113,19 +110,9 @@ def moto_server_process() -> Iterator[str]:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError("the moto server process did not start") from None
                 time.sleep(0.1)
-        os.environ.update(
-            AWS_ENDPOINT_URL=endpoint,
-            AWS_ACCESS_KEY_ID="local",
-            AWS_SECRET_ACCESS_KEY="local",
-            AWS_DEFAULT_REGION="us-east-1",
-        )
-        yield endpoint
+        with environment(local_aws_environment(endpoint)):
+            yield endpoint
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         process.terminate()
         process.wait(timeout=10)
 

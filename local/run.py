@@ -30,7 +30,15 @@ from labeler.clients import create_clients
 from labeler.config import LabelerConfig
 from labeler.pipeline import build_pipeline
 from labeler.queries import find_by_label, get_result
-from local.emulator import REGION, LocalResources, consumed_events, create_resources, drain_queue
+from local.emulator import (
+    REGION,
+    LocalResources,
+    consumed_events,
+    create_resources,
+    drain_queue,
+    environment,
+    local_aws_environment,
+)
 from local.fake_model import PALETTE, FakeCustomLabelsModel, client_error
 from local.poller import EventSourceMappingPoller
 from local.samples import Sample, sample_set
@@ -43,20 +51,6 @@ BANNER = """\
  Custom Labels model: EMULATED (local/fake_model.py finds coloured regions);
  no Rekognition call is made and no AWS account is used.
 ================================================================================"""
-
-
-@contextlib.contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @contextlib.contextmanager
@@ -123,16 +117,8 @@ def run(output_dir: Path) -> int:
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     print(BANNER.format(endpoint=endpoint))
-    env = {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-    env.pop("AWS_SESSION_TOKEN", None)
     try:
-        with environment(env):
+        with environment(local_aws_environment(endpoint)):
             return _run(facts, output_dir)
     finally:
         server.stop()

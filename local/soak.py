@@ -68,6 +68,7 @@ class SoakConfig:
     batch_size: int = 0  # 0: the stack's
     model_latency_seconds: float = 0.0
     model_tps_cap: float = 0.0  # > 0: the model throttles above this many calls per second (all workers)
+    log_dir: str = ""  # where each worker writes its Lambda logs (JSON lines); empty: discarded
 
 
 @dataclass
@@ -219,8 +220,13 @@ def _worker(config: SoakConfig, worker: int, endpoint: str, names: dict[str, str
     )
     import contextlib
 
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(sink):
         poller.run_until_idle(max_seconds=config.max_seconds, pause_seconds=0.2)
+    if config.log_dir:
+        from pathlib import Path
+
+        Path(config.log_dir).mkdir(parents=True, exist_ok=True)
+        (Path(config.log_dir) / f"worker-{worker}.jsonl").write_text(sink.getvalue())
     return {**dataclasses.asdict(poller.stats), "model_calls": len(model.calls)}
 
 
@@ -325,9 +331,11 @@ def run(config: SoakConfig) -> Accounting:
         }
         started = time.monotonic()
         context = multiprocessing.get_context("spawn")
-        with context.Pool(config.concurrency) as pool:
+        shared = (context.Value("d", config.model_tps_cap), context.Value("d", time.time()), context.Lock())
+        batch_size = config.batch_size or facts.batch_size
+        with context.Pool(config.concurrency, initializer=_init_worker, initargs=shared) as pool:
             account.worker_stats = pool.starmap(
-                _worker, [(config, w, endpoint, names, facts.batch_size) for w in range(config.concurrency)]
+                _worker, [(config, w, endpoint, names, batch_size) for w in range(config.concurrency)]
             )
         account.elapsed = time.monotonic() - started
         _account(account, resources, all_versions, config)

@@ -21,9 +21,9 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.bundling import labeler_code
+from infra.constructs.alarms import app_metric, at_least
 from infra.constructs.labeler_function import RUNTIME
 from infra.settings import StackSettings
-from labeler.config import METRICS_NAMESPACE
 
 SERVICE = "autolabel-model-manager"  # manager.handler.SERVICE_NAME
 STARTING_TIMEOUT_MINUTES = 30
@@ -125,53 +125,35 @@ class ModelManager(Construct):
         )
 
         def metric(name: str) -> cloudwatch.Metric:
-            return cloudwatch.Metric(
-                namespace=METRICS_NAMESPACE,
-                metric_name=name,
-                dimensions_map={"service": SERVICE},
-                statistic="Maximum",
-                period=Duration.minutes(5),
-            )
+            return app_metric(SERVICE, name, "Maximum")
 
         self.alarms = [
-            cloudwatch.Alarm(
+            at_least(
                 self,
                 "ModelStuckStarting",
-                alarm_description=f"The model has been STARTING for {STARTING_TIMEOUT_MINUTES} minutes or more.",
-                metric=metric("ModelStartingMinutes"),
-                threshold=STARTING_TIMEOUT_MINUTES,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                metric("ModelStartingMinutes"),
+                STARTING_TIMEOUT_MINUTES,
+                f"The model has been STARTING for {STARTING_TIMEOUT_MINUTES} minutes or more.",
             ),
-            cloudwatch.Alarm(
+            at_least(
                 self,
                 "ModelFailed",
-                alarm_description="The model version is FAILED: images wait in the queue (trigger paused).",
-                metric=metric("ModelFailed"),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                metric("ModelFailed"),
+                1,
+                "The model version is FAILED: images wait in the queue (trigger paused).",
             ),
-            cloudwatch.Alarm(
+            at_least(
                 self,
                 "ModelNotFound",
-                alarm_description="The configured model version does not exist (deleted, or wrong ARN).",
-                metric=metric("ModelNotFound"),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                metric("ModelNotFound"),
+                1,
+                "The configured model version does not exist (deleted, or wrong ARN).",
             ),
-            cloudwatch.Alarm(
+            at_least(
                 self,
                 "ManagerErrors",
-                alarm_description="The model manager raised errors: the model is neither started nor stopped.",
-                metric=self.function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
-                threshold=3,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                self.function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
+                3,
+                "The model manager raised errors: the model is neither started nor stopped.",
             ),
         ]

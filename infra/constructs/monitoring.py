@@ -13,7 +13,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from labeler.config import METRICS_NAMESPACE
+from infra.constructs.alarms import app_metric as service_metric
+from infra.constructs.alarms import at_least
 from labeler.config import SERVICE_NAME as SERVICE
 
 OLDEST_MESSAGE_ALARM_SECONDS = 900
@@ -41,47 +42,32 @@ class Monitoring(Construct):
         alarm_action = actions.SnsAction(self.topic)
         five_minutes = Duration.minutes(5)
 
-        self.dlq_alarm = cloudwatch.Alarm(
+        self.dlq_alarm = at_least(
             self,
             "DeadLetterQueueNotEmpty",
-            alarm_description="Messages reached the DLQ: fix the cause (see docs/runbook.md), then redrive.",
-            metric=dead_letter_queue.metric_approximate_number_of_messages_visible(period=Duration.minutes(1)),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            dead_letter_queue.metric_approximate_number_of_messages_visible(period=Duration.minutes(1)),
+            1,
+            "Messages reached the DLQ: fix the cause (see docs/runbook.md), then redrive.",
         )
-        self.age_alarm = cloudwatch.Alarm(
+        self.age_alarm = at_least(
             self,
             "OldestMessageTooOld",
-            alarm_description="Images wait too long: model not running, throttled, or the labeler is failing.",
-            metric=queue.metric_approximate_age_of_oldest_message(period=five_minutes, statistic="Maximum"),
-            threshold=OLDEST_MESSAGE_ALARM_SECONDS,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            queue.metric_approximate_age_of_oldest_message(period=five_minutes, statistic="Maximum"),
+            OLDEST_MESSAGE_ALARM_SECONDS,
+            "Images wait too long: model not running, throttled, or the labeler is failing.",
         )
-        self.errors_alarm = cloudwatch.Alarm(
+        self.errors_alarm = at_least(
             self,
             "FunctionErrors",
-            alarm_description="The labeler raised errors (bad configuration, or a whole batch failed).",
-            metric=function.metric_errors(period=five_minutes, statistic="Sum"),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            function.metric_errors(period=five_minutes, statistic="Sum"),
+            1,
+            "The labeler raised errors (bad configuration, or a whole batch failed).",
         )
         for alarm in (self.dlq_alarm, self.age_alarm, self.errors_alarm, *extra_alarms):
             alarm.add_alarm_action(alarm_action)
 
         def app_metric(name: str, statistic: str = "Sum") -> cloudwatch.Metric:
-            return cloudwatch.Metric(
-                namespace=METRICS_NAMESPACE,
-                metric_name=name,
-                dimensions_map={"service": SERVICE},
-                statistic=statistic,
-                period=five_minutes,
-            )
+            return service_metric(SERVICE, name, statistic)
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(3))
         self.dashboard.add_widgets(

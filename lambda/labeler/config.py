@@ -82,10 +82,10 @@ def parse_event_source(raw: str | None, name: str) -> str:
     return value
 
 
-def _required(environ: Mapping[str, str], name: str) -> str:
+def required(environ: Mapping[str, str], name: str, owner: str = "the labeler Lambda") -> str:
     value = environ.get(name, "").strip()
     if not value:
-        raise ConfigError(f"{name} is required (environment variable of the labeler Lambda)")
+        raise ConfigError(f"{name} is required (environment variable of {owner})")
     return value
 
 
@@ -102,8 +102,8 @@ class LabelerConfig:
     def from_environ(cls, environ: Mapping[str, str]) -> LabelerConfig:
         return cls(
             project_version_arn=parse_project_version_arn(environ.get("PROJECT_VERSION_ARN"), "PROJECT_VERSION_ARN"),
-            results_table_name=_required(environ, "RESULTS_TABLE_NAME"),
-            event_bus_name=_required(environ, "EVENT_BUS_NAME"),
+            results_table_name=required(environ, "RESULTS_TABLE_NAME"),
+            event_bus_name=required(environ, "EVENT_BUS_NAME"),
             event_source=parse_event_source(environ.get("EVENT_SOURCE"), "EVENT_SOURCE"),
             min_confidence=parse_min_confidence(environ.get("MIN_CONFIDENCE"), "MIN_CONFIDENCE"),
             max_results=parse_positive_int(environ.get("MAX_RESULTS"), "MAX_RESULTS"),

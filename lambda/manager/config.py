@@ -6,7 +6,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from labeler.config import ConfigError, parse_event_source, parse_positive_int, parse_project_version_arn
+from labeler.config import (
+    ConfigError,
+    parse_event_source,
+    parse_positive_int,
+    parse_project_version_arn,
+    required,
+)
 
 PROJECT_ARN_PATTERN = re.compile(r"^arn:[a-z\d-]+:rekognition:[a-z\d-]+:\d{12}:project/[a-zA-Z0-9_.\-]{1,255}/[0-9]+$")
 WINDOW_PATTERN = re.compile(
@@ -73,10 +79,7 @@ def parse_project_arn(raw: str | None, name: str, project_version_arn: str) -> s
 
 
 def _required(environ: Mapping[str, str], name: str) -> str:
-    value = environ.get(name, "").strip()
-    if not value:
-        raise ConfigError(f"{name} is required (environment variable of the model manager)")
-    return value
+    return required(environ, name, "the model manager")
 
 
 @dataclass(frozen=True)
