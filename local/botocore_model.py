@@ -2,7 +2,7 @@
 
 botocore serializes the request, our ``before-send`` hook answers it from a
 model object (``detect_custom_labels(**params)``), and botocore parses the
-answer, so the labeler's retry configuration (adaptive mode, max attempts)
+answer, so the labeler's retry configuration (retry mode, max attempts)
 really runs: a throttle is retried in-process exactly as against Rekognition.
 """
 
