@@ -34,6 +34,25 @@ def acknowledge_findings(stack: Stack) -> None:
         ],
         apply_to_children=True,
     )
+    manager = stack.model_manager  # type: ignore[attr-defined]
+    if manager is not None and stack.settings.project_arn is None:  # type: ignore[attr-defined]
+        project = stack.settings.project_version_arn.split("/version/", 1)[0]  # type: ignore[attr-defined]
+        NagSuppressions.add_resource_suppressions(
+            manager.role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason=(
+                        "Without -c projectArn the manager finds its project's ARN once with "
+                        "rekognition:DescribeProjects, which supports no resource-level permissions, and "
+                        "describes versions of that one project, whose ARN ends in a creation time not "
+                        "known at synth (project/<name>/*). Pass projectArn to remove both wildcards."
+                    ),
+                    applies_to=["Resource::*", f"Resource::{project}/*"],
+                )
+            ],
+            apply_to_children=True,
+        )
     for child in stack.node.children:
         if child.node.id.startswith(NOTIFICATIONS_HANDLER_PREFIX):
             NagSuppressions.add_resource_suppressions(

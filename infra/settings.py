@@ -104,12 +104,6 @@ def _manager_settings(get: Callable[[str], Any], version_arn: str | None) -> dic
     if not enabled:
         return {"model_manager": False}
     raw_project = _text(get("projectArn"))
-    if not (raw_project or "").strip():
-        raise SettingsError(
-            "projectArn is required while the model manager is on (the default): pass your Custom Labels "
-            "project ARN with `-c projectArn=arn:aws:rekognition:<region>:<account>:project/<name>/<number>`, "
-            "or turn the manager off with `-c modelManager=false`"
-        )
     minimum = _int_or(get("minInferenceUnits"), "minInferenceUnits", 1, maximum=1000)
     maximum = parse_positive_int(_scalar(get("maxInferenceUnits")), "maxInferenceUnits", maximum=1000)
     if maximum is not None and maximum < minimum:

@@ -73,7 +73,8 @@ class AutolabelStack(Stack):
         }
         if self.model_manager is not None:
             outputs["ModelManagerFunctionName"] = self.model_manager.function.function_name
-            outputs["ProjectArn"] = settings.project_arn or ""
+            if settings.project_arn:
+                outputs["ProjectArn"] = settings.project_arn
         for output_id, value in outputs.items():
             CfnOutput(self, output_id, value=value).override_logical_id(output_id)
         acknowledge_findings(self)

@@ -32,6 +32,7 @@ class FakeModelLifecycle:
         self.fails_to_start = fails_to_start
         self.starts: list[dict[str, Any]] = []
         self.stops = 0
+        self.project_lookups = 0
         self._lock = threading.Lock()
 
     @property
@@ -40,6 +41,11 @@ class FakeModelLifecycle:
             if self._changes_at is not None and self._clock() >= self._changes_at:
                 self._status, self._changes_at, self._next = self._next or self._status, None, None
             return self._status
+
+    def describe_projects(self, ProjectNames: list[str]) -> dict[str, Any]:
+        self.project_lookups += 1
+        arn = f"arn:aws:rekognition:us-east-1:123456789012:project/{ProjectNames[0]}/1690000000000"
+        return {"ProjectDescriptions": [{"ProjectArn": arn}]}
 
     def describe_project_versions(self, ProjectArn: str, VersionNames: list[str]) -> dict[str, Any]:
         return {"ProjectVersionDescriptions": [{"Status": self.status, "ProjectVersionArn": "fake"}]}

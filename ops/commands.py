@@ -27,7 +27,7 @@ class StackOutputs:
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         return cls(
             project_version_arn=outputs["ProjectVersionArn"],
-            project_arn=outputs.get("ProjectArn"),
+            project_arn=outputs.get("ProjectArn") or None,
             queue_url=outputs["IngestQueueUrl"],
             dead_letter_queue_url=outputs["DeadLetterQueueUrl"],
             event_source_mapping_id=outputs["EventSourceMappingId"],
@@ -36,10 +36,7 @@ class StackOutputs:
 
 
 def _model(rekognition: Any, outputs: StackOutputs) -> CustomLabelsModel:
-    if not outputs.project_arn:
-        raise SystemExit("the stack has no ProjectArn output: deploy with -c projectArn=... to manage the model")
-    version_name = outputs.project_version_arn.split("/version/", 1)[1].rsplit("/", 1)[0]
-    return CustomLabelsModel(rekognition, outputs.project_arn, version_name, outputs.project_version_arn)
+    return CustomLabelsModel(rekognition, outputs.project_arn, outputs.project_version_arn)
 
 
 def model_status(outputs: StackOutputs, *, rekognition: Any, sqs: Any, lambda_client: Any) -> dict[str, Any]:

@@ -42,7 +42,6 @@ class ModelManager(Construct):
         bus: events.IEventBus,
     ) -> None:
         super().__init__(scope, construct_id)
-        assert settings.project_arn is not None
         self.state_table = dynamodb.Table(
             self,
             "State",
@@ -63,9 +62,12 @@ class ModelManager(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="autolabel model manager: exactly the actions its code uses",
         )
+        # Without projectArn: the project's ARN ends in its creation time, unknown
+        # here; everything else is the configured project's name.
+        project_pattern = settings.project_version_arn.split("/version/", 1)[0] + "/*"
         statements = [
             ("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], self.log_group.log_group_arn),
-            ("DescribeTheProject", ["rekognition:DescribeProjectVersions"], settings.project_arn),
+            ("DescribeTheProject", ["rekognition:DescribeProjectVersions"], settings.project_arn or project_pattern),
             (
                 "StartStopTheModelVersion",
                 ["rekognition:StartProjectVersion", "rekognition:StopProjectVersion"],
@@ -80,12 +82,16 @@ class ModelManager(Construct):
             ("StateAndLease", ["dynamodb:UpdateItem"], self.state_table.table_arn),
             ("AnnounceTransitions", ["events:PutEvents"], bus.event_bus_arn),
         ]
+        if settings.project_arn is None:
+            # DescribeProjects has no resource-level permissions; it finds the
+            # project ARN once (pass -c projectArn=... to avoid it).
+            statements.append(("FindTheProjectByName", ["rekognition:DescribeProjects"], "*"))
         for sid, actions, resource in statements:
             self.role.add_to_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=[resource]))
 
         environment = {
             "PROJECT_VERSION_ARN": settings.project_version_arn,
-            "PROJECT_ARN": settings.project_arn,
+            "PROJECT_ARN": settings.project_arn or "",
             "QUEUE_URL": queue.queue_url,
             "EVENT_SOURCE_MAPPING_ID": event_source_mapping_id,
             "STATE_TABLE_NAME": self.state_table.table_name,

@@ -16,19 +16,41 @@ from manager.logic import ManagerState
 STATE_KEY = "pk"
 
 
-class CustomLabelsModel:
-    """DescribeProjectVersions / StartProjectVersion / StopProjectVersion for one version."""
+def project_name(version_arn: str) -> str:
+    return version_arn.split(":project/", 1)[1].split("/", 1)[0]
 
-    def __init__(self, client: Any, project_arn: str, version_name: str, version_arn: str) -> None:
+
+def version_name(version_arn: str) -> str:
+    return version_arn.split("/version/", 1)[1].rsplit("/", 1)[0]
+
+
+class CustomLabelsModel:
+    """DescribeProjectVersions / StartProjectVersion / StopProjectVersion for one version.
+
+    The project ARN (which DescribeProjectVersions needs) carries the project's
+    creation time, which the version ARN does not: when it is not configured it
+    is looked up once by project name.
+    """
+
+    def __init__(self, client: Any, project_arn: str | None, version_arn: str) -> None:
         self._client = client
         self._project_arn = project_arn
-        self._version_name = version_name
         self._version_arn = version_arn
 
+    def _project(self) -> str | None:
+        if self._project_arn is None:
+            found = self._client.describe_projects(ProjectNames=[project_name(self._version_arn)])
+            projects = found.get("ProjectDescriptions", [])
+            self._project_arn = str(projects[0]["ProjectArn"]) if projects else None
+        return self._project_arn
+
     def status(self) -> str | None:
+        project = self._project()
+        if project is None:
+            return None
         try:
             response = self._client.describe_project_versions(
-                ProjectArn=self._project_arn, VersionNames=[self._version_name]
+                ProjectArn=project, VersionNames=[version_name(self._version_arn)]
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":

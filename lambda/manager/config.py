@@ -65,8 +65,11 @@ def parse_bool(raw: str | bool | None, name: str) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
-def parse_project_arn(raw: str | None, name: str, project_version_arn: str) -> str:
+def parse_project_arn(raw: str | None, name: str, project_version_arn: str) -> str | None:
+    """The project ARN of the model version; empty: None (the manager looks it up by name)."""
     value = (raw or "").strip()
+    if not value:
+        return None
     if not PROJECT_ARN_PATTERN.match(value):
         raise ConfigError(
             f"{name} must be the Custom Labels project ARN "
@@ -85,7 +88,7 @@ def _required(environ: Mapping[str, str], name: str) -> str:
 @dataclass(frozen=True)
 class ManagerConfig:
     project_version_arn: str
-    project_arn: str
+    project_arn: str | None  # None: looked up by project name (DescribeProjects)
     queue_url: str
     event_source_mapping_id: str
     state_table_name: str
@@ -98,10 +101,6 @@ class ManagerConfig:
     always_on_windows: tuple[Window, ...] = ()
     stop_models_started_elsewhere: bool = False
     starting_timeout_minutes: int = 30
-
-    @property
-    def version_name(self) -> str:
-        return self.project_version_arn.split("/version/", 1)[1].rsplit("/", 1)[0]
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> ManagerConfig:

@@ -63,7 +63,7 @@ class Manager:
         now = clock or (lambda: datetime.now(UTC))
         return cls(
             config=config,
-            model=CustomLabelsModel(rekognition, config.project_arn, config.version_name, config.project_version_arn),
+            model=CustomLabelsModel(rekognition, config.project_arn, config.project_version_arn),
             queue=IngestQueue(sqs, config.queue_url),
             trigger=LabelerTrigger(lambda_client, config.event_source_mapping_id),
             store=ManagerStateStore(

@@ -113,9 +113,24 @@ def test_manager_can_be_switched_off() -> None:
     assert template.find_resources("AWS::Events::Rule") == {}
 
 
-def test_project_arn_is_required_while_the_manager_is_on() -> None:
-    with pytest.raises(SettingsError, match=r"-c projectArn=.*-c modelManager=false"):
-        StackSettings.from_context({"projectVersionArn": ARN}.get)
+def test_without_project_arn_the_manager_looks_it_up_by_name() -> None:
+    stack, template = synth(projectArn="")
+    statements = manager_statements(template)
+    assert statements["FindTheProjectByName"] == {
+        "Sid": "FindTheProjectByName",
+        "Effect": "Allow",
+        "Action": "rekognition:DescribeProjects",
+        "Resource": "*",
+    }
+    project = ARN.split("/version/", 1)[0]
+    assert statements["DescribeTheProject"]["Resource"] == f"{project}/*"
+    assert statements["StartStopTheModelVersion"]["Resource"] == ARN  # still exact
+    assert Annotations.from_stack(stack).find_error("*", Match.string_like_regexp(r"AwsSolutions-")) == []
+    assert "ProjectArn" not in template.find_outputs("*")
+
+
+def test_with_project_arn_there_is_no_lookup(template: Template) -> None:
+    assert "FindTheProjectByName" not in manager_statements(template)
 
 
 @pytest.mark.parametrize(

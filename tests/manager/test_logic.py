@@ -125,7 +125,8 @@ def test_manager_config_from_environment() -> None:
     }
     config = ManagerConfig.from_environ(environ)
     assert (config.min_inference_units, config.max_inference_units, config.idle_minutes) == (2, 4, 20)
-    assert config.version_name == "widgets.1"
+    assert config.project_arn == PROJECT_ARN
+    assert ManagerConfig.from_environ({**environ, "PROJECT_ARN": ""}).project_arn is None  # looked up by name
     with pytest.raises(ConfigError, match="MAX_INFERENCE_UNITS"):
         ManagerConfig.from_environ({**environ, "MAX_INFERENCE_UNITS": "1"})
     with pytest.raises(ConfigError, match="PROJECT_ARN"):

@@ -196,3 +196,15 @@ def test_state_survives_between_runs(world: World) -> None:
     stored = boto3.client("dynamodb").get_item(TableName="manager-state", Key={"pk": {"S": VERSION_ARN}})["Item"]
     state: dict[str, Any] = json.loads(stored["state"]["S"])
     assert state["started_by_us"] is True and "leaseUntil" not in stored
+
+
+def test_project_arn_is_looked_up_once_when_not_configured() -> None:
+    from dataclasses import replace
+
+    with mock_aws():
+        world = World()
+        world.config = replace(world.config, project_arn=None)
+        world.manager = world.build()
+        world.upload(1)
+        world.every_minute(3)
+        assert world.model.project_lookups == 1 and len(world.model.starts) == 1
