@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 from moto import mock_aws
 
-from local.model_lifecycle import FakeEventSourceMappings, FakeModelLifecycle
+from local.model_lifecycle import FakeEventSourceMappings, FakeModelLifecycle, create_manager_resources
 from manager.config import ManagerConfig
 from manager.handler import Manager
 from manager.handler import logger as manager_logger
@@ -64,18 +64,19 @@ def simulate(
     os.environ.pop("AWS_ENDPOINT_URL", None)
     with mock_aws():
         sqs, ddb, events = boto3.client("sqs"), boto3.client("dynamodb"), boto3.client("events")
-        queue = sqs.create_queue(QueueName="ingest")["QueueUrl"]
-        ddb.create_table(
-            TableName="state",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        events.create_event_bus(Name="bus")
+        world = create_manager_resources(sqs, ddb, events)
+        queue = world.queue_url
         model = FakeModelLifecycle(lambda: now[0].timestamp(), start_minutes=start_minutes)  # noqa: PLW0108 (reads the moving clock)
         trigger = FakeEventSourceMappings(enabled=False)
         config = ManagerConfig(
-            VERSION_ARN, PROJECT_ARN, queue, "esm", "state", "bus", idle_minutes=idle_minutes, min_inference_units=units
+            VERSION_ARN,
+            PROJECT_ARN,
+            queue,
+            "esm",
+            world.state_table,
+            world.bus,
+            idle_minutes=idle_minutes,
+            min_inference_units=units,
         )
         manager = Manager.from_clients(
             config, rekognition=model, sqs=sqs, lambda_client=trigger, dynamodb=ddb, events=events, clock=lambda: now[0]

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from local.fake_model import client_error
+from manager.adapters import STATE_KEY
 
 
 class FakeModelLifecycle:
@@ -69,6 +71,29 @@ class FakeModelLifecycle:
             self._changes_at = self._clock() + self.stop_minutes * 60
             self._next = "STOPPED"
         return {"Status": "STOPPING"}
+
+
+@dataclass(frozen=True)
+class ManagerResources:
+    queue_url: str
+    state_table: str
+    bus: str
+
+
+def create_manager_resources(
+    sqs: Any, dynamodb: Any, events: Any, *, state_table: str = "manager-state"
+) -> ManagerResources:
+    """What the model manager reads and writes besides the model: the ingest queue, its state table
+    (key ``pk``, as in infra/constructs/model_manager.py) and the bus."""
+    queue_url = sqs.create_queue(QueueName="ingest")["QueueUrl"]
+    dynamodb.create_table(
+        TableName=state_table,
+        KeySchema=[{"AttributeName": STATE_KEY, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": STATE_KEY, "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    events.create_event_bus(Name="bus")
+    return ManagerResources(queue_url, state_table, "bus")
 
 
 class FakeEventSourceMappings:

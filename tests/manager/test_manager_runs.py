@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 
 from local.emulator import consumed_events
-from local.model_lifecycle import FakeEventSourceMappings, FakeModelLifecycle
+from local.model_lifecycle import FakeEventSourceMappings, FakeModelLifecycle, create_manager_resources
 from manager.config import ManagerConfig
 from manager.handler import Manager
 from tests.manager.test_logic import PROJECT_ARN, VERSION_ARN
@@ -34,14 +34,7 @@ class World:
     def __init__(self, *, status: str = "STOPPED", fails_to_start: bool = False, trigger: bool = True) -> None:
         self.clock = Clock()
         self.sqs, ddb, events = boto3.client("sqs"), boto3.client("dynamodb"), boto3.client("events")
-        self.queue_url = self.sqs.create_queue(QueueName="ingest")["QueueUrl"]
-        ddb.create_table(
-            TableName="manager-state",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        events.create_event_bus(Name="bus")
+        self.queue_url = create_manager_resources(self.sqs, ddb, events).queue_url
         self.consumer = self.sqs.create_queue(QueueName="consumer")["QueueUrl"]
         arn = self.sqs.get_queue_attributes(QueueUrl=self.consumer, AttributeNames=["QueueArn"])["Attributes"]
         events.put_rule(Name="all", EventBusName="bus", EventPattern=json.dumps({"source": ["autolabel"]}))
