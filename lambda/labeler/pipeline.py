@@ -24,7 +24,6 @@ from labeler.detector import CustomLabelsDetector, PermanentImageError, Retryabl
 from labeler.events import build_entry
 from labeler.notifications import InvalidMessageError, S3ObjectEvent, parse_message_body
 from labeler.publisher import EventPublisher
-from labeler.queries import get_result
 from labeler.results import LABELED, LabelResult
 from labeler.store import ObjectRef, ResultConflict, ResultStore, StoredState, StoreError
 
@@ -105,7 +104,6 @@ class LabelingPipeline:
         detector: CustomLabelsDetector,
         store: ResultStore,
         publisher: EventPublisher,
-        dynamodb_client: Any,
         max_workers: int = 10,
         claim_ttl_seconds: float = DEFAULT_CLAIM_TTL_SECONDS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -114,7 +112,6 @@ class LabelingPipeline:
         self._detector = detector
         self._store = store
         self._publisher = publisher
-        self._dynamodb = dynamodb_client
         self._max_workers = max_workers
         self._claim_ttl = claim_ttl_seconds
         self._clock = clock
@@ -292,13 +289,7 @@ class LabelingPipeline:
         return LabelResult.labeled(obj, self._config, detection.custom_labels, self._clock()), detection.latency_ms
 
     def _load_stored(self, task: _Task) -> LabelResult:
-        item = get_result(
-            self._config.results_table_name,
-            task.obj.bucket,
-            task.obj.key,
-            self._config.project_version_arn,
-            client=self._dynamodb,
-        )
+        item = self._store.load(task.ref)
         if item is None or item.get("resultId") != task.result_id:
             raise StoreError("stored result disappeared before it was published")
         return LabelResult(
@@ -394,5 +385,4 @@ def build_pipeline(config: LabelerConfig, clients: Any) -> LabelingPipeline:
         detector=CustomLabelsDetector(clients.rekognition, config),
         store=ResultStore(clients.dynamodb, config.results_table_name),
         publisher=EventPublisher(clients.events, config.event_bus_name, config.event_source),
-        dynamodb_client=clients.dynamodb,
     )

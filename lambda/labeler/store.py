@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from labeler import table_layout as layout
 from labeler.dynamo_codec import deserialize_item, estimated_item_size, estimated_size, serialize, serialize_item
 from labeler.notifications import comparable_sequencer
+from labeler.queries import get_result
 from labeler.results import LabelResult, best_confidences
 
 MAX_ITEM_BYTES = 400 * 1024
@@ -211,6 +212,11 @@ class ResultStore:
             else:
                 raise StoreError("BatchGetItem left keys unprocessed after retries")
         return states
+
+    def load(self, ref: ObjectRef) -> dict[str, Any] | None:
+        """The full stored result (continuation items reassembled), as ``queries.get_result``."""
+        bucket, key, project_version_arn = ref
+        return get_result(self._table, bucket, key, project_version_arn, client=self._client)
 
     def current_state(self, ref: ObjectRef) -> StoredState | None:
         try:
