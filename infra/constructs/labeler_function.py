@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.bundling import labeler_code
+from infra.constructs.exact_role_function import Grant, exact_role_function
 from infra.settings import StackSettings
 
 HANDLER = "labeler.handler.handler"
-RUNTIME = lambda_.Runtime.PYTHON_3_14
 
 # DynamoDB actions the labeler's code uses (store.py, queries.get_result);
 # TransactWriteItems is authorized per contained Put/Update/Delete/ConditionCheck.
@@ -46,47 +42,6 @@ class LabelerFunction(Construct):
         bus: events.IEventBus,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=logs.RetentionDays.ONE_MONTH,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="autolabel labeler: exactly the actions its code uses",
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteOwnLogs",
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[self.log_group.log_group_arn],
-            )
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="DetectWithConfiguredModelVersion",
-                actions=["rekognition:DetectCustomLabels"],
-                resources=[settings.project_version_arn],
-            )
-        )
-        # Rekognition reads the image with the caller's credentials.
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadUploadedImages",
-                actions=["s3:GetObject", "s3:GetObjectVersion"],
-                resources=[bucket.arn_for_objects(f"{settings.key_prefix}*")],
-            )
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(sid="ResultsTable", actions=TABLE_ACTIONS, resources=[table.table_arn])
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(sid="PublishResults", actions=["events:PutEvents"], resources=[bus.event_bus_arn])
-        )
-
         environment = {
             "PROJECT_VERSION_ARN": settings.project_version_arn,
             "RESULTS_TABLE_NAME": table.table_name,
@@ -99,21 +54,29 @@ class LabelerFunction(Construct):
         if settings.max_results is not None:
             environment["MAX_RESULTS"] = str(settings.max_results)
 
-        self.function = lambda_.Function(
+        built = exact_role_function(
             self,
-            "Function",
             description="autolabel: label S3 images with Rekognition Custom Labels",
-            runtime=RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
+            role_description="autolabel labeler: exactly the actions its code uses",
             handler=HANDLER,
-            code=labeler_code(),
-            role=self.role,
+            grants=[
+                Grant(
+                    "DetectWithConfiguredModelVersion", ["rekognition:DetectCustomLabels"], settings.project_version_arn
+                ),
+                # Rekognition reads the image with the caller's credentials.
+                Grant(
+                    "ReadUploadedImages",
+                    ["s3:GetObject", "s3:GetObjectVersion"],
+                    bucket.arn_for_objects(f"{settings.key_prefix}*"),
+                ),
+                Grant("ResultsTable", TABLE_ACTIONS, table.table_arn),
+                Grant("PublishResults", ["events:PutEvents"], bus.event_bus_arn),
+            ],
+            environment=environment,
             memory_size=512,
             timeout=Duration.seconds(settings.function_timeout_seconds),
-            environment=environment,
-            log_group=self.log_group,
-            logging_format=lambda_.LoggingFormat.JSON,
         )
+        self.function, self.role, self.log_group = built.function, built.role, built.log_group
         self.event_source = sources.SqsEventSource(
             queue,
             batch_size=settings.batch_size,

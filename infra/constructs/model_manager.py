@@ -14,15 +14,11 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.bundling import labeler_code
 from infra.constructs.alarms import app_metric, at_least
-from infra.constructs.labeler_function import RUNTIME
+from infra.constructs.exact_role_function import Grant, exact_role_function
 from infra.settings import StackSettings
 
 SERVICE = "autolabel-model-manager"  # manager.handler.SERVICE_NAME
@@ -53,20 +49,10 @@ class ModelManager(Construct):
             ),
             removal_policy=RemovalPolicy.DESTROY,  # one small item, rebuilt on the next run
         )
-        self.log_group = logs.LogGroup(
-            self, "Logs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
-        )
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="autolabel model manager: exactly the actions its code uses",
-        )
         # Without projectArn: the project's ARN ends in its creation time, unknown
         # here; everything else is the configured project's name.
         project_pattern = settings.project_version_arn.split("/version/", 1)[0] + "/*"
         statements = [
-            ("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], self.log_group.log_group_arn),
             ("DescribeTheProject", ["rekognition:DescribeProjectVersions"], settings.project_arn or project_pattern),
             (
                 "StartStopTheModelVersion",
@@ -86,9 +72,6 @@ class ModelManager(Construct):
             # DescribeProjects has no resource-level permissions; it finds the
             # project ARN once (pass -c projectArn=... to avoid it).
             statements.append(("FindTheProjectByName", ["rekognition:DescribeProjects"], "*"))
-        for sid, actions, resource in statements:
-            self.role.add_to_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=[resource]))
-
         environment = {
             "PROJECT_VERSION_ARN": settings.project_version_arn,
             "PROJECT_ARN": settings.project_arn or "",
@@ -106,22 +89,18 @@ class ModelManager(Construct):
         }
         if settings.max_inference_units is not None:
             environment["MAX_INFERENCE_UNITS"] = str(settings.max_inference_units)
-        self.function = lambda_.Function(
+        built = exact_role_function(
             self,
-            "Function",
             description="autolabel: start the model when work waits, stop it when idle",
-            runtime=RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
+            role_description="autolabel model manager: exactly the actions its code uses",
             handler="manager.handler.handler",
-            code=labeler_code(),
-            role=self.role,
+            grants=[Grant(*statement) for statement in statements],
+            environment=environment,
             memory_size=256,
             timeout=Duration.seconds(30),
             reserved_concurrent_executions=1,  # one run at a time (the lease guards it too)
-            environment=environment,
-            log_group=self.log_group,
-            logging_format=lambda_.LoggingFormat.JSON,
         )
+        self.function, self.role, self.log_group = built.function, built.role, built.log_group
         self.schedule = events.Rule(
             self,
             "EveryMinute",

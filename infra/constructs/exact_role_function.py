@@ -1,0 +1,76 @@
+"""A Python Lambda with its own log group and a role holding exactly the given grants.
+
+A function, not a construct, so the callers' resources keep their ids
+(``<Scope>Logs``, ``<Scope>Role``, ``<Scope>Function``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.bundling import labeler_code
+
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+
+
+@dataclass(frozen=True)
+class Grant:
+    sid: str
+    actions: Sequence[str]
+    resource: str
+
+
+@dataclass(frozen=True)
+class ExactRoleFunction:
+    function: lambda_.Function
+    role: iam.Role
+    log_group: logs.LogGroup
+
+
+def exact_role_function(
+    scope: Construct,
+    *,
+    description: str,
+    role_description: str,
+    handler: str,
+    grants: Sequence[Grant],
+    environment: Mapping[str, str],
+    memory_size: int,
+    timeout: Duration,
+    reserved_concurrent_executions: int | None = None,
+) -> ExactRoleFunction:
+    log_group = logs.LogGroup(
+        scope, "Logs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
+    )
+    role = iam.Role(
+        scope, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=role_description
+    )
+    for grant in [
+        Grant("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], log_group.log_group_arn),
+        *grants,
+    ]:
+        role.add_to_policy(iam.PolicyStatement(sid=grant.sid, actions=list(grant.actions), resources=[grant.resource]))
+    function = lambda_.Function(
+        scope,
+        "Function",
+        description=description,
+        runtime=RUNTIME,
+        architecture=lambda_.Architecture.ARM_64,
+        handler=handler,
+        code=labeler_code(),  # one asset holds both packages
+        role=role,
+        memory_size=memory_size,
+        timeout=timeout,
+        reserved_concurrent_executions=reserved_concurrent_executions,
+        environment=dict(environment),
+        log_group=log_group,
+        logging_format=lambda_.LoggingFormat.JSON,
+    )
+    return ExactRoleFunction(function, role, log_group)
