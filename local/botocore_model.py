@@ -9,7 +9,6 @@ really runs: a throttle is retried in-process exactly as against Rekognition.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -17,18 +16,9 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from local.faults import http_response
+
 _SERVER_ERRORS = {"InternalServerError": 500, "ServiceUnavailable": 503}
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_kwargs: Any) -> Iterator[bytes]:
-        yield self._body
-
-    def read(self, *_args: Any) -> bytes:
-        return self._body
 
 
 def emulated_rekognition_client(model: Any, config: Config) -> Any:
@@ -42,8 +32,7 @@ def emulated_rekognition_client(model: Any, config: Config) -> Any:
             code = error.response["Error"]["Code"]
             status = _SERVER_ERRORS.get(code, 400)
             body = {"__type": code, "Message": error.response["Error"].get("Message", "")}
-        headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "emulated"}
-        return AWSResponse(request.url, status, headers, _Raw(json.dumps(body).encode()))
+        return http_response(request.url, status, body)
 
     client.meta.events.register("before-send.rekognition.DetectCustomLabels", answer)
     return client

@@ -18,6 +18,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 from PIL import Image, UnidentifiedImageError
 
+from local.faults import client_error
+
+OPERATION = "DetectCustomLabels"
 MAX_IMAGE_BYTES = 15 * 1024 * 1024
 MIN_SIDE, MAX_SIDE = 64, 4096
 DEFAULT_MODEL_THRESHOLD = 50.0  # the "model's own threshold" when MinConfidence is omitted
@@ -29,12 +32,6 @@ PALETTE: dict[str, tuple[int, int, int]] = {
 _TOLERANCE = 40
 
 Fault = Callable[[dict[str, Any]], ClientError | None]
-
-
-def client_error(code: str, message: str, status: int = 400, operation: str = "DetectCustomLabels") -> ClientError:
-    return ClientError(
-        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
-    )
 
 
 class FakeCustomLabelsModel:
@@ -72,22 +69,28 @@ class FakeCustomLabelsModel:
         except ClientError:
             raise client_error(
                 "InvalidS3ObjectException",
-                "Unable to get object metadata from S3. Check object key, region and/or access permissions.",
+                operation=OPERATION,
+                message="Unable to get object metadata from S3. Check object key, region and/or access permissions.",
             ) from None
         if len(body) > MAX_IMAGE_BYTES:
-            raise client_error("ImageTooLargeException", "Image size is too large.")
+            raise client_error("ImageTooLargeException", operation=OPERATION, message="Image size is too large.")
         try:
             image = Image.open(io.BytesIO(body))
             image.load()
         except (UnidentifiedImageError, OSError):
-            raise client_error("InvalidImageFormatException", "Request has unsupported image format") from None
+            raise client_error(
+                "InvalidImageFormatException", operation=OPERATION, message="Request has unsupported image format"
+            ) from None
         if image.format not in ("PNG", "JPEG"):
-            raise client_error("InvalidImageFormatException", "Request has unsupported image format")
+            raise client_error(
+                "InvalidImageFormatException", operation=OPERATION, message="Request has unsupported image format"
+            )
         width, height = image.size
         if min(width, height) < MIN_SIDE or max(width, height) > MAX_SIDE:
             raise client_error(
                 "InvalidParameterException",
-                "Requested image should have minimum dimensions of 64x64 and maximum of 4096x4096",
+                operation=OPERATION,
+                message="Requested image should have minimum dimensions of 64x64 and maximum of 4096x4096",
             )
         return image
 

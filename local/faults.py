@@ -8,15 +8,36 @@ and the benchmarks; an in-memory fake rather than a mock.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
 Call = Callable[..., Any]
 Fault = Callable[[dict[str, Any], Call], Any]
+
+
+class _RawBody:
+    """The streamed body botocore reads from an HTTP response."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_kwargs: Any) -> Iterator[bytes]:
+        yield self._body
+
+    def read(self, *_args: Any) -> bytes:
+        return self._body
+
+
+def http_response(url: str, status: int, body: dict[str, Any]) -> AWSResponse:
+    """A JSON-protocol HTTP response for a ``before-send`` hook to answer a request with."""
+    headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "emulated"}
+    return AWSResponse(url, status, headers, _RawBody(json.dumps(body).encode()))
 
 
 def client_error(code: str, message: str = "injected fault", status: int = 400, operation: str = "Op") -> ClientError:
@@ -87,22 +108,11 @@ def inject_http_errors(client: Any, should_fail: Callable[[str], bool], code: st
     Unlike FaultyClient, botocore sees a real service error, so the client's
     retry configuration (standard/adaptive) handles it as it would in AWS.
     """
-    import json as _json
-
-    from botocore.awsrequest import AWSResponse
-
-    class _Raw:
-        def __init__(self, body: bytes) -> None:
-            self._body = body
-
-        def stream(self, **_kwargs: Any) -> Any:
-            yield self._body
 
     def answer(request: Any, **kwargs: Any) -> Any:
         operation = kwargs.get("event_name", "").rsplit(".", 1)[-1]
         if not should_fail(operation):
             return None
-        body = _json.dumps({"__type": code, "message": "injected fault"}).encode()
-        return AWSResponse(request.url, status, {"x-amzn-RequestId": "injected"}, _Raw(body))
+        return http_response(request.url, status, {"__type": code, "message": "injected fault"})
 
     client.meta.events.register_first("before-send", answer)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from local.fake_model import client_error
+from local.faults import client_error
 from manager.adapters import STATE_KEY
 
 

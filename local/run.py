@@ -39,7 +39,8 @@ from local.emulator import (
     environment,
     local_aws_environment,
 )
-from local.fake_model import PALETTE, FakeCustomLabelsModel, client_error
+from local.fake_model import PALETTE, FakeCustomLabelsModel
+from local.faults import client_error
 from local.poller import EventSourceMappingPoller
 from local.samples import Sample, sample_set
 from local.stack_template import default_facts

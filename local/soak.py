@@ -169,8 +169,8 @@ def _worker(config: SoakConfig, worker: int, endpoint: str, names: dict[str, str
     from labeler.config import LabelerConfig
     from labeler.pipeline import build_pipeline
     from local.botocore_model import emulated_rekognition_client
-    from local.fake_model import FakeCustomLabelsModel, client_error
-    from local.faults import FaultyClient, inject_http_errors, put_events_rejecting
+    from local.fake_model import FakeCustomLabelsModel
+    from local.faults import FaultyClient, client_error, inject_http_errors, put_events_rejecting
     from local.poller import EventSourceMappingPoller
 
     rng = random.Random(config.seed * 1000 + worker)

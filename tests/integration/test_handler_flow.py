@@ -14,9 +14,7 @@ import pytest
 
 from labeler import handler
 from labeler.config import ConfigError
-from local.fake_model import client_error
-from local.faults import client_error as aws_error
-from local.faults import fail_times, put_events_rejecting
+from local.faults import client_error, fail_times, put_events_rejecting
 from local.samples import make_image
 from tests.support.builders import notification_body, s3_record, sqs_event
 from tests.support.harness import ARN, Harness
@@ -276,7 +274,7 @@ def test_dynamodb_write_error_is_retried(harness: Harness, failures: int, sqs_re
     # The batch's transaction fails first; each record's own transaction is the
     # in-process retry; a record whose own transaction fails too goes back to SQS.
     harness.dynamodb.faults["transact_write_items"] = fail_times(
-        failures, lambda: aws_error("ProvisionedThroughputExceededException", operation="TransactWriteItems")
+        failures, lambda: client_error("ProvisionedThroughputExceededException", operation="TransactWriteItems")
     )
     harness.upload("a.png", SCRATCH)
     harness.upload("b.png", DENT)
@@ -289,7 +287,7 @@ def test_dynamodb_write_error_is_retried(harness: Harness, failures: int, sqs_re
 
 def test_dynamodb_read_error_retries_the_batch(harness: Harness) -> None:
     harness.dynamodb.faults["batch_get_item"] = fail_times(
-        1, lambda: aws_error("InternalServerError", status=500, operation="BatchGetItem")
+        1, lambda: client_error("InternalServerError", status=500, operation="BatchGetItem")
     )
     harness.upload("a.png", SCRATCH)
     harness.upload("b.png", DENT)
@@ -318,7 +316,7 @@ def test_putevents_partial_failure_retries_only_that_record_without_relabeling(h
 
 def test_putevents_call_failure_is_retried(harness: Harness) -> None:
     harness.events.faults["put_events"] = fail_times(
-        1, lambda: aws_error("InternalException", status=500, operation="PutEvents")
+        1, lambda: client_error("InternalException", status=500, operation="PutEvents")
     )
     harness.upload("a.png", SCRATCH)
     harness.run()
@@ -329,7 +327,7 @@ def test_putevents_call_failure_is_retried(harness: Harness) -> None:
 def test_failure_to_mark_published_does_not_republish(harness: Harness) -> None:
     def fail_marks(kwargs: dict[str, Any], call: Any) -> Any:
         if "UpdateExpression" in kwargs and "eventPublished" in str(kwargs.get("ExpressionAttributeNames")):
-            raise aws_error("InternalServerError", status=500, operation="UpdateItem")
+            raise client_error("InternalServerError", status=500, operation="UpdateItem")
         return call(**kwargs)
 
     harness.dynamodb.faults["update_item"] = fail_marks
