@@ -5,10 +5,15 @@ JPEG, 64-4096 px, at most 15 MB) and "detects" pure-colour regions: each
 colour in ``PALETTE`` is a label whose bounding box is where that colour is.
 It is deterministic, so tests and the local run can predict its answers.
 It is NOT a model: the local run says so.
+
+For load and soak runs it can also answer with many labels: ``extra_labels``
+tells, per request, how many distinct synthetic labels (``part-NNN``, some
+with polygons) to add, deterministically for a given object version.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import threading
 import time
@@ -31,16 +36,31 @@ PALETTE: dict[str, tuple[int, int, int]] = {
 }
 _TOLERANCE = 40
 
-Fault = Callable[[dict[str, Any]], ClientError | None]
+# Before the model runs: an error to raise instead of answering (a ClientError is
+# answered as the service's error response; a botocore connection error is a
+# transport failure). After it ran (``lost_response``): an error to raise
+# instead of returning the answer, i.e. the call happened and its response was lost.
+Fault = Callable[[dict[str, Any]], Exception | None]
+ExtraLabels = Callable[[dict[str, Any]], int]
 
 
 class FakeCustomLabelsModel:
     """Duck-types the boto3 Rekognition client's ``detect_custom_labels``."""
 
-    def __init__(self, s3_client: Any, *, latency_seconds: float = 0.0, fault: Fault | None = None) -> None:
+    def __init__(
+        self,
+        s3_client: Any,
+        *,
+        latency_seconds: float = 0.0,
+        fault: Fault | None = None,
+        lost_response: Fault | None = None,
+        extra_labels: ExtraLabels | None = None,
+    ) -> None:
         self._s3 = s3_client
         self._latency = latency_seconds
         self.fault = fault
+        self.lost_response = lost_response
+        self.extra_labels = extra_labels
         self._lock = threading.Lock()
         self.calls: list[dict[str, Any]] = []
 
@@ -54,10 +74,14 @@ class FakeCustomLabelsModel:
         s3_object = request["Image"]["S3Object"]
         image = self._open(s3_object)
         labels = detect_regions(image)
+        if self.extra_labels is not None and (count := self.extra_labels(request)) > 0:
+            labels = sorted([*labels, *synthetic_labels(s3_object, count)], key=lambda label: -label["Confidence"])
         threshold = request.get("MinConfidence", DEFAULT_MODEL_THRESHOLD)
         labels = [label for label in labels if label["Confidence"] >= threshold]
         if "MaxResults" in request:
             labels = labels[: request["MaxResults"]]
+        if self.lost_response is not None and (error := self.lost_response(request)) is not None:
+            raise error
         return {"CustomLabels": labels}
 
     def _open(self, s3_object: dict[str, str]) -> Image.Image:
@@ -133,3 +157,28 @@ def detect_regions(image: Image.Image) -> list[dict[str, Any]]:
             }
         )
     return sorted(labels, key=lambda label: -label["Confidence"])
+
+
+def synthetic_labels(s3_object: dict[str, str], count: int) -> list[dict[str, Any]]:
+    """``count`` distinct labels, the same for the same object version; every third with a polygon.
+
+    Names are drawn from ``part-000`` ... ``part-399`` starting at an offset
+    that depends on the version, so two versions of a key share some labels
+    and not others (what the label index must follow when a key is overwritten).
+    """
+    seed = hashlib.sha256(f"{s3_object['Name']}\0{s3_object.get('Version', '')}".encode()).digest()
+    offset = int.from_bytes(seed[:4], "big")
+    labels = []
+    for index in range(min(count, 400)):
+        name = f"part-{(offset + index) % 400:03d}"
+        left, top = (seed[index % 32] % 80) / 100, (seed[(index + 7) % 32] % 80) / 100
+        geometry: dict[str, Any] = {"BoundingBox": {"Width": 0.1, "Height": 0.1, "Left": left, "Top": top}}
+        if index % 3 == 0:
+            geometry["Polygon"] = [
+                {"X": left, "Y": top},
+                {"X": round(left + 0.1, 5), "Y": top},
+                {"X": round(left + 0.05, 5), "Y": round(top + 0.1, 5)},
+            ]
+        confidence = round(50.0 + 49.0 * ((seed[(index + 3) % 32] * 257 + index) % 1000) / 1000, 3)
+        labels.append({"Name": name, "Confidence": confidence, "Geometry": geometry})
+    return labels

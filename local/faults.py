@@ -9,13 +9,22 @@ and the benchmarks; an in-memory fake rather than a mock.
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 Call = Callable[..., Any]
 Fault = Callable[[dict[str, Any], Call], Any]
@@ -116,3 +125,209 @@ def inject_http_errors(client: Any, should_fail: Callable[[str], bool], code: st
         return http_response(request.url, status, {"__type": code, "message": "injected fault"})
 
     client.meta.events.register_first("before-send", answer)
+
+
+# -- process-level faults: a journal that survives os._exit, transport faults, kill points -----------
+
+
+class Journal:
+    """Append-only JSON lines shared by processes: what was injected, read back by the soak's accounting.
+
+    Each record is one ``os.write`` on an O_APPEND descriptor, so lines from
+    several processes never interleave and a record written just before
+    ``os._exit`` is not lost in a buffer.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def write(self, kind: str, **fields: Any) -> None:
+        line = (json.dumps({"kind": kind, **fields}, separators=(",", ":")) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+    def read(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, encoding="utf-8") as lines:
+                return [json.loads(line) for line in lines if line.strip()]
+        except FileNotFoundError:
+            return []
+
+
+# Connection faults at the HTTP layer. Clean: the request never reached the
+# service. Ambiguous: the service applied it and the response was lost.
+CLEAN_DROPS = ("connect-error", "connect-timeout")
+AMBIGUOUS_DROPS = ("read-timeout", "connection-closed")
+DROP_KINDS = CLEAN_DROPS + AMBIGUOUS_DROPS
+
+
+def transport_error(kind: str, url: str) -> BotoCoreError:
+    errors: dict[str, type[BotoCoreError]] = {
+        "connect-error": EndpointConnectionError,
+        "connect-timeout": ConnectTimeoutError,
+        "read-timeout": ReadTimeoutError,
+        "connection-closed": ConnectionClosedError,
+    }
+    return errors[kind](endpoint_url=url)
+
+
+def timeout_wait(kind: str, config: Any, time_scale: float) -> float:
+    """How long a timeout takes to happen: the client's own (scaled) connect or read timeout."""
+    if kind == "connect-timeout":
+        return float(config.connect_timeout or 0) * time_scale
+    if kind == "read-timeout":
+        return float(config.read_timeout or 0) * time_scale
+    return 0.0
+
+
+# operation name -> None (call through), "throttle", or one of DROP_KINDS
+TransportDecision = Callable[[str], str | None]
+TransportObserver = Callable[[str, str, Any], None]  # (operation, kind, prepared request)
+
+
+def inject_transport_faults(
+    client: Any,
+    decide: TransportDecision,
+    *,
+    throttle_code: str = "ThrottlingException",
+    time_scale: float = 1.0,
+    observe: TransportObserver | None = None,
+) -> None:
+    """Faults on a real boto3 client at the HTTP layer, seen by botocore's retry handler as in AWS.
+
+    "throttle" answers with a throttling error response; a clean drop raises
+    EndpointConnectionError / ConnectTimeoutError before anything is sent; an
+    ambiguous one sends the request for real (the service applies it), then
+    raises ReadTimeoutError / ConnectionClosedError. Timeouts take the client's
+    configured timeout times ``time_scale`` to happen. ``observe`` is told of
+    each fault before it takes effect.
+    """
+    from botocore.httpsession import URLLib3Session
+
+    sessions = threading.local()
+
+    def before_send(request: Any, **kwargs: Any) -> Any:
+        operation = kwargs.get("event_name", "").rsplit(".", 1)[-1]
+        kind = decide(operation)
+        if kind is None:
+            return None
+        if observe is not None:
+            observe(operation, kind, request)
+        if kind == "throttle":
+            return http_response(request.url, 400, {"__type": throttle_code, "message": "injected fault"})
+        if kind in AMBIGUOUS_DROPS:
+            if not hasattr(sessions, "session"):
+                sessions.session = URLLib3Session()
+            sessions.session.send(request)  # applied by the service; its answer is dropped
+        time.sleep(timeout_wait(kind, client.meta.config, time_scale))
+        raise transport_error(kind, request.url)
+
+    client.meta.events.register_first("before-send", before_send)
+
+
+def put_events_result_ids(entries: list[dict[str, Any]]) -> list[str]:
+    """The resultIds announced by PutEvents entries (from each entry's Detail JSON)."""
+    ids = []
+    for entry in entries:
+        try:
+            ids.append(str(json.loads(entry.get("Detail", "{}"))["resultId"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return ids
+
+
+# Where a worker process may die (os._exit, no clean-up), as a Lambda execution
+# environment can at any instruction.
+KILL_POINTS = ("after-detect", "after-store", "after-put-events", "before-mark-published")
+KillDecision = Callable[[str], bool]
+KillObserver = Callable[[str, list[str]], None]  # (point, resultIds announced but not marked published)
+KILLED_EXIT_CODE = 137
+
+
+def _write_kind(operation: str, params: dict[str, Any]) -> str:
+    """'store' (a result and its label-index items), 'mark' (events recorded as published) or ''."""
+
+    def marks_published(update: dict[str, Any]) -> bool:
+        names = update.get("ExpressionAttributeNames", {}).values()
+        values = update.get("ExpressionAttributeValues", {}).values()
+        return "eventPublished" in names and {"BOOL": True} in list(values)
+
+    if operation == "UpdateItem":
+        return "mark" if marks_published(params) else ""
+    actions = params.get("TransactItems", [])
+    if actions and all("Update" in action and marks_published(action["Update"]) for action in actions):
+        return "mark"
+    if any(kind in action for action in actions for kind in ("Put", "Delete", "ConditionCheck")):
+        return "store"
+    return ""
+
+
+def _marked_result_ids(operation: str, params: dict[str, Any]) -> list[str]:
+    updates = [params] if operation == "UpdateItem" else [a["Update"] for a in params.get("TransactItems", [])]
+    ids = []
+    for update in updates:
+        rid = update.get("ExpressionAttributeValues", {}).get(":rid", {})
+        if isinstance(rid, dict) and "S" in rid:
+            ids.append(rid["S"])
+    return ids
+
+
+def install_kill_points(
+    rekognition: Any, dynamodb: Any, events: Any, should_kill: KillDecision, observe: KillObserver
+) -> None:
+    """Kill this process (``os._exit(137)``) at the KILL_POINTS, through botocore event hooks on the clients.
+
+    No production hook is needed: 'after-call' fires once a call succeeded
+    (DetectCustomLabels answered, the store's TransactWriteItems applied,
+    PutEvents accepted), 'before-call' just before the mark-published write
+    is sent. ``observe(point, resultIds)`` is called first (e.g. to journal
+    it); for the last two points the ids are those whose events were accepted
+    and are not yet marked published.
+    """
+
+    def die(point: str, result_ids: list[str]) -> None:
+        observe(point, result_ids)
+        os._exit(KILLED_EXIT_CODE)
+
+    def after_detect(http_response: Any, **_kwargs: Any) -> None:
+        if http_response is not None and http_response.status_code == 200 and should_kill("after-detect"):
+            die("after-detect", [])
+
+    def classify(params: dict[str, Any], model: Any, context: dict[str, Any], **_kwargs: Any) -> None:
+        context["soak_write"] = _write_kind(model.name, params)
+        if context["soak_write"] == "mark":
+            context["soak_marked"] = _marked_result_ids(model.name, params)
+
+    def before_write(context: dict[str, Any], **_kwargs: Any) -> None:
+        if context.get("soak_write") == "mark" and should_kill("before-mark-published"):
+            die("before-mark-published", list(context.get("soak_marked", [])))
+
+    def after_write(http_response: Any, context: dict[str, Any], **_kwargs: Any) -> None:
+        ok = http_response is not None and http_response.status_code == 200
+        if ok and context.get("soak_write") == "store" and should_kill("after-store"):
+            die("after-store", [])
+
+    def remember_entries(params: dict[str, Any], context: dict[str, Any], **_kwargs: Any) -> None:
+        context["soak_result_ids"] = put_events_result_ids(params.get("Entries", []))
+
+    def after_put_events(http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_kwargs: Any) -> None:
+        if http_response is None or http_response.status_code != 200:
+            return
+        ids = context.get("soak_result_ids", [])
+        accepted = [rid for rid, out in zip(ids, parsed.get("Entries", []), strict=False) if out.get("EventId")]
+        if accepted and should_kill("after-put-events"):
+            die("after-put-events", accepted)
+
+    rekognition_id = rekognition.meta.service_model.service_id.hyphenize()
+    rekognition.meta.events.register(f"after-call.{rekognition_id}.DetectCustomLabels", after_detect)
+    dynamodb_id = dynamodb.meta.service_model.service_id.hyphenize()
+    for operation in ("TransactWriteItems", "UpdateItem"):
+        dynamodb.meta.events.register(f"before-parameter-build.{dynamodb_id}.{operation}", classify)
+        dynamodb.meta.events.register(f"before-call.{dynamodb_id}.{operation}", before_write)
+        dynamodb.meta.events.register(f"after-call.{dynamodb_id}.{operation}", after_write)
+    events_id = events.meta.service_model.service_id.hyphenize()
+    events.meta.events.register(f"before-parameter-build.{events_id}.PutEvents", remember_entries)
+    events.meta.events.register(f"after-call.{events_id}.PutEvents", after_put_events)
