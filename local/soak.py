@@ -2,38 +2,63 @@
 
     python -m local.soak                      # 2,000 images, every fault type on
     python -m local.soak --images 200 --seed 3
+    python -m local.soak --help               # every fault is an option (a rate of 0 turns it off)
 
 An embedded moto server (own process, loopback) with the stack's resources;
-``--concurrency`` worker processes, each a Lambda execution environment
-running the real handler behind an ESM-like poller; an emulated model behind a
-real botocore client (so the labeler's retry configuration runs). Injected:
-Rekognition throttling and ProvisionedThroughputExceeded bursts, model-not-
-running windows, DynamoDB throttling, PutEvents partial failures, duplicate
-deliveries, out-of-order notifications for one key, invalid messages, and bad
+``--concurrency`` event source mapping pollers, each invoking the real handler
+in its own worker process (one Lambda execution environment, replaced when it
+dies or is killed at its timeout); an emulated model behind a real botocore
+client (so the labeler's retry configuration runs). Time is scaled by
+``--time-scale``: the function timeout, the queue's visibility timeout, the
+publish-claim lease, botocore's retry backoff and the clients' connect/read
+timeouts all shrink by the same factor.
+
+Injected: Rekognition throttling and ProvisionedThroughputExceeded bursts,
+model-not-running windows, model stalls (calls hang until the read timeout),
+DynamoDB throttling, PutEvents partial failures, connection drops on
+DynamoDB, EventBridge and Rekognition (clean: never applied; ambiguous:
+applied, response lost), network outage windows, worker processes killed
+after DetectCustomLabels answered, after the store, after PutEvents accepted
+and before the mark-published write, Lambda timeouts, duplicate deliveries,
+out-of-order and in-order newer versions of a key with S3-format sequencers
+of varying length, results with 100-300 labels, invalid messages, and bad
 objects (empty, corrupt, oversized, too small, non-image, deleted before
-processing). At the end every object version must be in exactly one SPEC §5
-terminal state: LABELED + one Detected event, FAILED + one Failed event (with
-the right error), or its message in the DLQ; a non-image has nothing. Exits 1
-on any object lost, duplicated or wrongly classified.
+processing).
+
+At the end every object version must be in exactly one terminal state (see
+docs/performance.md): LABELED + one Detected event, FAILED + one Failed event
+(with the right error), or its message in the DLQ; a non-image has nothing; a
+superseded version is not the current result. A duplicate announcement is
+allowed only for a resultId whose PutEvents outcome was unknown to the
+labeler (response lost, or its process died after PutEvents accepted). The
+label index must agree with every current result. Exits 1 on any object lost,
+duplicated without that excuse, or wrongly classified.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
+import math
 import multiprocessing
+import os
 import random
 import sys
+import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 
-from local.emulator import consumed_events, create_resources, drain_queue
+from local.emulator import consumed_events, create_resources, drain_queue, local_aws_environment
+from local.faults import AMBIGUOUS_DROPS, CLEAN_DROPS, KILL_POINTS, Journal
 from local.moto_process import moto_server_process
+from local.poller import EventSourceMappingPoller, Handler, ProcessEnvironment
 from local.samples import make_image
 from local.stack_template import PLACEHOLDER_PROJECT_VERSION_ARN, default_facts
 
@@ -45,6 +70,9 @@ BAD_KINDS = {  # kind -> the error code its FAILED result must carry
     "tiny": "InvalidParameterException",
     "deleted": "InvalidS3ObjectException",
 }
+STACK_FUNCTION_TIMEOUT_SECONDS = 60.0  # infra/settings.py; the stack's visibility timeout is 6x this
+STACK_CLAIM_TTL_SECONDS = 120.0  # the labeler's publish-claim lease (labeler.pipeline), scaled like the rest
+SEQUENCER_WIDTH = 22
 
 
 @dataclass(frozen=True)
@@ -52,23 +80,56 @@ class SoakConfig:
     images: int = 2000
     seed: int = 7
     concurrency: int = 2
+    # Scaled clock: 1/3 runs the stack's 60 s function timeout as 20 s, its 360 s
+    # visibility timeout as 120 s; botocore backoff and client timeouts alike.
+    time_scale: float = 1 / 3
+    visibility_timeout_seconds: int = 0  # 0: the stack's, scaled
+    retry_delay_seconds: int = -1  # -1: failed messages wait their visibility timeout, as in Lambda
     throttle_rate: float = 0.05  # per call: ThrottlingException
     burst_every_seconds: float = 15.0  # ProvisionedThroughputExceeded for burst_seconds every ...
     burst_seconds: float = 1.0
     not_ready_every_seconds: float = 20.0  # ResourceNotReady (model not running) windows
     not_ready_seconds: float = 2.0
+    stall_every_seconds: float = 90.0  # model stalls: every call hangs until the (scaled) read timeout
+    stall_seconds: float = 8.0
     dynamodb_throttle_rate: float = 0.03
     put_events_failure_rate: float = 0.03
+    drop_rate: float = 0.005  # per call and service: clean connection drop (never applied)
+    ambiguous_drop_rate: float = 0.005  # per call and service: applied, then the response is lost
+    outage_every_seconds: float = 45.0  # DynamoDB / EventBridge unreachable (clean drops) for outage_seconds
+    outage_seconds: float = 1.5
+    kill_after_detect_rate: float = 0.002  # per call: the worker process dies (os._exit) at this point
+    kill_after_store_rate: float = 0.01
+    kill_after_put_events_rate: float = 0.01
+    kill_before_mark_rate: float = 0.01
     duplicate_rate: float = 0.05
-    out_of_order_rate: float = 0.03
+    out_of_order_rate: float = 0.03  # a newer version of the key notified before the older one
+    newer_version_rate: float = 0.04  # a newer version of the key notified after the older one
+    variable_sequencers: bool = True  # S3-format sequencers of 14-22 hex digits
+    shorter_sequencer_rate: float = 0.5  # of newer versions: a shorter (still newer) sequencer
+    many_labels_rate: float = 0.1  # of good images: 100-300 distinct labels, some with polygons
     bad_rate: float = 0.10
     invalid_messages: int = 3
-    retry_delay_seconds: int = 1
-    max_seconds: float = 600.0
+    index_check_labels: int = 24  # find_by_label checked for the palette's labels + this many part-NNN (-1: all)
+    max_seconds: float = 1500.0
     batch_size: int = 0  # 0: the stack's
     model_latency_seconds: float = 0.0
     model_tps_cap: float = 0.0  # > 0: the model throttles above this many calls per second (all workers)
     log_dir: str = ""  # where each worker writes its Lambda logs (JSON lines); empty: discarded
+
+    @property
+    def function_timeout_seconds(self) -> float:
+        return STACK_FUNCTION_TIMEOUT_SECONDS * self.time_scale
+
+
+def many_labels(config: SoakConfig, name: str, version_id: str) -> int:
+    """How many synthetic labels the emulated model adds for this object version (0 for most)."""
+    if config.many_labels_rate <= 0 or "/good/" not in name:
+        return 0
+    digest = hashlib.sha256(f"{config.seed}\0{name}\0{version_id}".encode()).digest()
+    if int.from_bytes(digest[:4], "big") / 2**32 >= config.many_labels_rate:
+        return 0
+    return 100 + int.from_bytes(digest[4:8], "big") % 201
 
 
 @dataclass
@@ -80,6 +141,8 @@ class Version:
     size: int = 0
     sequencer: str = ""
     superseded: bool = False
+    extra_labels: int = 0
+    copies: int = 0  # notifications sent for it (more than one: a duplicate delivery)
 
     def record(self, bucket: str) -> dict[str, Any]:
         from urllib.parse import quote_plus
@@ -107,6 +170,37 @@ class Version:
         ).result_id(ARN)
 
 
+class Sequencers:
+    """S3-format sequencers (hex), increasing under S3's rule: right-pad the shorter with zeros, compare.
+
+    Each value is a multiple of 16^(22 - length), so cutting it to ``length``
+    digits drops only zeros. ``after`` gives a newer version of a key a
+    shorter sequencer (still newer) at ``shorter_rate``.
+    """
+
+    def __init__(self, rng: random.Random, *, variable: bool, shorter_rate: float) -> None:
+        self._rng = rng
+        self._variable = variable
+        self._shorter_rate = shorter_rate
+        self._value = int("0055AED6DCD90281E50000", 16)
+
+    def next(self, after: str | None = None) -> str:
+        if not self._variable:
+            length = 18
+        elif after is not None and len(after) > 14 and self._rng.random() < self._shorter_rate:
+            length = self._rng.randint(14, len(after) - 1)
+        else:
+            length = self._rng.randint(14, SEQUENCER_WIDTH)
+        unit = 16 ** (SEQUENCER_WIDTH - length)
+        self._value = (self._value // unit + self._rng.randint(1, 40)) * unit
+        return f"{self._value:0{SEQUENCER_WIDTH}X}"[:length]
+
+
+def s3_order(sequencer: str) -> str:
+    """S3's order key for a sequencer (what the accounting checks the labeler against)."""
+    return sequencer.upper().ljust(SEQUENCER_WIDTH * 2, "0")
+
+
 @dataclass
 class Accounting:
     rows: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, outcome) -> count
@@ -115,7 +209,15 @@ class Accounting:
     events: int = 0
     elapsed: float = 0.0
     processing_seconds: float = 0.0  # first to last processedAt among the events
-    worker_stats: list[dict[str, int]] = field(default_factory=list)
+    worker_stats: list[dict[str, Any]] = field(default_factory=list)
+    faults: Counter[str] = field(default_factory=Counter)  # injected fault -> count
+    ambiguous_put_events: int = 0  # resultIds whose PutEvents response was lost
+    died_after_put_events: int = 0  # resultIds accepted by PutEvents whose worker died before marking them
+    duplicates: Counter[str] = field(default_factory=Counter)  # cause -> extra announcements
+    index_checked: int = 0
+    index_names_checked: int = 0
+    many_label_results: int = 0
+    visibility_timeout: int = 0
 
     def count(self, outcome: str) -> int:
         return sum(n for (_kind, state), n in self.rows.items() if state == outcome)
@@ -129,11 +231,6 @@ class Accounting:
 
 
 _capacity: Any = None  # (tokens, stamp, lock) shared by the worker processes
-
-
-def _init_worker(tokens: Any, stamp: Any, lock: Any) -> None:
-    global _capacity
-    _capacity = (tokens, stamp, lock)
 
 
 def _take_token(cap: float) -> bool:
@@ -150,19 +247,169 @@ def _take_token(cap: float) -> bool:
 
 
 def _windowed(now: float, every: float, length: float) -> bool:
-    return every > 0 and (now % every) < length
+    return every > 0 and length > 0 and (now % every) < length
 
 
-def _worker(config: SoakConfig, worker: int, endpoint: str, names: dict[str, str], batch_size: int) -> dict[str, int]:
-    import os
+def _scale_botocore_backoff(time_scale: float) -> None:
+    """botocore's retry backoff runs on the soak's scaled clock too."""
+    from botocore.retries import standard
 
-    os.environ.update(
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID="local",
-        AWS_SECRET_ACCESS_KEY="local",
-        AWS_DEFAULT_REGION="us-east-1",
-    )
-    import io
+    original = standard.ExponentialBackoff.delay_amount
+
+    def delay_amount(self: Any, context: Any) -> float:
+        return float(original(self, context)) * time_scale
+
+    standard.ExponentialBackoff.delay_amount = delay_amount
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What an execution environment's process gets (pickled once, when it is spawned)."""
+
+    config: SoakConfig
+    worker: int
+    endpoint: str
+    table: str
+    bus: str
+    journal_path: str
+    capacity: Any  # (tokens, stamp, lock) of the model's shared token bucket
+
+
+class _Faults:
+    """The faults one execution environment injects, each decision journaled."""
+
+    def __init__(self, setup: WorkerSetup) -> None:
+        import threading
+
+        self.config = setup.config
+        self.journal = Journal(setup.journal_path)
+        self.scale = setup.config.time_scale
+        self._rng = random.Random(f"{setup.config.seed}-{setup.worker}-{os.getpid()}")  # a new environment draws anew
+        self._lock = threading.Lock()
+        self.kill_rates = dict(
+            zip(
+                KILL_POINTS,
+                (
+                    self.config.kill_after_detect_rate,
+                    self.config.kill_after_store_rate,
+                    self.config.kill_after_put_events_rate,
+                    self.config.kill_before_mark_rate,
+                ),
+                strict=True,
+            )
+        )
+
+    def chance(self, rate: float) -> bool:
+        if rate <= 0:
+            return False
+        with self._lock:
+            return self._rng.random() < rate
+
+    def drop_kind(self, *, ambiguous: bool) -> str:
+        with self._lock:
+            return self._rng.choice(AMBIGUOUS_DROPS if ambiguous else CLEAN_DROPS)
+
+    def model_fault(self, request: dict[str, Any]) -> Exception | None:
+        """Before the model runs: capacity, clean drops, not-running windows, bursts, throttling."""
+        from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+
+        from labeler.clients import REKOGNITION_CONFIG
+        from local.faults import client_error, timeout_wait
+
+        config = self.config
+        self.journal.write("model-call")
+        now = time.time()
+        if config.model_tps_cap > 0 and not _take_token(config.model_tps_cap):
+            return client_error("ThrottlingException", "Rate exceeded (over the model's capacity)")
+        if self.chance(config.drop_rate):
+            kind = self.drop_kind(ambiguous=False)
+            self.journal.write("drop", service="rekognition", operation="DetectCustomLabels", drop=kind)
+            time.sleep(timeout_wait(kind, REKOGNITION_CONFIG, self.scale))
+            error = EndpointConnectionError if kind == "connect-error" else ConnectTimeoutError
+            return error(endpoint_url=EMULATED_MODEL_URL)
+        if _windowed(now, config.not_ready_every_seconds, config.not_ready_seconds):
+            return client_error("ResourceNotReadyException", "The model is not running (injected)")
+        if _windowed(now + 7, config.burst_every_seconds, config.burst_seconds):
+            return client_error("ProvisionedThroughputExceededException", "Burst (injected)")
+        if self.chance(config.throttle_rate):
+            return client_error("ThrottlingException", "Rate exceeded (injected)")
+        return None
+
+    def lost_response(self, request: dict[str, Any]) -> Exception | None:
+        """After the model answered: a stall (hangs until the read timeout) or an ambiguous drop."""
+        from botocore.exceptions import ReadTimeoutError
+
+        from labeler.clients import REKOGNITION_CONFIG
+        from local.faults import timeout_wait, transport_error
+
+        if _windowed(time.time() + 31, self.config.stall_every_seconds, self.config.stall_seconds):
+            self.journal.write("stall", service="rekognition")
+            time.sleep(timeout_wait("read-timeout", REKOGNITION_CONFIG, self.scale))
+            return ReadTimeoutError(endpoint_url=EMULATED_MODEL_URL)
+        if self.chance(self.config.ambiguous_drop_rate):
+            kind = self.drop_kind(ambiguous=True)
+            self.journal.write("drop", service="rekognition", operation="DetectCustomLabels", drop=kind)
+            time.sleep(timeout_wait(kind, REKOGNITION_CONFIG, self.scale))
+            return transport_error(kind, EMULATED_MODEL_URL)
+        return None
+
+    def extra_labels(self, request: dict[str, Any]) -> int:
+        s3_object = request["Image"]["S3Object"]
+        return many_labels(self.config, s3_object["Name"], s3_object.get("Version", ""))
+
+    def transport(self, client: Any, service: str, throttle_rate: float, outage_offset: float) -> None:
+        """Outage windows, clean and ambiguous drops and throttling at the HTTP layer of a moto client."""
+        from local.faults import inject_transport_faults, put_events_result_ids
+
+        config = self.config
+
+        def decide(operation: str) -> str | None:
+            if _windowed(time.time() + outage_offset, config.outage_every_seconds, config.outage_seconds):
+                return "connect-error"
+            if self.chance(config.drop_rate):
+                return self.drop_kind(ambiguous=False)
+            if self.chance(config.ambiguous_drop_rate):
+                return self.drop_kind(ambiguous=True)
+            return "throttle" if self.chance(throttle_rate) else None
+
+        def observe(operation: str, kind: str, request: Any) -> None:
+            if kind == "throttle":
+                return
+            self.journal.write("drop", service=service, operation=operation, drop=kind)
+            if operation == "PutEvents" and kind in AMBIGUOUS_DROPS:
+                entries = json.loads(request.body or b"{}").get("Entries", [])
+                self.journal.write("ambiguous-put-events", resultIds=put_events_result_ids(entries))
+
+        throttle_code = "ProvisionedThroughputExceededException" if service == "dynamodb" else "ThrottlingException"
+        inject_transport_faults(client, decide, throttle_code=throttle_code, time_scale=self.scale, observe=observe)
+
+    def kill(self, point: str) -> bool:
+        return self.chance(self.kill_rates[point])
+
+    def killed(self, point: str, result_ids: list[str]) -> None:
+        self.journal.write("kill", point=point, resultIds=result_ids)
+
+
+EMULATED_MODEL_URL = "https://rekognition.emulated.invalid"
+# Imported once by the fork server the execution environments are forked from.
+PRELOADED_MODULES = (
+    "local.soak",
+    "local.faults",
+    "local.fake_model",
+    "local.botocore_model",
+    "labeler.handler",
+    "labeler.pipeline",
+    "labeler.clients",
+    "botocore.httpsession",
+)
+
+
+def _environment(setup: WorkerSetup) -> Handler:
+    """The init phase of one execution environment (in its own process): the real handler, faults wired in."""
+    global _capacity
+    _capacity = setup.capacity
+    os.environ.update(local_aws_environment(setup.endpoint))
+    import contextlib
 
     from labeler import handler
     from labeler.clients import REKOGNITION_CONFIG, AwsClients, create_clients
@@ -170,64 +417,45 @@ def _worker(config: SoakConfig, worker: int, endpoint: str, names: dict[str, str
     from labeler.pipeline import build_pipeline
     from local.botocore_model import emulated_rekognition_client
     from local.fake_model import FakeCustomLabelsModel
-    from local.faults import FaultyClient, client_error, inject_http_errors, put_events_rejecting
-    from local.poller import EventSourceMappingPoller
+    from local.faults import FaultyClient, install_kill_points, put_events_rejecting
 
-    rng = random.Random(config.seed * 1000 + worker)
-    lock = __import__("threading").Lock()
-
-    def chance(rate: float) -> bool:
-        with lock:
-            return rng.random() < rate
-
-    def model_fault(request: dict[str, Any]) -> Exception | None:
-        now = time.time()
-        if config.model_tps_cap > 0 and not _take_token(config.model_tps_cap):
-            return client_error("ThrottlingException", "Rate exceeded (over the model's capacity)")
-        if _windowed(now, config.not_ready_every_seconds, config.not_ready_seconds):
-            return client_error("ResourceNotReadyException", "The model is not running (injected)")
-        if _windowed(now + 7, config.burst_every_seconds, config.burst_seconds):
-            return client_error("ProvisionedThroughputExceededException", "Burst (injected)")
-        if chance(config.throttle_rate):
-            return client_error("ThrottlingException", "Rate exceeded (injected)")
-        return None
-
+    config = setup.config
+    _scale_botocore_backoff(config.time_scale)
+    faults = _Faults(setup)
     real = create_clients()
-    s3 = boto3.client("s3")
-    model = FakeCustomLabelsModel(s3, fault=model_fault, latency_seconds=config.model_latency_seconds)
-    # DynamoDB throttling at the HTTP layer: the labeler's botocore retry
-    # configuration sees it as it would in AWS.
-    inject_http_errors(
-        real.dynamodb, lambda operation: chance(config.dynamodb_throttle_rate), "ProvisionedThroughputExceededException"
+    model = FakeCustomLabelsModel(
+        boto3.client("s3"),
+        fault=faults.model_fault,
+        lost_response=faults.lost_response,
+        extra_labels=faults.extra_labels,
+        latency_seconds=config.model_latency_seconds,
     )
-    dynamodb = real.dynamodb
-    events = FaultyClient(
-        real.events, {"put_events": put_events_rejecting(lambda entry: chance(config.put_events_failure_rate))}
+    rekognition = emulated_rekognition_client(model, REKOGNITION_CONFIG)
+    faults.transport(real.dynamodb, "dynamodb", config.dynamodb_throttle_rate, 0.0)
+    faults.transport(real.events, "events", 0.0, config.outage_every_seconds / 2)
+    install_kill_points(rekognition, real.dynamodb, real.events, faults.kill, faults.killed)
+    refuse = put_events_rejecting(lambda entry: faults.chance(config.put_events_failure_rate))
+    events = FaultyClient(real.events, {"put_events": refuse})
+    pipeline = build_pipeline(
+        LabelerConfig(ARN, setup.table, setup.bus), AwsClients(rekognition, real.dynamodb, events)
     )
-    labeler_config = LabelerConfig(ARN, names["table"], names["bus"])
-    clients = AwsClients(emulated_rekognition_client(model, REKOGNITION_CONFIG), dynamodb, events)
-    handler.use_pipeline(build_pipeline(labeler_config, clients))
-    sink = io.StringIO()
-    handler.logger.registered_handler.setStream(sink)  # type: ignore[attr-defined]
-    sqs = boto3.client("sqs")
-    poller = EventSourceMappingPoller(
-        sqs,
-        names["queue_url"],
-        names["queue_arn"],
-        handler.handler,
-        batch_size=batch_size,
-        retry_delay_seconds=config.retry_delay_seconds,
-    )
-    import contextlib
-
-    with contextlib.redirect_stdout(sink):
-        poller.run_until_idle(max_seconds=config.max_seconds, pause_seconds=0.2)
+    if hasattr(pipeline, "_claim_ttl"):  # the publish-claim lease runs on the scaled clock too
+        pipeline._claim_ttl = STACK_CLAIM_TTL_SECONDS * config.time_scale
+    handler.use_pipeline(pipeline)
     if config.log_dir:
         from pathlib import Path
 
         Path(config.log_dir).mkdir(parents=True, exist_ok=True)
-        (Path(config.log_dir) / f"worker-{worker}.jsonl").write_text(sink.getvalue())
-    return {**dataclasses.asdict(poller.stats), "model_calls": len(model.calls)}
+        sink: Any = (Path(config.log_dir) / f"worker-{setup.worker}.jsonl").open("a", buffering=1)
+    else:
+        sink = open(os.devnull, "w")  # noqa: SIM115 - open for the environment's lifetime
+    handler.logger.registered_handler.setStream(sink)  # type: ignore[attr-defined]
+
+    def invoke(event: dict[str, Any], context: Any) -> Any:
+        with contextlib.redirect_stdout(sink):  # EMF metrics are printed
+            return handler.handler(event, context)
+
+    return invoke
 
 
 # -- the driver ------------------------------------------------------------------------------------
@@ -246,10 +474,20 @@ def _plan(config: SoakConfig, rng: random.Random) -> list[Version]:
     return versions
 
 
-def run(config: SoakConfig) -> Accounting:
-    rng = random.Random(config.seed)
-    facts = default_facts()
-    account = Accounting()
+def _send_all(sqs: Any, queue_url: str, messages: list[str]) -> None:
+    for start in range(0, len(messages), 10):
+        sqs.send_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(messages[start : start + 10])],
+        )
+
+
+def _notifications(config: SoakConfig, rng: random.Random, s3: Any, bucket: str) -> tuple[list[str], list[Version]]:
+    """Upload every object version and write the notifications S3 would send (versionId, sequencer).
+
+    moto's own notifications carry neither, so the driver sends S3-shaped ones
+    itself, and can duplicate and reorder them.
+    """
     images = [
         make_image({name: (0.1 * i, 0.1, 0.4, 0.4)}, size=(96, 96))
         for i, name in enumerate(("scratch", "dent", "logo"))
@@ -263,7 +501,117 @@ def run(config: SoakConfig) -> Accounting:
         "deleted": images,
         "oversized": images,
     }
-    with moto_server_process() as endpoint:
+    sequencers = Sequencers(rng, variable=config.variable_sequencers, shorter_rate=config.shorter_sequencer_rate)
+
+    def upload(version: Version, body: bytes, after: str | None = None) -> Version:
+        put = s3.put_object(Bucket=bucket, Key=version.key, Body=body)
+        version.version_id, version.etag = put["VersionId"], put["ETag"].strip('"')
+        version.size = 15 * 1024 * 1024 + 1 if version.kind == "oversized" else len(body)
+        version.sequencer = sequencers.next(after)
+        version.extra_labels = many_labels(config, version.key, version.version_id)
+        if version.kind == "deleted":
+            s3.delete_object(Bucket=bucket, Key=version.key, VersionId=version.version_id)
+        return version
+
+    sent: list[Version] = []
+    late: list[Version] = []
+    all_versions: list[Version] = []
+    for version in _plan(config, rng):
+        older = upload(version, rng.choice(bodies[version.kind]))
+        all_versions.append(version)
+        draw = rng.random()
+        if version.kind == "good" and draw < config.out_of_order_rate + config.newer_version_rate:
+            newer = upload(Version(version.key, "good"), rng.choice(images), after=version.sequencer)
+            if s3_order(newer.sequencer) <= s3_order(version.sequencer):
+                raise AssertionError("sequencers must increase under S3's rule")
+            version.superseded = True
+            all_versions.append(newer)
+            if draw < config.out_of_order_rate:  # the older notification arrives after the newer one
+                sent.append(newer)
+                late.append(older)
+            else:  # in order, in different batches
+                sent.append(older)
+                late.append(newer)
+        else:
+            sent.append(older)
+        if rng.random() < config.duplicate_rate:
+            late.append(sent[-1])
+    messages = []
+    for version in [*sent, *late]:
+        version.copies += 1
+        messages.append(json.dumps({"Records": [version.record(bucket)]}))
+    messages.extend(
+        [
+            "not json (injected)",
+            json.dumps({"Records": [{"eventSource": "aws:sns"}]}),
+            json.dumps({"unexpected": True}),
+        ][: config.invalid_messages]
+    )
+    return messages, all_versions
+
+
+def _drive(
+    config: SoakConfig, resources: Any, endpoint: str, journal: Journal, *, batch_size: int
+) -> list[dict[str, Any]]:
+    """Pollers (threads here) invoking execution environments (processes) until the queue is drained."""
+    mp = multiprocessing.get_context("forkserver")
+    capacity = (mp.Value("d", config.model_tps_cap), mp.Value("d", time.time()), mp.Lock())
+    environments = [
+        ProcessEnvironment(
+            _environment,
+            start_method="forkserver",
+            preload=PRELOADED_MODULES,
+            args=(
+                WorkerSetup(
+                    config=config,
+                    worker=w,
+                    endpoint=endpoint,
+                    table=resources.table_name,
+                    bus=resources.event_bus_name,
+                    journal_path=journal.path,
+                    capacity=capacity,
+                ),
+            ),
+        )
+        for w in range(config.concurrency)
+    ]
+    pollers = [
+        EventSourceMappingPoller(
+            boto3.client("sqs"),
+            resources.queue_url,
+            resources.queue_arn,
+            environment,
+            batch_size=batch_size,
+            retry_delay_seconds=None if config.retry_delay_seconds < 0 else config.retry_delay_seconds,
+            function_timeout_seconds=config.function_timeout_seconds,
+        )
+        for environment in environments
+    ]
+    try:
+        with ThreadPoolExecutor(len(pollers)) as threads:
+            runs = [
+                threads.submit(poller.run_until_idle, max_seconds=config.max_seconds, pause_seconds=0.2)
+                for poller in pollers
+            ]
+            for each in runs:
+                each.result()
+    finally:
+        for environment in environments:
+            environment.close()
+    return [
+        {**dataclasses.asdict(poller.stats), "starts": environment.starts}
+        for poller, environment in zip(pollers, environments, strict=True)
+    ]
+
+
+def run(config: SoakConfig) -> Accounting:
+    rng = random.Random(config.seed)
+    facts = default_facts()
+    account = Accounting()
+    account.visibility_timeout = config.visibility_timeout_seconds or max(
+        1, math.ceil(facts.queue_visibility_timeout * config.time_scale)
+    )
+    with moto_server_process() as endpoint, tempfile.TemporaryDirectory(prefix="autolabel-soak-") as scratch:
         s3, sqs = boto3.client("s3"), boto3.client("sqs")
         resources = create_resources(
             facts,
@@ -272,73 +620,23 @@ def run(config: SoakConfig) -> Accounting:
             dynamodb=boto3.client("dynamodb"),
             events=boto3.client("events"),
             event_source="autolabel",
-            visibility_timeout=max(2, config.retry_delay_seconds * 2),
+            visibility_timeout=account.visibility_timeout,
         )
-        # The driver sends the notifications itself, as real S3 does (versionId,
-        # sequencer), so it can duplicate and reorder them.
         s3.put_bucket_notification_configuration(Bucket=resources.bucket, NotificationConfiguration={})
         drain_queue(sqs, resources.queue_url)
-        versions = _plan(config, rng)
-        sequencer = 0x10000
-
-        def upload(version: Version, body: bytes) -> None:
-            nonlocal sequencer
-            put = s3.put_object(Bucket=resources.bucket, Key=version.key, Body=body)
-            sequencer += rng.randint(1, 50)
-            version.version_id, version.etag = put["VersionId"], put["ETag"].strip('"')
-            version.size = 15 * 1024 * 1024 + 1 if version.kind == "oversized" else len(body)
-            version.sequencer = f"{sequencer:X}"
-            if version.kind == "deleted":
-                s3.delete_object(Bucket=resources.bucket, Key=version.key, VersionId=version.version_id)
-
-        messages: list[str] = []
-        late: list[str] = []
-        all_versions: list[Version] = []
-        for version in versions:
-            upload(version, rng.choice(bodies[version.kind]))
-            all_versions.append(version)
-            body = json.dumps({"Records": [version.record(resources.bucket)]})
-            if version.kind == "good" and rng.random() < config.out_of_order_rate:
-                newer = Version(version.key, "good")
-                upload(newer, rng.choice(images))
-                version.superseded = True
-                all_versions.append(newer)
-                messages.append(json.dumps({"Records": [newer.record(resources.bucket)]}))
-                late.append(body)  # the older notification arrives after the newer one
-            else:
-                messages.append(body)
-            if rng.random() < config.duplicate_rate:
-                late.append(messages[-1])
-        messages.extend(late)
-        messages.extend(
-            [
-                "not json (injected)",
-                json.dumps({"Records": [{"eventSource": "aws:sns"}]}),
-                json.dumps({"unexpected": True}),
-            ][: config.invalid_messages]
-        )
-        for start in range(0, len(messages), 10):
-            sqs.send_message_batch(
-                QueueUrl=resources.queue_url,
-                Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(messages[start : start + 10])],
-            )
-
-        names = {
-            "table": resources.table_name,
-            "bus": resources.event_bus_name,
-            "queue_url": resources.queue_url,
-            "queue_arn": resources.queue_arn,
-        }
+        messages, versions = _notifications(config, rng, s3, resources.bucket)
+        _send_all(sqs, resources.queue_url, messages)
+        journal = Journal(os.path.join(scratch, "journal.jsonl"))
         started = time.monotonic()
-        context = multiprocessing.get_context("spawn")
-        shared = (context.Value("d", config.model_tps_cap), context.Value("d", time.time()), context.Lock())
-        batch_size = config.batch_size or facts.batch_size
-        with context.Pool(config.concurrency, initializer=_init_worker, initargs=shared) as pool:
-            account.worker_stats = pool.starmap(
-                _worker, [(config, w, endpoint, names, batch_size) for w in range(config.concurrency)]
-            )
+        account.worker_stats = _drive(
+            config,
+            resources,
+            endpoint,
+            journal,
+            batch_size=config.batch_size or facts.batch_size,
+        )
         account.elapsed = time.monotonic() - started
-        _account(account, resources, all_versions, config)
+        _account(account, resources, versions, config, journal.read())
     return account
 
 
@@ -359,35 +657,130 @@ def _dead_letters(sqs: Any, dlq_url: str) -> tuple[Counter[tuple[str, str]], int
 
 
 def _classify(
-    version: Version, current: dict[str, Any] | None, mine: bool, events: list[dict[str, Any]], in_dlq: int
+    version: Version,
+    current: dict[str, Any] | None,
+    *,
+    mine: bool,
+    events: list[dict[str, Any]],
+    in_dlq: int,
+    excused: bool,
 ) -> tuple[str, str | None]:
-    """(terminal state, problem or None) of one object version that was not superseded."""
+    """(terminal state, problem or None) of one object version that was not superseded.
+
+    ``excused``: its PutEvents outcome was unknown to the labeler at least once,
+    so more than one announcement (same resultId) is allowed.
+    """
     if version.kind == "nonimage":
-        skipped = current is None and not events and not in_dlq
-        return ("skipped", None) if skipped else ("NOT SKIPPED", f"{version.key}: non-image was not skipped")
-    if len(events) > 1 or in_dlq > 1 or (in_dlq and events):
+        if current is not None or events:
+            return "NOT SKIPPED", f"{version.key}: non-image was not skipped"
+        # Its invocations died or timed out every time (whole batches are lost then).
+        return ("DLQ (retries exhausted)", None) if in_dlq else ("skipped", None)
+    detail_types = sorted({e["detail-type"] for e in events})
+    # A copy of a duplicate delivery may exhaust its receives after the other copy was announced.
+    spare_copy_in_dlq = bool(events) and 0 < in_dlq < version.copies
+    lone_copy_in_dlq = bool(in_dlq and events) and not (spare_copy_in_dlq or excused)
+    if (len(events) > 1 and not excused) or in_dlq > version.copies or lone_copy_in_dlq:
         return "DUPLICATED", f"{version.key}: DUPLICATED ({len(events)} events, {in_dlq} in the DLQ)"
-    detail_types = [e["detail-type"] for e in events]
     status = current["status"] if mine and current is not None else None
     if status == "LABELED" and detail_types == ["Custom Labels Detected"]:
         outcome = "LABELED"
     elif status == "FAILED" and detail_types == ["Custom Labels Failed"]:
         outcome = "FAILED"
-    elif in_dlq:
+    elif in_dlq and not events:
         return "DLQ (retries exhausted)", None
     else:
-        return "LOST", f"{version.key}: LOST ({status or 'no row'}, {len(events)} events, not in the DLQ)"
+        return "LOST", f"{version.key}: LOST ({status or 'no row'}, {len(events)} events, {in_dlq} in the DLQ)"
     expected = "LABELED" if version.kind == "good" else "FAILED"
     code = current["error"]["code"] if outcome == "FAILED" and current is not None else None
     if outcome != expected or (code is not None and code != BAD_KINDS[version.kind]):
         return "WRONG CLASS", f"{version.key}: {outcome} {code or ''}, expected {expected}"
+    if len(events) > 1:
+        return f"{outcome} (announced {len(events)}x)", None
+    if spare_copy_in_dlq:
+        return f"{outcome} (+ duplicate delivery in DLQ)", None
     return outcome, None
 
 
-def _account(account: Accounting, resources: Any, versions: list[Version], config: SoakConfig) -> None:
+def _read_journal(account: Accounting, journal: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
+    """Fault counters; (resultIds with a lost PutEvents response, resultIds whose worker died after PutEvents)."""
+    lost_response: set[str] = set()
+    died_after: set[str] = set()
+    for record in journal:
+        kind = record["kind"]
+        if kind == "kill":
+            account.faults[f"worker killed {record['point']}"] += 1
+            if record["point"] in ("after-put-events", "before-mark-published"):
+                died_after.update(record["resultIds"])
+        elif kind == "drop":
+            clean = "clean" if record["drop"] in CLEAN_DROPS else "ambiguous"
+            account.faults[f"{record['service']} {clean} drop ({record['drop']})"] += 1
+        elif kind == "ambiguous-put-events":
+            lost_response.update(record["resultIds"])
+            account.faults["PutEvents calls with a lost response"] += 1
+        elif kind == "stall":
+            account.faults["model calls stalled to the read timeout"] += 1
+        elif kind == "model-call":
+            account.faults["DetectCustomLabels calls (incl. botocore retries)"] += 1
+    account.ambiguous_put_events = len(lost_response)
+    account.died_after_put_events = len(died_after)
+    return lost_response, died_after
+
+
+def _check_label_index(
+    account: Accounting, config: SoakConfig, table: str, currents: dict[str, dict[str, Any] | None], ddb: Any
+) -> None:
+    """find_by_label must agree with every current result, for the label names checked.
+
+    Checked: the emulated model's palette labels (every good image has one) and
+    ``index_check_labels`` of the synthetic ``part-NNN`` labels (a seeded
+    sample; each query costs a scan of the table in moto). For each object and
+    name: listed iff its current result is LABELED with that label, with that
+    label's best confidence and the current versionId; nothing listed for an
+    object without a current result.
+    """
+    from labeler.queries import find_by_label
+    from labeler.results import best_confidences
+    from local.fake_model import PALETTE
+
+    parts = [f"part-{n:03d}" for n in range(400)]
+    if 0 <= config.index_check_labels < len(parts):
+        parts = random.Random(config.seed).sample(parts, config.index_check_labels)
+    names = {*PALETTE, *parts}
+    indexed: dict[str, dict[str, dict[str, Any]]] = {}
+    for name in sorted(names):
+        for entry in find_by_label(table, name, client=ddb):
+            if entry["projectVersionArn"] == ARN:
+                indexed.setdefault(entry["key"], {})[name] = entry
+    account.index_names_checked = len(names)
+    for key, current in currents.items():
+        labels = best_confidences(current["customLabels"]) if current and current["status"] == "LABELED" else {}
+        expected = {name: confidence for name, confidence in labels.items() if name in names}
+        found = indexed.pop(key, {})
+        account.index_checked += 1
+        missing, stale = set(expected) - set(found), set(found) - set(expected)
+        wrong = [
+            n
+            for n in set(expected) & set(found)
+            if abs(found[n]["confidence"] - expected[n]) > 1e-6
+            or (current is not None and found[n].get("versionId") != current.get("versionId"))
+        ]
+        if missing or stale or wrong:
+            account.problems.append(
+                f"{key}: find_by_label disagrees with the current result ({len(missing)} labels missing, "
+                f"{len(stale)} stale, {len(wrong)} with another confidence/version; "
+                f"{len(labels)} labels, {len(expected)} of them checked)"
+            )
+    for key in indexed:
+        account.problems.append(f"{key}: find_by_label lists an object without a current result")
+
+
+def _account(
+    account: Accounting, resources: Any, versions: list[Version], config: SoakConfig, journal: list[dict[str, Any]]
+) -> None:
     from labeler.queries import get_result
 
     sqs, ddb = boto3.client("sqs"), boto3.client("dynamodb")
+    lost_response, died_after = _read_journal(account, journal)
     events = consumed_events(sqs, resources.consumer_queue_url)
     account.events = len(events)
     stamps = sorted(event["detail"]["processedAt"] for event in events)
@@ -399,61 +792,119 @@ def _account(account: Accounting, resources: Any, versions: list[Version], confi
     by_result: dict[str, list[dict[str, Any]]] = {}
     for event in events:
         by_result.setdefault(event["detail"]["resultId"], []).append(event)
+    known = {version.result_id(resources.bucket) for version in versions}
+    for result_id in set(by_result) - known:
+        account.problems.append(f"{len(by_result[result_id])} event(s) with an unknown resultId {result_id}")
     dead_versions, invalid_in_dlq = _dead_letters(sqs, resources.dead_letter_queue_url)
     account.dlq = sum(dead_versions.values()) + invalid_in_dlq
     account.rows[("invalid message", "DLQ")] = invalid_in_dlq
     if invalid_in_dlq != config.invalid_messages:
         account.problems.append(f"{config.invalid_messages} invalid messages sent, {invalid_in_dlq} in the DLQ")
+    currents: dict[str, dict[str, Any] | None] = {}
     for version in versions:
         current = get_result(resources.table_name, resources.bucket, version.key, ARN, client=ddb)
-        mine = current is not None and current["resultId"] == version.result_id(resources.bucket)
+        currents[version.key] = current
+        result_id = version.result_id(resources.bucket)
+        mine = current is not None and current["resultId"] == result_id
+        announcements = by_result.get(result_id, [])
+        if len(announcements) > 1:
+            cause = (
+                "lost PutEvents response"
+                if result_id in lost_response
+                else "worker died after PutEvents accepted"
+                if result_id in died_after
+                else "UNEXPLAINED"
+            )
+            account.duplicates[cause] += len(announcements) - 1
         if version.superseded:
             account.rows[(f"{version.kind} (superseded)", "replaced by the newer version")] += 1
             if mine:
-                account.problems.append(f"{version.key} {version.version_id}: an older version is current")
+                account.problems.append(
+                    f"{version.key} {version.version_id} (sequencer {version.sequencer}): an older version is current"
+                )
             continue
         outcome, problem = _classify(
             version,
             current,
-            mine,
-            by_result.get(version.result_id(resources.bucket), []),
-            dead_versions.get((version.key, version.version_id), 0),
+            mine=mine,
+            events=announcements,
+            in_dlq=dead_versions.get((version.key, version.version_id), 0),
+            excused=result_id in lost_response or result_id in died_after,
         )
-        account.rows[(version.kind, outcome)] += 1
+        account.rows[(version.kind if not version.extra_labels else "good (100-300 labels)", outcome)] += 1
         if problem:
             account.problems.append(problem)
+        if mine and current is not None and current["status"] == "LABELED" and version.extra_labels:
+            account.many_label_results += 1
+            if len(current["customLabels"]) != current["labelCount"] or current["labelCount"] < version.extra_labels:
+                account.problems.append(
+                    f"{version.key}: {len(current['customLabels'])} labels stored, labelCount "
+                    f"{current['labelCount']}, the model returned at least {version.extra_labels}"
+                )
+    _check_label_index(account, config, resources.table_name, currents, ddb)
 
 
 def print_accounting(config: SoakConfig, account: Accounting) -> None:
+    stats = account.worker_stats
     print(
         f"Soak: {config.images} images, seed {config.seed}, {config.concurrency} workers, "
         f"{account.elapsed:.1f} s; {account.events} events, {account.dlq} DLQ messages"
     )
-    invocations = sum(s["invocations"] for s in account.worker_stats)
     print(
-        f"Workers: {invocations} invocations, {sum(s['messages'] for s in account.worker_stats)} messages "
-        f"received, {sum(s['item_failures'] for s in account.worker_stats)} retried, "
-        f"{sum(s['model_calls'] for s in account.worker_stats)} DetectCustomLabels calls (incl. botocore retries)"
+        f"Clock x{config.time_scale:.3g}: function timeout {config.function_timeout_seconds:.1f} s, "
+        f"queue visibility timeout {account.visibility_timeout} s"
+    )
+    print(
+        f"Workers: {sum(s['invocations'] for s in stats)} invocations, {sum(s['messages'] for s in stats)} messages "
+        f"received, {sum(s['item_failures'] for s in stats)} retried, {sum(s['timeouts'] for s in stats)} timed out, "
+        f"{sum(s['crashes'] for s in stats)} died, {sum(s['starts'] for s in stats)} execution environments started; "
+        f"{sum(s['busy_seconds'] for s in stats):.0f} s in invocations, slowest "
+        f"{max((s['slowest_seconds'] for s in stats), default=0):.1f} s"
     )
     width = max(len(kind) for kind, _ in account.rows) + 2
-    print(f"\n{'object kind':<{width}}{'terminal state':<34}count")
+    print(f"\n{'object kind':<{width}}{'terminal state':<44}count")
     for (kind, outcome), count in sorted(account.rows.items()):
-        print(f"{kind:<{width}}{outcome:<34}{count}")
+        print(f"{kind:<{width}}{outcome:<44}{count}")
+    print("\nInjected faults:")
+    for fault, count in sorted(account.faults.items()):
+        print(f"  {fault:<62}{count}")
+    print(f"  {'Lambda timeouts (worker killed at the deadline)':<62}{sum(s['timeouts'] for s in stats)}")
+    print(
+        f"\nAnnouncements: {account.ambiguous_put_events} resultIds with a lost PutEvents response, "
+        f"{account.died_after_put_events} whose worker died after PutEvents accepted; duplicates: "
+        + (", ".join(f"{n} ({cause})" for cause, n in sorted(account.duplicates.items())) or "none")
+    )
+    print(
+        f"Label index: {account.index_checked} objects checked against find_by_label for "
+        f"{account.index_names_checked} label names; "
+        f"{account.many_label_results} current results with 100-300 labels"
+    )
     if account.problems:
-        print(f"\nFAILED: {len(account.problems)} object(s) lost, duplicated or wrongly classified:")
+        print(f"\nFAILED: {len(account.problems)} problem(s): lost, duplicated or wrongly classified:")
         for problem in account.problems[:30]:
             print(f"  {problem}")
     else:
-        print("\nOK: every object version in exactly one terminal state; nothing lost, nothing duplicated.")
+        print(
+            "\nOK: every object version in exactly one terminal state; nothing lost; every duplicate "
+            "announcement explained by an unknown PutEvents outcome; label index consistent."
+        )
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {text}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = SoakConfig()
     for f in dataclasses.fields(SoakConfig):
-        parser.add_argument(
-            f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)), default=getattr(defaults, f.name)
-        )
+        default = getattr(defaults, f.name)
+        kind = _parse_bool if isinstance(default, bool) else type(default)
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=default, help=f"default {default}")
     args = parser.parse_args(argv)
     config = SoakConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SoakConfig)})
     account = run(config)
