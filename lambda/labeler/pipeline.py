@@ -22,7 +22,7 @@ from aws_lambda_powertools import Logger
 from labeler.config import SERVICE_NAME, LabelerConfig
 from labeler.detector import CustomLabelsDetector, PermanentImageError, RetryableDetectionError
 from labeler.events import build_entry
-from labeler.notifications import InvalidMessageError, S3ObjectEvent, parse_message_body
+from labeler.notifications import InvalidMessageError, S3ObjectEvent, parse_message_body, sequencer_is_newer
 from labeler.publisher import EventPublisher
 from labeler.results import LABELED, LabelResult
 from labeler.store import ObjectRef, ResultConflict, ResultStore, StoredState, StoreError
@@ -210,8 +210,7 @@ class LabelingPipeline:
             if claimed_at is not None and now - claimed_at < self._claim_ttl:
                 return _Action.IN_PROGRESS
             return _Action.PUBLISH_STORED
-        ours = task.obj.sequencer_order
-        if ours is not None and state.sequencer_order is not None and state.sequencer_order > ours:
+        if sequencer_is_newer(state.sequencer, task.obj.sequencer):
             return _Action.STALE
         return _Action.LABEL
 

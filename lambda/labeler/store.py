@@ -34,7 +34,7 @@ ObjectRef = tuple[str, str, str]  # (bucket, key, projectVersionArn)
 # What the pipeline needs to decide about an object before labeling it.
 _STATE_ATTRIBUTES = (
     "resultId",
-    "sequencerOrder",
+    "sequencer",
     "processedAt",
     "eventPublished",
     "publishClaimedAt",
@@ -57,7 +57,7 @@ class StoredState:
     """The current result item of one object for one model, as far as decisions go."""
 
     result_id: str
-    sequencer_order: str | None
+    sequencer: str | None
     processed_at: str
     published: bool
     publish_claimed_at: float | None
@@ -69,7 +69,7 @@ class StoredState:
         claimed = item.get("publishClaimedAt")
         return cls(
             result_id=str(item["resultId"]),
-            sequencer_order=item.get("sequencerOrder"),
+            sequencer=item.get("sequencer"),
             processed_at=str(item.get("processedAt", "")),
             published=bool(item.get("eventPublished", False)),
             publish_claimed_at=float(claimed) if claimed is not None else None,
