@@ -20,11 +20,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from labeler.clients import create_clients
 from labeler.config import METRICS_NAMESPACE, SERVICE_NAME, LabelerConfig
+from labeler.deadline import InvocationDeadline
 from labeler.pipeline import BatchReport, InboundMessage, LabelingPipeline, build_pipeline
 
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose records are all retried (one throttled message alone, a model
+# not running) is routine, not a function error: Powertools would raise, and
+# the function-errors alarm would page on throttling. Each record still goes
+# back to the queue through batchItemFailures; bugs and deployment faults
+# have their own metrics (UnexpectedErrors, DeploymentFaults) and alarm.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 _pipeline: LabelingPipeline | None = None
 
@@ -44,7 +50,7 @@ def current_pipeline() -> LabelingPipeline:
     if _pipeline is None:
         # Fails the cold start with a message naming the bad variable.
         config = LabelerConfig.from_environ(os.environ)
-        _pipeline = build_pipeline(config, create_clients())
+        _pipeline = build_pipeline(config, create_clients(InvocationDeadline()))
     return _pipeline
 
 
@@ -58,6 +64,11 @@ def emit_metrics(report: BatchReport) -> None:
         "RecordsRetried": report.retries,
         "RekognitionThrottles": report.throttles,
         "InvalidMessages": report.invalid_messages,
+        "RecordsOutOfTime": report.out_of_time,
+        "UnexpectedErrors": report.unexpected_errors,
+        "DeploymentFaults": report.deployment_faults,
+        "PublishMarksFailed": report.publish_marks_failed,
+        "AmbiguousPublishes": report.ambiguous_publishes,
     }
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
@@ -72,7 +83,8 @@ def emit_metrics(report: BatchReport) -> None:
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     pipeline = current_pipeline()
     records = event.get("Records", [])
-    report = pipeline.process([InboundMessage(r["messageId"], r.get("body", "")) for r in records])
+    messages = [InboundMessage(r["messageId"], r.get("body", "")) for r in records]
+    report = pipeline.process(messages, remaining_ms=context.get_remaining_time_in_millis)
     emit_metrics(report)
 
     def record_handler(record: SQSRecord) -> None:

@@ -122,7 +122,7 @@ class Manager:
             "at": self.clock().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }
         entry = EventEntry(MODEL_STATE_CHANGED, detail, json.dumps(detail), f"{previous}->{requested}")
-        failures = self.publisher.publish([entry])
+        failures = self.publisher.publish([entry]).failures
         if failures:  # the transition happened; the event is informational
             logger.warning("Could not publish Model State Changed", extra={"error": next(iter(failures.values()))})
 
