@@ -1,6 +1,6 @@
 """The real path in moto: S3 notification -> SQS -> handler -> DynamoDB + EventBridge -> consumer queue.
 
-One test per row of SPEC §5 (and the flow of §1-4). The model is the fake of
+One test per row of the README failure table (and the whole flow). The model is the fake of
 local/fake_model.py; DynamoDB and EventBridge faults come from local/faults.py.
 """
 

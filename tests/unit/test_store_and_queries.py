@@ -1,4 +1,4 @@
-"""DynamoDB adapter and the two SPEC §3 queries, against moto with the template's key schema."""
+"""DynamoDB adapter and the two result queries, against moto with the template's key schema."""
 
 from __future__ import annotations
 
