@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -243,6 +244,16 @@ def test_results_table_layout_encryption_and_pitr(template: Template) -> None:
             "BillingMode": "PAY_PER_REQUEST",
         },
     )
+
+
+def test_every_function_runs_the_python_the_project_is_tested_with(template: Template) -> None:
+    ours = {  # aws-cdk-lib's own bucket-notifications handler is not our code
+        f["Properties"]["Handler"]: f["Properties"]["Runtime"]
+        for f in template.find_resources("AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] in ("labeler.handler.handler", "manager.handler.handler")
+    }
+    tested_with = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    assert ours == {"labeler.handler.handler": tested_with, "manager.handler.handler": tested_with}
 
 
 def test_function_environment_comes_from_resources_and_settings(template: Template) -> None:
