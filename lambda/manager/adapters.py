@@ -144,6 +144,17 @@ class ManagerStateStore:
         stored = json.loads(item.get("state", "{}"))
         return ManagerState(**{k: v for k, v in stored.items() if k in ManagerState.__dataclass_fields__})
 
+    def record(self, owner: str, state: ManagerState) -> None:
+        """Save the state and keep the lease: an intent written before acting on it."""
+        self._client.update_item(
+            TableName=self._table,
+            Key=self._key,
+            UpdateExpression="SET #state = :state",
+            ConditionExpression="leaseOwner = :owner",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":state": {"S": json.dumps(asdict(state))}, ":owner": {"S": owner}},
+        )
+
     def save_and_release(self, owner: str, state: ManagerState) -> None:
         self._client.update_item(
             TableName=self._table,

@@ -2,8 +2,8 @@
 
 One run: take the lease, observe (model status, queue depth, trigger state),
 decide (``logic.decide``), act in a safe order (pause the trigger before a
-stop; resume it only once RUNNING), announce transitions it causes, save the
-state and release the lease.
+stop; record the intent before a start; resume the trigger only once RUNNING),
+announce transitions it causes, save the state and release the lease.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from labeler.events import EventEntry
 from labeler.publisher import EventPublisher
 from manager.adapters import CustomLabelsModel, IngestQueue, LabelerTrigger, ManagerStateStore
 from manager.config import ManagerConfig
-from manager.logic import FAILED, RUNNING, Observation, Plan, decide
+from manager.logic import FAILED, RUNNING, Observation, Plan, decide, in_window
 
 SERVICE_NAME = "autolabel-model-manager"
 MODEL_STATE_CHANGED = "Model State Changed"
@@ -84,12 +84,12 @@ class Manager:
             visible, in_flight = self.queue.depth()
             observation = Observation(self.model.status(), visible, in_flight, self.trigger.enabled())
             plan = decide(observation, state, self.config, self.clock())
-            self._act(observation, plan)
+            self._act(owner, observation, plan)
             return plan
         finally:
             self.store.save_and_release(owner, plan.state if plan is not None else state)
 
-    def _act(self, observation: Observation, plan: Plan) -> None:
+    def _act(self, owner: str, observation: Observation, plan: Plan) -> None:
         extra = {
             "status": observation.status,
             "visible": observation.visible,
@@ -99,9 +99,15 @@ class Manager:
         if observation.trigger_enabled and not plan.trigger_enabled:
             self.trigger.set_enabled(False)  # first: no batch may meet a stopping model
             logger.info("Paused the labeler's SQS trigger", extra=extra)
-        if plan.start and self.model.start(self.config.min_inference_units, self.config.max_inference_units):
-            logger.info("Started the model", extra=extra)
-            self._announce(observation.status, "STARTING", plan.reason)
+        if plan.start:
+            # The intent ("we are starting it") is saved under the lease before the
+            # call: if the save after it fails or this run dies, the model is still
+            # ours and gets stopped when idle. A start that then does not happen is
+            # harmless: the next run sees a stopped model and decides again.
+            self.store.record(owner, plan.state)
+            if self.model.start(self.config.min_inference_units, self.config.max_inference_units):
+                logger.info("Started the model", extra=extra)
+                self._announce(observation.status, "STARTING", plan.reason)
         if plan.stop and self.model.stop():
             logger.info("Stopped the model", extra=extra)
             self._announce(observation.status, "STOPPING", plan.reason)
@@ -163,6 +169,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="ModelFailed", unit=MetricUnit.Count, value=int(status == FAILED))
     metrics.add_metric(name="ModelNotFound", unit=MetricUnit.Count, value=int(status is None))
     metrics.add_metric(name="ModelStartingMinutes", unit=MetricUnit.Count, value=plan.starting_minutes)
+    # Running idle on purpose (alwaysOn or an always-on window): silences the cost guard alarm.
+    kept_on = manager.config.always_on or in_window(manager.config, manager.clock())
+    metrics.add_metric(name="ModelKeptOn", unit=MetricUnit.Count, value=int(kept_on))
     return {
         "acted": True,
         "start": plan.start,

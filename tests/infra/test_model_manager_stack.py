@@ -153,3 +153,43 @@ def test_max_units_below_min_units_is_refused() -> None:
     context = {"projectVersionArn": ARN, "projectArn": PROJECT_ARN, "minInferenceUnits": 3, "maxInferenceUnits": 2}
     with pytest.raises(SettingsError, match="maxInferenceUnits"):
         StackSettings.from_context(context.get)
+
+
+def alarm_named(template: Template, fragment: str) -> dict[str, Any]:
+    (alarm,) = [
+        a["Properties"] for rid, a in template.find_resources("AWS::CloudWatch::Alarm").items() if fragment in rid
+    ]
+    return alarm
+
+
+def test_a_single_manager_error_alarms(template: Template) -> None:
+    alarm = alarm_named(template, "ManagerErrors")
+    assert (alarm["MetricName"], alarm["Statistic"], alarm["Threshold"]) == ("Errors", "Sum", 1)
+    assert alarm["EvaluationPeriods"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_cost_guard_alarms_on_a_model_running_with_an_empty_queue_past_idle_minutes_whatever_the_cause(
+    template: Template,
+) -> None:
+    alarm = alarm_named(template, "ModelRunningIdle")
+    # idleMinutes=20 in this stack, plus a 15-minute margin, in 5-minute periods: 7 periods in a row.
+    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 7
+    assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["AlarmActions"][0]["Ref"].startswith("MonitoringAlarmTopic")
+    queries = {q["Id"]: q for q in alarm["Metrics"]}
+    (expression,) = [q for q in queries.values() if "Expression" in q]
+    assert expression["ReturnData"] is True
+    text = expression["Expression"]
+    assert "units" in text and "visible" in text and "inFlight" in text and "keptOn" in text
+    units = queries["units"]["MetricStat"]["Metric"]
+    # Rekognition's own metric, not the manager's: it alarms even when the manager is broken or absent.
+    assert units["Namespace"] == "AWS/Rekognition" and units["MetricName"] == "InServiceInferenceUnits"
+    assert {d["Name"]: d["Value"] for d in units["Dimensions"]} == {
+        "ProjectName": "autolabel-local",
+        "VersionName": "autolabel-local.1",
+    }
+    assert queries["visible"]["MetricStat"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert queries["inFlight"]["MetricStat"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesNotVisible"
+    assert queries["keptOn"]["MetricStat"]["Metric"]["MetricName"] == "ModelKeptOn"
+    for query in ("units", "visible", "inFlight", "keptOn"):
+        assert queries[query]["ReturnData"] is False

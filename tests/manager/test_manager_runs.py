@@ -10,9 +10,11 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from local.emulator import consumed_events
+from local.faults import client_error
 from local.model_lifecycle import FakeEventSourceMappings, FakeModelLifecycle, create_manager_resources
 from manager.config import ManagerConfig
 from manager.handler import Manager
@@ -55,13 +57,13 @@ class World:
         )
         self.manager = self.build()
 
-    def build(self) -> Manager:
+    def build(self, *, dynamodb: Any = None, rekognition: Any = None) -> Manager:
         return Manager.from_clients(
             self.config,
-            rekognition=self.model,
+            rekognition=rekognition or self.model,
             sqs=self.sqs,
             lambda_client=self.trigger,
-            dynamodb=boto3.client("dynamodb"),
+            dynamodb=dynamodb or boto3.client("dynamodb"),
             events=boto3.client("events"),
             clock=self.clock,
         )
@@ -165,6 +167,27 @@ def test_model_that_fails_to_start_keeps_the_trigger_paused_and_is_alarmed(
         assert world.trigger.enabled is False and len(world.model.starts) == 1  # no start loop
         emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
         assert emf[-1]["ModelFailed"] == [1.0] and emf[-1]["ModelRunning"] == [0.0]
+        assert emf[-1]["ModelKeptOn"] == [0.0]  # not running idle on purpose: the cost guard stays armed
+
+
+def test_an_always_on_model_says_so_to_silence_the_cost_guard(
+    capsys: pytest.CaptureFixture[str], lambda_context: Any
+) -> None:
+    from dataclasses import replace
+
+    from manager import handler
+
+    with mock_aws():
+        world = World(status="RUNNING")
+        world.config = replace(world.config, always_on=True)
+        world.manager = world.build()
+        handler.use_manager(world.manager)
+        try:
+            handler.handler({}, lambda_context)
+        finally:
+            handler.use_manager(None)
+        emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+        assert emf[-1]["ModelKeptOn"] == [1.0] and emf[-1]["ModelRunning"] == [1.0]
 
 
 def test_model_started_elsewhere_is_used_and_not_stopped() -> None:
@@ -201,3 +224,82 @@ def test_project_arn_is_looked_up_once_when_not_configured() -> None:
         world.upload(1)
         world.every_minute(3)
         assert world.model.project_lookups == 1 and len(world.model.starts) == 1
+
+
+class Killed(BaseException):
+    """The Lambda instance dies (timeout, out of memory): nothing after this point runs."""
+
+
+class StateSaveFaults:
+    """The state table's client, with a save that fails (or a process that dies) right after a start."""
+
+    def __init__(self, real: Any, model: FakeModelLifecycle) -> None:
+        self._real = real
+        self._model = model
+        self.fail_save_after_start = False
+        self.dead = False
+        self.failed_saves = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def update_item(self, **request: Any) -> Any:
+        if self.dead:
+            raise Killed
+        releasing = "REMOVE leaseUntil" in request["UpdateExpression"]
+        if releasing and self.fail_save_after_start and self._model.starts and not self.failed_saves:
+            self.failed_saves += 1
+            raise client_error("InternalServerError", "injected: state save failed", 500, "UpdateItem")
+        return self._real.update_item(**request)
+
+
+class DiesAfterStart:
+    """Rekognition whose StartProjectVersion succeeds, then the calling process dies."""
+
+    def __init__(self, model: FakeModelLifecycle, faults: StateSaveFaults) -> None:
+        self._model = model
+        self._faults = faults
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def start_project_version(self, **request: Any) -> dict[str, Any]:
+        self._model.start_project_version(**request)  # the model starts (and is billed) ...
+        self._faults.dead = True  # ... and this process dies before saving anything
+        raise Killed
+
+
+def run_model_through_a_burst(world: World) -> None:
+    """From a start already asked for: RUNNING, the work labeled, then idle past idleMinutes."""
+    world.every_minute(9)
+    assert world.model.status == "RUNNING" and world.trigger.enabled
+    world.process_all()
+    world.every_minute(17)
+
+
+def test_model_started_just_before_a_failed_state_save_is_still_stopped_when_idle(world: World) -> None:
+    faults = StateSaveFaults(boto3.client("dynamodb"), world.model)
+    faults.fail_save_after_start = True
+    world.manager = world.build(dynamodb=faults)
+    world.upload(5)
+    world.clock.advance(1)
+    with pytest.raises(ClientError):
+        world.manager.run_once()  # started the model, then could not save and release
+    assert len(world.model.starts) == 1 and faults.failed_saves == 1
+    run_model_through_a_burst(world)
+    assert world.model.stops == 1, "a model this manager started must not be left running (about $4/h per unit)"
+    assert world.trigger.enabled is False
+
+
+def test_model_started_by_a_run_that_died_before_saving_is_still_stopped_when_idle(world: World) -> None:
+    faults = StateSaveFaults(boto3.client("dynamodb"), world.model)
+    world.manager = world.build(dynamodb=faults, rekognition=DiesAfterStart(world.model, faults))
+    world.upload(5)
+    world.clock.advance(1)
+    with pytest.raises(Killed):
+        world.manager.run_once()
+    assert len(world.model.starts) == 1
+    faults.dead = False  # the next scheduled run is a fresh instance
+    world.manager = world.build()
+    run_model_through_a_burst(world)
+    assert world.model.stops == 1 and world.trigger.enabled is False
