@@ -39,6 +39,7 @@ class ModelManager(Construct):
         *,
         settings: StackSettings,
         queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
         event_source_mapping_id: str,
         event_source_mapping_arn: str,
         bus: events.IEventBus,
@@ -66,6 +67,10 @@ class ModelManager(Construct):
                 settings.project_version_arn,
             ),
             ("ReadQueueDepth", ["sqs:GetQueueAttributes"], queue.queue_arn),
+            # Work that waited the grace period for a model that cannot run goes to the
+            # DLQ instead of expiring: received and deleted here, sent there.
+            ("TakeWaitingWorkOffTheIngestQueue", ["sqs:ReceiveMessage", "sqs:DeleteMessage"], queue.queue_arn),
+            ("DeadLetterWaitingWork", ["sqs:SendMessage"], dead_letter_queue.queue_arn),
             (
                 "PauseResumeTheLabelerTrigger",
                 ["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"],
@@ -92,6 +97,8 @@ class ModelManager(Construct):
             "ALWAYS_ON_WINDOWS": settings.always_on_windows,
             "STOP_MODELS_STARTED_ELSEWHERE": str(settings.stop_models_started_elsewhere).lower(),
             "STARTING_TIMEOUT_MINUTES": str(STARTING_TIMEOUT_MINUTES),
+            "DEAD_LETTER_QUEUE_URL": dead_letter_queue.queue_url,
+            "OUTAGE_GRACE_MINUTES": str(settings.model_outage_grace_hours * 60),
         }
         if settings.max_inference_units is not None:
             environment["MAX_INFERENCE_UNITS"] = str(settings.max_inference_units)
@@ -139,6 +146,14 @@ class ModelManager(Construct):
                 metric("ModelNotFound"),
                 1,
                 "The configured model version does not exist (deleted, or wrong ARN).",
+            ),
+            at_least(
+                self,
+                "WorkWaitsOnUnusableModel",
+                metric("WorkWaitingOnUnusableModel"),
+                1,
+                f"Images wait for a model that cannot run (FAILED, deleted, not found). After "
+                f"{settings.model_outage_grace_hours} h they are moved to the DLQ (redrive once the model runs).",
             ),
             at_least(
                 self,

@@ -32,6 +32,9 @@ from manager.logic import FAILED, RUNNING, Observation, Plan, decide, in_window
 SERVICE_NAME = "autolabel-model-manager"
 MODEL_STATE_CHANGED = "Model State Changed"
 LEASE_SECONDS = 50.0  # under the one-minute schedule
+# Up to 1,000 messages moved to the DLQ per run (about 300 SQS calls, seconds),
+# well inside the function's timeout and the lease.
+MOVE_BATCHES_PER_RUN = 100
 
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
@@ -47,6 +50,8 @@ class Manager:
     publisher: EventPublisher
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     last_observation: Observation | None = None
+    last_moved: int = 0  # messages the last run moved to the DLQ
+    move_batches_per_run: int = MOVE_BATCHES_PER_RUN
 
     @classmethod
     def from_clients(
@@ -75,6 +80,7 @@ class Manager:
 
     def run_once(self, owner: str | None = None) -> Plan | None:
         owner = owner or str(uuid.uuid4())
+        self.last_moved = 0
         state = self.store.acquire(owner, LEASE_SECONDS)
         if state is None:
             logger.info("Another manager run holds the lease; nothing to do")
@@ -99,6 +105,8 @@ class Manager:
         if observation.trigger_enabled and not plan.trigger_enabled:
             self.trigger.set_enabled(False)  # first: no batch may meet a stopping model
             logger.info("Paused the labeler's SQS trigger", extra=extra)
+        if plan.move_to_dead_letter_queue:
+            self._dead_letter_waiting_work(observation, plan, extra)
         if plan.start:
             # The intent ("we are starting it") is saved under the lease before the
             # call: if the save after it fails or this run dies, the model is still
@@ -115,6 +123,23 @@ class Manager:
             self.trigger.set_enabled(True)
             logger.info("Resumed the labeler's SQS trigger", extra=extra)
         self.last_observation = observation
+
+    def _dead_letter_waiting_work(self, observation: Observation, plan: Plan, extra: dict[str, Any]) -> None:
+        """Work has waited the grace period for a model that is not running: to the DLQ, before it can expire."""
+        if self.config.dead_letter_queue_url is None:
+            logger.error("Work waited past the grace period but no DLQ is configured", extra=extra)
+            return
+        reason = (
+            f"waited {plan.waiting_minutes:.0f} min (grace {self.config.outage_grace_minutes}) "
+            f"for model {self.config.project_version_arn} ({observation.status or 'NOT FOUND'})"
+        )
+        self.last_moved = self.queue.move_waiting_to(
+            self.config.dead_letter_queue_url, reason=reason, max_batches=self.move_batches_per_run
+        )
+        logger.warning(
+            "Moved waiting messages to the DLQ: the model has not run for the grace period; redrive once it runs",
+            extra={**extra, "moved": self.last_moved, "waitingMinutes": round(plan.waiting_minutes)},
+        )
 
     def _announce(self, previous: str | None, requested: str, reason: str) -> None:
         detail = {
@@ -172,10 +197,17 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Running idle on purpose (alwaysOn or an always-on window): silences the cost guard alarm.
     kept_on = manager.config.always_on or in_window(manager.config, manager.clock())
     metrics.add_metric(name="ModelKeptOn", unit=MetricUnit.Count, value=int(kept_on))
+    # Work waiting on a FAILED / deleted model (alarmed at once), for how long, and what reached the DLQ.
+    metrics.add_metric(
+        name="WorkWaitingOnUnusableModel", unit=MetricUnit.Count, value=int(plan.work_waits_on_unusable_model)
+    )
+    metrics.add_metric(name="WorkWaitingMinutes", unit=MetricUnit.Count, value=plan.waiting_minutes)
+    metrics.add_metric(name="MessagesMovedToDeadLetterQueue", unit=MetricUnit.Count, value=manager.last_moved)
     return {
         "acted": True,
         "start": plan.start,
         "stop": plan.stop,
         "triggerEnabled": plan.trigger_enabled,
         "reason": plan.reason,
+        "movedToDeadLetterQueue": manager.last_moved,
     }

@@ -16,6 +16,7 @@ from moto import mock_aws
 from local.emulator import consumed_events
 from local.faults import client_error
 from local.model_lifecycle import FakeEventSourceMappings, FakeModelLifecycle, create_manager_resources
+from local.outage_sim import sqs_follows
 from manager.config import ManagerConfig
 from manager.handler import Manager
 from tests.manager.test_logic import PROJECT_ARN, VERSION_ARN
@@ -303,3 +304,105 @@ def test_model_started_by_a_run_that_died_before_saving_is_still_stopped_when_id
     world.manager = world.build()
     run_model_through_a_burst(world)
     assert world.model.stops == 1 and world.trigger.enabled is False
+
+
+class SqsFaults:
+    """The manager's SQS client with a DLQ that refuses one message, or a delete that fails."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.refuse_first_entry = False
+        self.fail_deletes = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        if not self.refuse_first_entry:
+            return dict(self._real.send_message_batch(QueueUrl=QueueUrl, Entries=Entries))
+        sent = self._real.send_message_batch(QueueUrl=QueueUrl, Entries=Entries[1:])
+        refused = {"Id": Entries[0]["Id"], "SenderFault": False, "Code": "InternalError", "Message": "injected"}
+        return {"Successful": sent.get("Successful", []), "Failed": [refused]}
+
+    def delete_message_batch(self, **request: Any) -> dict[str, Any]:
+        if self.fail_deletes:
+            raise client_error("InternalError", "injected: delete failed", 500, "DeleteMessageBatch")
+        return dict(self._real.delete_message_batch(**request))
+
+
+@pytest.fixture
+def outage() -> Iterator[tuple[World, SqsFaults, str]]:
+    """A FAILED model, a 60-minute grace, and moto's SQS on the world's clock (visibility timeouts follow it)."""
+    with mock_aws():
+        world = World(status="FAILED", trigger=False)
+        with sqs_follows(world.clock):
+            yield outage_world(world)
+
+
+def outage_world(world: World, grace_minutes: int = 60) -> tuple[World, SqsFaults, str]:
+    from dataclasses import replace
+
+    dlq = world.sqs.get_queue_url(QueueName="ingest-dlq")["QueueUrl"]
+    world.config = replace(world.config, dead_letter_queue_url=dlq, outage_grace_minutes=grace_minutes)
+    faults = SqsFaults(world.sqs)
+    world.manager = Manager.from_clients(
+        world.config,
+        rekognition=world.model,
+        sqs=faults,
+        lambda_client=world.trigger,
+        dynamodb=boto3.client("dynamodb"),
+        events=boto3.client("events"),
+        clock=world.clock,
+    )
+    return world, faults, dlq
+
+
+def bodies(sqs: Any, url: str) -> list[str]:
+    found: list[str] = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600).get("Messages"):
+        found.extend(m["Body"] for m in messages)
+    return sorted(found)
+
+
+def test_after_the_grace_waiting_work_moves_to_the_dlq_with_its_body_and_a_reason(
+    outage: tuple[World, SqsFaults, str],
+) -> None:
+    world, _faults, dlq = outage
+    world.upload(25)
+    world.every_minute(60)  # the first run starts the clock: 59 minutes waited
+    assert world.manager.last_moved == 0 and bodies(world.sqs, dlq) == []
+    world.every_minute(1)
+    assert world.manager.last_moved == 25
+    (message,) = world.sqs.receive_message(QueueUrl=dlq, MessageAttributeNames=["All"], VisibilityTimeout=3600)[
+        "Messages"
+    ]
+    assert "FAILED" in message["MessageAttributes"]["autolabelDeadLetteredBecause"]["StringValue"]
+    world.clock.advance(30)
+    assert sorted([message["Body"], *bodies(world.sqs, dlq)]) == sorted(f"image {i}" for i in range(25))
+    assert bodies(world.sqs, world.queue_url) == [] and world.model.starts == []
+
+
+def test_a_move_sends_before_it_deletes_so_a_failure_duplicates_and_never_loses(
+    outage: tuple[World, SqsFaults, str],
+) -> None:
+    world, faults, dlq = outage
+    world.upload(3)
+    world.every_minute(60)  # the first run starts the clock: 59 minutes waited
+    faults.fail_deletes = True
+    with pytest.raises(ClientError):
+        world.every_minute(1)  # sent to the DLQ, then the delete failed
+    faults.fail_deletes = False
+    world.every_minute(2)  # the originals are visible again after the move's 60 s: moved again
+    assert bodies(world.sqs, world.queue_url) == []
+    assert bodies(world.sqs, dlq) == sorted(["image 0", "image 1", "image 2"] * 2)  # duplicates, none lost
+
+
+def test_a_message_the_dlq_refuses_stays_in_the_ingest_queue(outage: tuple[World, SqsFaults, str]) -> None:
+    world, faults, dlq = outage
+    world.upload(3)
+    world.every_minute(60)  # the first run starts the clock: 59 minutes waited
+    faults.refuse_first_entry = True
+    world.every_minute(1)
+    assert world.manager.last_moved == 2
+    world.clock.advance(2)
+    assert len(bodies(world.sqs, world.queue_url)) == 1 and len(bodies(world.sqs, dlq)) == 2
