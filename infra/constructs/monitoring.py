@@ -1,4 +1,4 @@
-"""Alarms (DLQ depth, oldest message age, function errors) and a dashboard."""
+"""Alarms (DLQ depth and age, oldest message age, function errors) and a dashboard."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from infra.constructs.alarms import at_least
 from labeler.config import SERVICE_NAME as SERVICE
 
 OLDEST_MESSAGE_ALARM_SECONDS = 900
+# The DLQ keeps a message 14 days (SQS's maximum): warn 4 days before it expires.
+DEAD_LETTER_EXPIRY_WARNING_SECONDS = 10 * 24 * 3600
 
 
 class Monitoring(Construct):
@@ -89,6 +91,13 @@ class Monitoring(Construct):
             OLDEST_MESSAGE_ALARM_SECONDS,
             "Images wait too long: model not running, throttled, or the labeler is failing.",
         )
+        self.dead_letters_expiring_alarm = at_least(
+            self,
+            "DeadLettersExpiringSoon",
+            dead_letter_queue.metric_approximate_age_of_oldest_message(period=Duration.hours(1), statistic="Maximum"),
+            DEAD_LETTER_EXPIRY_WARNING_SECONDS,
+            "The oldest DLQ message is 10 days old; SQS deletes it at 14 days. Fix the cause and redrive now.",
+        )
         self.errors_alarm = at_least(
             self,
             "FunctionErrors",
@@ -96,7 +105,13 @@ class Monitoring(Construct):
             1,
             "The labeler raised errors (bad configuration, or a whole batch failed).",
         )
-        for alarm in (self.dlq_alarm, self.age_alarm, self.errors_alarm, *extra_alarms):
+        for alarm in (
+            self.dlq_alarm,
+            self.age_alarm,
+            self.dead_letters_expiring_alarm,
+            self.errors_alarm,
+            *extra_alarms,
+        ):
             alarm.add_alarm_action(alarm_action)
 
         def app_metric(name: str, statistic: str = "Sum") -> cloudwatch.Metric:

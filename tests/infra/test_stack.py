@@ -464,3 +464,17 @@ def test_cloudwatch_alarms_of_this_account_may_publish_to_the_alarm_topic(templa
             },
         },
     )
+
+
+def test_dead_letters_about_to_expire_alarm_days_before_sqs_would_delete_them(template: Template) -> None:
+    queues = template.find_resources("AWS::SQS::Queue")
+    (dlq,) = [rid for rid, q in queues.items() if "RedrivePolicy" not in q["Properties"]]
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "ApproximateAgeOfOldestMessage",
+            "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}],
+            "Threshold": 10 * 24 * 3600,  # the DLQ keeps messages 14 days
+            "AlarmActions": [{"Ref": Match.string_like_regexp("MonitoringAlarmTopic")}],
+        },
+    )
