@@ -169,6 +169,8 @@ def test_model_that_fails_to_start_keeps_the_trigger_paused_and_is_alarmed(
         emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
         assert emf[-1]["ModelFailed"] == [1.0] and emf[-1]["ModelRunning"] == [0.0]
         assert emf[-1]["ModelKeptOn"] == [0.0]  # not running idle on purpose: the cost guard stays armed
+        assert emf[-1]["WorkWaitingOnUnusableModel"] == [1.0]  # the WorkWaitsOnUnusableModel alarm's metric
+        assert emf[-1]["WorkWaitingMinutes"] == [10.0] and emf[-1]["MessagesMovedToDeadLetterQueue"] == [0.0]
 
 
 def test_an_always_on_model_says_so_to_silence_the_cost_guard(
