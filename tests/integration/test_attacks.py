@@ -87,3 +87,70 @@ def test_claim_released_after_failed_index_sync_lets_a_concurrent_worker_publish
     ambiguous = sum(r.ambiguous_publishes for r in reports)
     assert len({e["detail"]["resultId"] for e in events}) == 1
     assert len(events) - 1 <= ambiguous, f"{len(events)} events for one result, {ambiguous} counted ambiguous"
+
+
+# -- 2. an older result's in-flight index sync resurrects its labels for good ------
+
+
+def is_index_only_batch_write(kwargs: dict[str, Any]) -> bool:
+    keys = [
+        (r.get("PutRequest", {}).get("Item") or r.get("DeleteRequest", {}).get("Key"))["sk"]["S"]
+        for requests in kwargs.get("RequestItems", {}).values()
+        for r in requests
+    ]
+    return bool(keys) and all(k.startswith("LABEL#") for k in keys)
+
+
+def test_stale_index_sync_interleaved_with_newer_writer_leaves_old_labels_in_the_index(harness: Harness) -> None:
+    """Promise: once a record is finished, the label index equals the current result.
+
+    Worker A stores v1 (150 labels): result + 99 index items in one
+    transaction, then ``sync_label_index`` queries the index and computes the
+    51 missing puts. Before its BatchWriteItem lands, worker B stores v2 (newer
+    sequencer, 1 label), deletes all of v1's index items, syncs, publishes:
+    B's record is finished. A's BatchWriteItem then puts 51 v1 items back. A's
+    re-check (GetItem) that would notice v2 and re-sync fails once (a connection
+    error: any transient fault, or A's invocation ending here). ``save`` raises
+    StoreError, ``_resolve_conflict`` re-reads, sees v2 is newer and decides
+    STALE: the record is acknowledged and nobody ever repairs the index.
+    ``find_by_label('old-...')`` answers a.png forever.
+    """
+    model = many_labels_harness(harness)
+    old_names = labels(150, "old")
+    model.answers["a.png"] = old_names
+    v1 = harness.upload_quietly("a.png", SCRATCH)
+    body_v1 = notification_body(harness.record_for("a.png", v1, sequencer="0010"))
+    v2 = harness.upload_quietly("a.png", DENT)
+    body_v2 = notification_body(harness.record_for("a.png", v2, sequencer="0011"))
+
+    worker_b = harness.build_pipeline()
+    b_reports: list[BatchReport] = []
+    armed = {"b": True, "get": False}
+
+    def batch_write(kwargs: dict[str, Any], call: Call) -> Any:
+        if armed["b"] and is_index_only_batch_write(kwargs):
+            armed["b"] = False
+            model.answers["a.png"] = ["dent"]
+            b_reports.append(run(worker_b, body_v2))  # B finishes entirely in between
+            armed["get"] = True
+        return call(**kwargs)
+
+    def get_item(kwargs: dict[str, Any], call: Call) -> Any:
+        if armed["get"]:
+            armed["get"] = False
+            raise EndpointConnectionError(endpoint_url=URL)
+        return call(**kwargs)
+
+    harness.dynamodb.faults["batch_write_item"] = batch_write
+    harness.dynamodb.faults["get_item"] = get_item
+    report_a = run(harness.pipeline, body_v1)
+
+    assert b_reports and b_reports[0].labeled == 1 and not b_reports[0].failed_messages
+    result = harness.result("a.png")
+    assert result is not None and [label["Name"] for label in result["customLabels"]] == ["dent"]
+    # A's record was acknowledged (decided stale) or retried; a retry is stale too.
+    if report_a.failed_messages:
+        run(harness.build_pipeline(), body_v1)
+    stale_hits = [name for name in old_names if harness.by_label(name)]
+    assert stale_hits == [], f"{len(stale_hits)} labels of the replaced v1 result still answer find_by_label"
+    assert [f["key"] for f in harness.by_label("dent")] == ["a.png"]
