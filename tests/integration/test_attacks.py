@@ -154,3 +154,44 @@ def test_stale_index_sync_interleaved_with_newer_writer_leaves_old_labels_in_the
     stale_hits = [name for name in old_names if harness.by_label(name)]
     assert stale_hits == [], f"{len(stale_hits)} labels of the replaced v1 result still answer find_by_label"
     assert [f["key"] for f in harness.by_label("dent")] == ["a.png"]
+
+
+# -- 3. AmbiguousPublishes: one republication counted twice -------------------------
+
+
+def is_release(kwargs: dict[str, Any]) -> bool:
+    return str(kwargs.get("UpdateExpression", "")).startswith("REMOVE #claim")
+
+
+def test_ambiguous_putevents_then_failed_claim_release_counts_one_duplicate_twice(harness: Harness) -> None:
+    """Promise: each republication after an unknown PutEvents outcome is counted ONCE.
+
+    Worker A's PutEvents is applied and its answer lost (read timeout): counted
+    in AmbiguousPublishes (1) and the claim is released so the retry need not
+    wait. The release fails (connection error): the claim stays. The retry
+    (after the claim's TTL) takes the result over as "abandoned after
+    claiming" (``after_unknown_outcome``) and counts it AGAIN (2) for the same,
+    single republication.
+    """
+    upload = harness.upload_quietly("a.png", SCRATCH)
+    body = notification_body(harness.record_for("a.png", upload, sequencer="0010"))
+    harness.events.faults["put_events"] = applied_once(read_timeout)
+    failed_release = [False]
+
+    def update_item(kwargs: dict[str, Any], call: Call) -> Any:
+        if is_release(kwargs) and not failed_release[0]:
+            failed_release[0] = True
+            raise EndpointConnectionError(endpoint_url=URL)
+        return call(**kwargs)
+
+    harness.dynamodb.faults["update_item"] = update_item
+    first = run(harness.pipeline, body)
+    assert first.failed_messages and first.ambiguous_publishes == 1
+    retry = run(harness.build_pipeline(claim_ttl=0.0), body)  # after the claim expired
+    assert not retry.failed_messages
+
+    events = events_for(harness, "a.png")
+    assert len(events) == 2  # one duplicate, as allowed after an unknown outcome
+    counted = first.ambiguous_publishes + retry.ambiguous_publishes
+    assert counted == len(events) - 1, f"one republication, counted {counted} times"
+
