@@ -195,3 +195,48 @@ def test_ambiguous_putevents_then_failed_claim_release_counts_one_duplicate_twic
     counted = first.ambiguous_publishes + retry.ambiguous_publishes
     assert counted == len(events) - 1, f"one republication, counted {counted} times"
 
+
+
+def test_claim_applied_but_answer_lost_counts_a_duplicate_that_never_happened(harness: Harness) -> None:
+    """AmbiguousPublishes should count republications; here it counts one with no duplicate.
+
+    A stored, unpublished, unclaimed result (PutEvents refused it once) is
+    taken over by the retry: its claim UpdateItem is applied and the answer
+    lost. The record is retried, finds a claim nobody holds, waits for the TTL
+    (a 120 s stall), then publishes it as "abandoned after claiming": counted
+    ambiguous though no event had ever been accepted.
+    """
+    from local.faults import put_events_rejecting
+
+    upload = harness.upload_quietly("a.png", SCRATCH)
+    body = notification_body(harness.record_for("a.png", upload, sequencer="0010"))
+    refused = [False]
+
+    def refuse_once(_entry: dict[str, Any]) -> bool:
+        if refused[0]:
+            return False
+        refused[0] = True
+        return True
+
+    harness.events.faults["put_events"] = put_events_rejecting(refuse_once)
+    first = run(harness.pipeline, body)
+    assert first.failed_messages  # refused: stored, unpublished, claim released
+
+    lost = [False]
+
+    def update_item(kwargs: dict[str, Any], call: Call) -> Any:
+        if str(kwargs.get("UpdateExpression", "")).startswith("SET #claim") and not lost[0]:
+            lost[0] = True
+            call(**kwargs)
+            raise ConnectionClosedError(endpoint_url=URL)
+        return call(**kwargs)
+
+    harness.dynamodb.faults["update_item"] = update_item
+    second = run(harness.pipeline, body)
+    assert second.failed_messages
+    third = run(harness.build_pipeline(claim_ttl=0.0), body)  # after the orphaned claim's TTL
+    assert not third.failed_messages
+    events = events_for(harness, "a.png")
+    assert len(events) == 1  # no duplicate at all
+    counted = first.ambiguous_publishes + second.ambiguous_publishes + third.ambiguous_publishes
+    assert counted == 0, f"no republication happened, {counted} counted in AmbiguousPublishes"
