@@ -240,3 +240,42 @@ def test_claim_applied_but_answer_lost_counts_a_duplicate_that_never_happened(ha
     assert len(events) == 1  # no duplicate at all
     counted = first.ambiguous_publishes + second.ambiguous_publishes + third.ambiguous_publishes
     assert counted == 0, f"no republication happened, {counted} counted in AmbiguousPublishes"
+
+
+# -- 4. own-write detection by (resultId, processedAt) mistakes a rival's write ------
+
+
+def test_rival_write_with_the_same_processed_at_is_taken_for_our_own_and_published_again(harness: Harness) -> None:
+    """Promise: at most one event per resultId (unless counted ambiguous).
+
+    Two deliveries of the same notification are labeled concurrently by two
+    workers; processedAt has millisecond resolution and the model is
+    deterministic, so both build the identical result (same resultId, same
+    processedAt: here forced with one clock). A stores and publishes it. B's
+    conditional write then conflicts; ``_resolve_conflict`` re-reads and
+    ``_is_own_write`` says "ours" (it only compares resultId and processedAt),
+    so B syncs and publishes too: an ordinary conflict, no ambiguity at all,
+    and a second, uncounted event. (B's write also did not set
+    publishClaimedAt, so B publishes without any claim.)
+    """
+    moment = datetime(2026, 11, 24, 12, 0, 0, 123000, tzinfo=UTC)
+    upload = harness.upload_quietly("a.png", SCRATCH)
+    body = notification_body(harness.record_for("a.png", upload, sequencer="0010"))
+    worker_a = harness.build_pipeline(clock=lambda: moment)
+    worker_b = harness.build_pipeline(clock=lambda: moment)
+    reports: list[BatchReport] = []
+    done = [False]
+
+    def a_wins_the_race(kwargs: dict[str, Any], call: Call) -> Any:
+        if not done[0] and not is_mark(kwargs):
+            done[0] = True
+            reports.append(run(worker_a, body))  # A stores, publishes and marks first
+        return call(**kwargs)
+
+    harness.dynamodb.faults["transact_write_items"] = a_wins_the_race
+    reports.append(run(worker_b, body))
+
+    assert harness.rekognition_calls() == 2  # both labeled before either stored
+    events = events_for(harness, "a.png")
+    ambiguous = sum(r.ambiguous_publishes for r in reports)
+    assert len(events) - 1 <= ambiguous, f"{len(events)} events for one result, {ambiguous} counted ambiguous"
