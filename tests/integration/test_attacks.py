@@ -279,3 +279,58 @@ def test_rival_write_with_the_same_processed_at_is_taken_for_our_own_and_publish
     events = events_for(harness, "a.png")
     ambiguous = sum(r.ambiguous_publishes for r in reports)
     assert len(events) - 1 <= ambiguous, f"{len(events)} events for one result, {ambiguous} counted ambiguous"
+
+
+# -- 6. a failed index write, then a newer version: the repair duty is dropped -----
+
+
+def test_failed_index_write_of_a_shrinking_relabel_is_never_repaired_once_a_newer_version_lands(
+    harness: Harness,
+) -> None:
+    """Promise (docs/reliability.md, "label index (> 99 changes) | write fails"): the retry syncs
+    the index again, idempotently; and: once a record is finished, the index equals the current result.
+
+    v1 has 150 labels (stored, published). Worker B relabels v2 to 1 label:
+    151 index changes, so its transaction carries only 98 of the 149 deletes
+    and ``sync_label_index`` must delete the other 51. Before that BatchWriteItem
+    (which is throttled once, the very fault the docs describe), worker C stores
+    v3 (5 labels): C's transaction deletes only the names of the result it
+    replaced (v2's ``labelNames``: 'dent') and, with under 99 changes, runs no
+    sync. C's record is finished with 51 v1 labels still in the index. B's
+    write failed; it re-reads, sees v3 is newer, decides STALE and acknowledges:
+    no retry path ever syncs the index again.
+    """
+    model = many_labels_harness(harness)
+    old_names = labels(150, "old")
+    model.answers["a.png"] = old_names
+    v1 = harness.upload_quietly("a.png", SCRATCH)
+    assert not run(harness.pipeline, notification_body(harness.record_for("a.png", v1, sequencer="0010"))).failed_messages
+    v2 = harness.upload_quietly("a.png", DENT)
+    body_v2 = notification_body(harness.record_for("a.png", v2, sequencer="0011"))
+    v3 = harness.upload_quietly("a.png", SCRATCH)
+    body_v3 = notification_body(harness.record_for("a.png", v3, sequencer="0012"))
+    new_names = labels(5, "new")
+
+    worker_c = harness.build_pipeline()
+    c_reports: list[BatchReport] = []
+    armed = [True]
+
+    def batch_write(kwargs: dict[str, Any], call: Call) -> Any:
+        if armed[0] and is_index_only_batch_write(kwargs):
+            armed[0] = False
+            model.answers["a.png"] = new_names
+            c_reports.append(run(worker_c, body_v3))  # C stores v3 and finishes
+            raise client_error("ProvisionedThroughputExceededException", operation="BatchWriteItem")
+        return call(**kwargs)
+
+    model.answers["a.png"] = ["dent"]
+    harness.dynamodb.faults["batch_write_item"] = batch_write
+    report_b = run(harness.build_pipeline(), body_v2)
+    if report_b.failed_messages:  # the documented retry
+        run(harness.build_pipeline(), body_v2)
+
+    assert c_reports and c_reports[0].labeled == 1 and not c_reports[0].failed_messages
+    result = harness.result("a.png")
+    assert result is not None and [label["Name"] for label in result["customLabels"]] == new_names
+    stale_hits = [name for name in old_names if harness.by_label(name)]
+    assert stale_hits == [], f"{len(stale_hits)} labels of v1 still answer find_by_label; current result is v3"
