@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
 
 from labeler.pipeline import BatchReport, InboundMessage, LabelingPipeline
-from local.faults import Call, client_error
+from local.faults import Call, client_error, fail_times
 from local.samples import make_image
 from tests.integration.test_fault_scenarios import (
     ManyLabelsModel,
@@ -334,3 +334,57 @@ def test_failed_index_write_of_a_shrinking_relabel_is_never_repaired_once_a_newe
     assert result is not None and [label["Name"] for label in result["customLabels"]] == new_names
     stale_hits = [name for name in old_names if harness.by_label(name)]
     assert stale_hits == [], f"{len(stale_hits)} labels of v1 still answer find_by_label; current result is v3"
+
+
+# -- 7. a takeover whose own PutEvents is ambiguous: two republications, one counted --
+
+
+TAKEOVER_PUTEVENTS = {
+    # B's PutEvents applied, answer lost: 3 events, 2 republications.
+    "ambiguous": (lambda: applied_once(read_timeout), 3),
+    # B's PutEvents throttled (not sent): 2 events; the claim release erases that A's outcome was unknown.
+    "not-sent": (lambda: fail_times(1, lambda: client_error("ThrottlingException")), 2),
+}
+
+
+@pytest.mark.parametrize("fault", list(TAKEOVER_PUTEVENTS))
+def test_takeover_whose_putevents_fails_undercounts_republications(harness: Harness, fault: str) -> None:
+    """Promise: each republication after an unknown outcome is counted once in AmbiguousPublishes.
+
+    Worker A stored a result (claim), its event was accepted, and A stopped
+    before marking it (documented case 2). Worker B takes it over after the
+    claim's TTL (``after_unknown_outcome``: should count one). B's PutEvents
+    is applied and its answer lost (case 1: should count one more). The
+    refusal branch in ``_announce`` counts the ambiguous failure and
+    ``continue``s before the ``after_unknown_outcome`` count, then releases the
+    claim; B's retry (C) publishes with no claim seen, counting nothing.
+    Three events (two republications), one counted. Simpler still
+    ("not-sent"): B's PutEvents is throttled, B releases the claim, and C
+    republishes A's possibly accepted event without counting it at all.
+    """
+    from labeler.events import build_entry
+    from labeler.notifications import parse_message_body
+    from labeler.publisher import EventPublisher
+    from labeler.results import LabelResult
+    from labeler.store import ResultStore
+
+    upload = harness.upload_quietly("a.png", SCRATCH)
+    body = notification_body(harness.record_for("a.png", upload, sequencer="0010"))
+    (obj,) = parse_message_body(body)
+    result = LabelResult.labeled(obj, harness.config, [{"Name": "scratch", "Confidence": 99.0}], datetime.now(UTC))
+    ResultStore(harness.dynamodb, harness.resources.table_name).save(result, None)  # A's write, with A's claim
+    EventPublisher(harness.events, harness.config.event_bus_name, "autolabel").publish(
+        [build_entry(result, "autolabel")]
+    )  # A's event was accepted; A stopped before the mark
+
+    make_fault, expected_events = TAKEOVER_PUTEVENTS[fault]
+    harness.events.faults["put_events"] = make_fault()
+    b = run(harness.build_pipeline(claim_ttl=0.0), body)  # after A's claim expired
+    assert b.failed_messages
+    c = run(harness.build_pipeline(claim_ttl=0.0), body)
+    assert not c.failed_messages
+
+    events = events_for(harness, "a.png")
+    assert len(events) == expected_events and len({e["detail"]["resultId"] for e in events}) == 1
+    counted = b.ambiguous_publishes + c.ambiguous_publishes
+    assert counted == len(events) - 1, f"{len(events) - 1} republications, {counted} counted"
