@@ -388,3 +388,76 @@ def test_takeover_whose_putevents_fails_undercounts_republications(harness: Harn
     assert len(events) == expected_events and len({e["detail"]["resultId"] for e in events}) == 1
     counted = b.ambiguous_publishes + c.ambiguous_publishes
     assert counted == len(events) - 1, f"{len(events) - 1} republications, {counted} counted"
+
+
+# -- 8. continuation items of a replaced result are orphaned after a lost answer ----
+
+
+class BigResultModel:
+    """Answers many labels of ONE name, each with a large polygon: a result > 400 KB, 1 index item."""
+
+    def __init__(self) -> None:
+        self.name = "scratch"
+        self.calls: list[dict[str, Any]] = []
+
+    def detect_custom_labels(self, **request: Any) -> dict[str, Any]:
+        self.calls.append(request)
+        polygon = [{"X": 0.123456789 + i * 1e-6, "Y": 0.987654321 - i * 1e-6} for i in range(150)]
+        return {
+            "CustomLabels": [
+                {
+                    "Name": self.name,
+                    "Confidence": 90.0 - n * 0.01,
+                    "Geometry": {
+                        "BoundingBox": {"Width": 0.1, "Height": 0.1, "Left": 0.1, "Top": 0.1},
+                        "Polygon": polygon,
+                    },
+                }
+                for n in range(120)
+            ]
+        }
+
+
+def part_items(harness: Harness, key: str) -> list[str]:
+    response = harness.dynamodb._client.query(
+        TableName=harness.resources.table_name,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues={
+            ":pk": {"S": f"{harness.resources.bucket}/{key}"},
+            ":prefix": {"S": f"RESULT#{harness.config.project_version_arn}#PART#"},
+        },
+        ConsistentRead=True,
+    )
+    return [item["sk"]["S"] for item in response["Items"]]
+
+
+def test_replaced_results_continuation_items_orphaned_after_the_answer_is_lost(harness: Harness) -> None:
+    """Nothing half-done: a result's continuation items go when it is replaced.
+
+    v1 is > 400 KB (continuation items). v2 (also large) replaces it:
+    ``save`` writes v2's parts, the transaction is applied and its answer lost
+    (connection closed), so the step after it (deleting v1's parts) never
+    runs; the own-write path of ``_resolve_conflict`` then syncs the index and
+    publishes, but does not delete the old parts. They stay in the object's
+    partition for good: every ``get_result`` Query reads them again (hundreds
+    of KB of read capacity per lookup), and each further fault adds more.
+    """
+    model = BigResultModel()
+    harness.model = model  # type: ignore[assignment]
+    v1 = harness.upload_quietly("a.png", SCRATCH)
+    assert not run(harness.build_pipeline(), notification_body(harness.record_for("a.png", v1, sequencer="0010"))).failed_messages
+    parts_v1 = part_items(harness, "a.png")
+    assert parts_v1, "v1 should have continuation items"
+
+    lose = applied_once(lambda: ConnectionClosedError(endpoint_url=URL))
+    harness.dynamodb.faults["transact_write_items"] = lambda kwargs, call: (
+        call(**kwargs) if is_mark(kwargs) else lose(kwargs, call)
+    )
+    model.name = "dent"
+    v2 = harness.upload_quietly("a.png", DENT)
+    report = run(harness.build_pipeline(), notification_body(harness.record_for("a.png", v2, sequencer="0011")))
+    assert not report.failed_messages and report.labeled == 1
+    result = harness.result("a.png")
+    assert result is not None and {label["Name"] for label in result["customLabels"]} == {"dent"}
+    orphans = [sk for sk in part_items(harness, "a.png") if sk in parts_v1]
+    assert orphans == [], f"{len(orphans)} continuation items of the replaced result left behind"
