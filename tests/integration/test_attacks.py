@@ -19,7 +19,6 @@ from labeler.pipeline import BatchReport, InboundMessage, LabelingPipeline
 from local.faults import Call, client_error, fail_times
 from local.samples import make_image
 from tests.integration.test_fault_scenarios import (
-    ManyLabelsModel,
     applied_once,
     fail_index_writes_once,
     is_mark,
@@ -196,7 +195,6 @@ def test_ambiguous_putevents_then_failed_claim_release_counts_one_duplicate_twic
     assert counted == len(events) - 1, f"one republication, counted {counted} times"
 
 
-
 def test_claim_applied_but_answer_lost_counts_a_duplicate_that_never_happened(harness: Harness) -> None:
     """AmbiguousPublishes should count republications; here it counts one with no duplicate.
 
@@ -304,7 +302,9 @@ def test_failed_index_write_of_a_shrinking_relabel_is_never_repaired_once_a_newe
     old_names = labels(150, "old")
     model.answers["a.png"] = old_names
     v1 = harness.upload_quietly("a.png", SCRATCH)
-    assert not run(harness.pipeline, notification_body(harness.record_for("a.png", v1, sequencer="0010"))).failed_messages
+    assert not run(
+        harness.pipeline, notification_body(harness.record_for("a.png", v1, sequencer="0010"))
+    ).failed_messages
     v2 = harness.upload_quietly("a.png", DENT)
     body_v2 = notification_body(harness.record_for("a.png", v2, sequencer="0011"))
     v3 = harness.upload_quietly("a.png", SCRATCH)
@@ -445,7 +445,9 @@ def test_replaced_results_continuation_items_orphaned_after_the_answer_is_lost(h
     model = BigResultModel()
     harness.model = model  # type: ignore[assignment]
     v1 = harness.upload_quietly("a.png", SCRATCH)
-    assert not run(harness.build_pipeline(), notification_body(harness.record_for("a.png", v1, sequencer="0010"))).failed_messages
+    assert not run(
+        harness.build_pipeline(), notification_body(harness.record_for("a.png", v1, sequencer="0010"))
+    ).failed_messages
     parts_v1 = part_items(harness, "a.png")
     assert parts_v1, "v1 should have continuation items"
 
@@ -461,3 +463,116 @@ def test_replaced_results_continuation_items_orphaned_after_the_answer_is_lost(h
     assert result is not None and {label["Name"] for label in result["customLabels"]} == {"dent"}
     orphans = [sk for sk in part_items(harness, "a.png") if sk in parts_v1]
     assert orphans == [], f"{len(orphans)} continuation items of the replaced result left behind"
+
+
+# -- regression (these attacks did not break anything) ------------------------------
+
+
+AMBIGUOUS_OPERATIONS = [
+    "batch_get_item",
+    "transact_write_items",
+    "query",
+    "batch_write_item",
+    "get_item",
+    "update_item",
+]
+
+
+@pytest.mark.parametrize("operation", AMBIGUOUS_OPERATIONS)
+def test_each_dynamodb_call_applied_then_answer_lost_once_still_one_event_and_a_true_index(
+    harness: Harness, operation: str
+) -> None:
+    """The ambiguous kind (applied, answer lost) once at every DynamoDB operation a 150-label record uses."""
+    model = many_labels_harness(harness)
+    names = labels(150)
+    model.answers["a.png"] = names
+    upload = harness.upload_quietly("a.png", SCRATCH)
+    body = notification_body(harness.record_for("a.png", upload, sequencer="0010"))
+    harness.dynamodb.faults[operation] = applied_once(lambda: ConnectionClosedError(endpoint_url=URL))
+    reports = [run(harness.pipeline, body)]
+    while reports[-1].failed_messages and len(reports) < 5:
+        reports.append(run(harness.build_pipeline(claim_ttl=0.0), body))  # redelivery after the claim TTL
+    assert not reports[-1].failed_messages
+    events = events_for(harness, "a.png")
+    counted = sum(r.ambiguous_publishes for r in reports)
+    assert 1 <= len(events) <= 1 + counted
+    assert [name for name in names if [f["key"] for f in harness.by_label(name)] != ["a.png"]] == []
+    assert harness.rekognition_calls() == 1
+
+
+def test_same_key_twice_in_a_batch_shorter_newer_sequencer_wins(harness: Harness) -> None:
+    """Right-pad rule inside one batch: 0055AED6DCD9029 is newer than 0055AED6DCD90281E5."""
+    older = harness.upload_quietly("a.png", SCRATCH)
+    newer = harness.upload_quietly("a.png", DENT)
+    body_old = notification_body(harness.record_for("a.png", older, sequencer="0055AED6DCD90281E5"))
+    body_new = notification_body(harness.record_for("a.png", newer, sequencer="0055AED6DCD9029"))
+    for bodies in ((body_new, body_old), (body_old, body_new)):
+        report = run(harness.build_pipeline(), *bodies)
+        assert not report.failed_messages
+    result = harness.result("a.png")
+    assert result is not None and result["versionId"] == newer["VersionId"]
+    assert [f["key"] for f in harness.by_label("dent")] == ["a.png"] and harness.by_label("scratch") == []
+    assert len(events_for(harness, "a.png")) == 1
+
+
+def test_putevents_refused_by_the_deadline_guard_is_not_counted_ambiguous(harness: Harness) -> None:
+    """DeadlineExceededError (a BotoCoreError) is 'not sent': retried, no duplicate, not counted."""
+    from labeler.deadline import DeadlineExceededError
+
+    upload = harness.upload_quietly("a.png", SCRATCH)
+    body = notification_body(harness.record_for("a.png", upload, sequencer="0010"))
+    harness.events.faults["put_events"] = fail_times(
+        1, lambda: DeadlineExceededError(operation="PutEvents", needed=14.0, left=3.0)
+    )
+    first = run(harness.pipeline, body)
+    assert first.failed_messages and first.ambiguous_publishes == 0 and first.unexpected_errors == 0
+    second = run(harness.pipeline, body)  # claim was released: no wait
+    assert not second.failed_messages and second.ambiguous_publishes == 0
+    assert len(events_for(harness, "a.png")) == 1 and harness.rekognition_calls() == 1
+
+
+def test_failed_result_replaced_by_a_labeled_one_and_back(harness: Harness) -> None:
+    """FAILED results carry no index items; LABELED -> FAILED removes them."""
+    labeled = harness.upload_quietly("a.png", SCRATCH)
+    run(harness.pipeline, notification_body(harness.record_for("a.png", labeled, sequencer="0010")))
+    assert [f["key"] for f in harness.by_label("scratch")] == ["a.png"]
+    broken = harness.upload_quietly("a.png", b"not an image")
+    run(harness.pipeline, notification_body(harness.record_for("a.png", broken, sequencer="0011")))
+    result = harness.result("a.png")
+    assert result is not None and result["status"] == "FAILED"
+    assert harness.by_label("scratch") == []
+    again = harness.upload_quietly("a.png", DENT)
+    run(harness.pipeline, notification_body(harness.record_for("a.png", again, sequencer="0012")))
+    assert [f["key"] for f in harness.by_label("dent")] == ["a.png"]
+    assert len(events_for(harness, "a.png")) == 3
+
+
+def test_mark_retry_loop_is_bounded_by_the_remaining_time(harness: Harness) -> None:
+    """Mark always failing: with 45 s left it stops before the deadline; with plenty, after MARK_ATTEMPTS."""
+    from labeler.pipeline import MARK_ATTEMPTS
+
+    def always(_kwargs: dict[str, Any], _call: Call) -> Any:
+        raise EndpointConnectionError(endpoint_url=URL)
+
+    harness.dynamodb.faults["update_item"] = lambda kwargs, call: (always if is_mark(kwargs) else lambda k, c: c(**k))(
+        kwargs, call
+    )
+    for n, (remaining, max_sleeps) in enumerate(((45_000, MARK_ATTEMPTS - 2), (600_000, MARK_ATTEMPTS - 1))):
+        key = f"{n}.png"
+        upload = harness.upload_quietly(key, SCRATCH)
+        clock = {"ms": remaining}
+        sleeps: list[float] = []
+
+        def sleep(seconds: float, clock: dict[str, int] = clock, sleeps: list[float] = sleeps) -> None:
+            sleeps.append(seconds)
+            clock["ms"] -= int(seconds * 1000) + 7_000  # each failed attempt may take a whole attempt
+
+        pipeline = harness.build_pipeline(sleep=sleep)
+        report = run(
+            pipeline,
+            notification_body(harness.record_for(key, upload, sequencer="0010")),
+            remaining_ms=lambda clock=clock: clock["ms"],
+        )
+        assert not report.failed_messages and report.publish_marks_failed == 1
+        assert len(sleeps) <= max_sleeps
+        assert clock["ms"] >= 1_000  # never past the reserve
