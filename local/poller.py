@@ -40,15 +40,19 @@ class FakeLambdaContext:
     memory_limit_in_mb: int = 512
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:autolabel-labeler-local"
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    timeout_seconds: float = DEFAULT_FUNCTION_TIMEOUT_SECONDS
+    timeout_seconds: float = DEFAULT_FUNCTION_TIMEOUT_SECONDS  # real seconds
     deadline: float = 0.0  # time.time() at which Lambda ends the invocation; 0: now + timeout_seconds
+    # Function seconds per real second: on a scaled clock (the soak runs the stack's
+    # 60 s timeout in 20 real seconds: rate 3) the handler sees the function's own
+    # timeout counting down, as fast as the scaled world around it runs.
+    clock_rate: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.deadline:
             self.deadline = time.time() + self.timeout_seconds
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - time.time()) * 1000))
+        return max(0, int((self.deadline - time.time()) * self.clock_rate * 1000))
 
 
 class InvocationAborted(Exception):
@@ -87,6 +91,7 @@ class EventSourceMappingPoller:
         batch_size: int = 10,
         retry_delay_seconds: int | None = 0,
         function_timeout_seconds: float = DEFAULT_FUNCTION_TIMEOUT_SECONDS,
+        clock_rate: float = 1.0,
         region: str = "us-east-1",
     ) -> None:
         self._sqs = sqs
@@ -96,6 +101,7 @@ class EventSourceMappingPoller:
         self._batch_size = batch_size
         self._retry_delay = retry_delay_seconds
         self._timeout = function_timeout_seconds
+        self._clock_rate = clock_rate
         self._region = region
         self.stats = PollerStats()
 
@@ -126,7 +132,7 @@ class EventSourceMappingPoller:
             return 0
         self.stats.invocations += 1
         self.stats.messages += len(messages)
-        context = FakeLambdaContext(timeout_seconds=self._timeout)
+        context = FakeLambdaContext(timeout_seconds=self._timeout, clock_rate=self._clock_rate)
         started = time.monotonic()
         try:
             response = self._handler(self._event(messages), context) or {}
@@ -197,10 +203,10 @@ def _serve(connection: Connection, init: EnvironmentInit, args: tuple[Any, ...])
     connection.send(("ready", None))
     while True:
         try:
-            event, deadline, timeout = connection.recv()
+            event, deadline, timeout, clock_rate = connection.recv()
         except EOFError:
             return
-        context = FakeLambdaContext(timeout_seconds=timeout, deadline=deadline)
+        context = FakeLambdaContext(timeout_seconds=timeout, deadline=deadline, clock_rate=clock_rate)
         try:
             connection.send(("ok", handler(event, context)))
         except Exception as error:
@@ -259,7 +265,7 @@ class ProcessEnvironment:
         # The clock starts once the environment is ready (a cold start's init is not billed to the timeout).
         deadline = context.deadline = time.time() + context.timeout_seconds
         try:
-            connection.send((event, deadline, context.timeout_seconds))
+            connection.send((event, deadline, context.timeout_seconds, context.clock_rate))
             answered = connection.poll(max(0.0, deadline - time.time()))
             status, value = connection.recv() if answered else ("timeout", None)
         except (EOFError, BrokenPipeError, ConnectionResetError, OSError):

@@ -111,6 +111,15 @@ class SoakConfig:
     bad_rate: float = 0.10
     invalid_messages: int = 3
     index_check_labels: int = 24  # find_by_label checked for the palette's labels + this many part-NNN (-1: all)
+    # Outage phase (after the main run): the model version cannot run for this many days
+    # against the manager's grace period and the ingest queue's retention, on a clock
+    # scaled down by outage_scale (local/outage_sim.py); 0 turns the phase off.
+    outage_days: float = 14.5
+    outage_grace_hours: float = 24.0
+    outage_retention_days: float = 14.0
+    outage_scale: float = 48.0
+    manager_state_failure_rate: float = 0.1  # per state-table write of the manager: refused
+    manager_death_after_start_rate: float = 0.5  # per StartProjectVersion: the manager dies before saving
     max_seconds: float = 1500.0
     batch_size: int = 0  # 0: the stack's
     model_latency_seconds: float = 0.0
@@ -218,6 +227,7 @@ class Accounting:
     index_names_checked: int = 0
     many_label_results: int = 0
     visibility_timeout: int = 0
+    outage: dict[str, float] = field(default_factory=dict)  # the outage phase's figures
 
     def count(self, outcome: str) -> int:
         return sum(n for (_kind, state), n in self.rows.items() if state == outcome)
@@ -393,7 +403,6 @@ class _Faults:
 EMULATED_MODEL_URL = "https://rekognition.emulated.invalid"
 # Imported once by the fork server the execution environments are forked from.
 PRELOADED_MODULES = (
-    "local.soak",
     "local.faults",
     "local.fake_model",
     "local.botocore_model",
@@ -410,19 +419,20 @@ def _environment(setup: WorkerSetup) -> Handler:
     _capacity = setup.capacity
     os.environ.update(local_aws_environment(setup.endpoint))
     import contextlib
+    import warnings
 
     from labeler import handler
-    from labeler.clients import REKOGNITION_CONFIG, AwsClients, create_clients
+    from labeler.clients import REKOGNITION_CONFIG, create_clients
     from labeler.config import LabelerConfig
     from labeler.pipeline import build_pipeline
     from local.botocore_model import emulated_rekognition_client
     from local.fake_model import FakeCustomLabelsModel
     from local.faults import FaultyClient, install_kill_points, put_events_rejecting
 
+    warnings.filterwarnings("ignore", message="No application metrics to publish")  # batches with nothing new
     config = setup.config
     _scale_botocore_backoff(config.time_scale)
     faults = _Faults(setup)
-    real = create_clients()
     model = FakeCustomLabelsModel(
         boto3.client("s3"),
         fault=faults.model_fault,
@@ -430,15 +440,25 @@ def _environment(setup: WorkerSetup) -> Handler:
         extra_labels=faults.extra_labels,
         latency_seconds=config.model_latency_seconds,
     )
-    rekognition = emulated_rekognition_client(model, REKOGNITION_CONFIG)
-    faults.transport(real.dynamodb, "dynamodb", config.dynamodb_throttle_rate, 0.0)
-    faults.transport(real.events, "events", 0.0, config.outage_every_seconds / 2)
-    install_kill_points(rekognition, real.dynamodb, real.events, faults.kill, faults.killed)
+    # The labeler builds its clients as in Lambda (create_clients: retry configuration,
+    # deadline guards); only its Rekognition client is the emulated model's.
+    emulated = emulated_rekognition_client(model, REKOGNITION_CONFIG)
+    real_client = boto3.client
+
+    def client(service_name: str, *args: Any, **kwargs: Any) -> Any:
+        return emulated if service_name == "rekognition" else real_client(service_name, *args, **kwargs)
+
+    boto3.client = client
+    try:
+        clients = create_clients()
+    finally:
+        boto3.client = real_client
+    faults.transport(clients.dynamodb, "dynamodb", config.dynamodb_throttle_rate, 0.0)
+    faults.transport(clients.events, "events", 0.0, config.outage_every_seconds / 2)
+    install_kill_points(clients.rekognition, clients.dynamodb, clients.events, faults.kill, faults.killed)
     refuse = put_events_rejecting(lambda entry: faults.chance(config.put_events_failure_rate))
-    events = FaultyClient(real.events, {"put_events": refuse})
-    pipeline = build_pipeline(
-        LabelerConfig(ARN, setup.table, setup.bus), AwsClients(rekognition, real.dynamodb, events)
-    )
+    clients = dataclasses.replace(clients, events=FaultyClient(clients.events, {"put_events": refuse}))
+    pipeline = build_pipeline(LabelerConfig(ARN, setup.table, setup.bus), clients)
     if hasattr(pipeline, "_claim_ttl"):  # the publish-claim lease runs on the scaled clock too
         pipeline._claim_ttl = STACK_CLAIM_TTL_SECONDS * config.time_scale
     handler.use_pipeline(pipeline)
@@ -584,6 +604,7 @@ def _drive(
             batch_size=batch_size,
             retry_delay_seconds=None if config.retry_delay_seconds < 0 else config.retry_delay_seconds,
             function_timeout_seconds=config.function_timeout_seconds,
+            clock_rate=1 / config.time_scale,
         )
         for environment in environments
     ]
@@ -637,6 +658,8 @@ def run(config: SoakConfig) -> Accounting:
         )
         account.elapsed = time.monotonic() - started
         _account(account, resources, versions, config, journal.read())
+    if config.outage_days > 0:
+        _outage_phase(config, account)
     return account
 
 
@@ -844,6 +867,97 @@ def _account(
     _check_label_index(account, config, resources.table_name, currents, ddb)
 
 
+class _ManagerDied(BaseException):
+    """The manager's process ended here (not an Exception: nothing in it may catch this)."""
+
+
+def _outage_phase(config: SoakConfig, account: Accounting) -> None:
+    """A model outage longer than the grace period, the real manager failing on the way.
+
+    Runs local/outage_sim.py's scenario (moto in-process with SQS on a scaled
+    clock: retention, grace and outage divided by ``outage_scale``; the manager
+    runs once a simulated minute, each run one Lambda invocation) with manager
+    faults: a share of its state-table writes refused (the run fails, the next
+    one retries), and its process dying right after StartProjectVersion,
+    before it saved that. Every image must end labeled or in the DLQ (none
+    expired), and all must be labeled after the operator's redrive.
+    """
+    from unittest import mock
+
+    from local import outage_sim
+    from local.faults import FaultyClient, client_error
+    from manager.handler import Manager
+    from manager.handler import logger as manager_logger
+
+    rng = random.Random(config.seed)
+    counts: Counter[str] = Counter()
+    from_clients = Manager.from_clients.__func__  # type: ignore[attr-defined]
+    run_once = Manager.run_once
+
+    def faulty_from_clients(cls: type[Manager], manager_config: Any, **clients: Any) -> Manager:
+        def refuse_write(kwargs: dict[str, Any], call: Any) -> Any:
+            if rng.random() < config.manager_state_failure_rate:
+                counts["manager state writes refused"] += 1
+                raise client_error("InternalServerError", "injected", status=500, operation="UpdateItem")
+            return call(**kwargs)
+
+        model = clients["rekognition"]
+        start = model.start_project_version
+
+        def start_then_die(**request: Any) -> Any:
+            answer = start(**request)
+            counts["model starts"] += 1
+            if rng.random() < config.manager_death_after_start_rate:
+                counts["manager died after StartProjectVersion, before saving"] += 1
+                raise _ManagerDied
+            return answer
+
+        model.start_project_version = start_then_die
+        clients["dynamodb"] = FaultyClient(clients["dynamodb"], {"update_item": refuse_write})
+        return from_clients(cls, manager_config, **clients)
+
+    def one_invocation(self: Manager, owner: str | None = None) -> Any:
+        counts["manager runs"] += 1
+        try:
+            return run_once(self, owner)
+        except _ManagerDied:
+            return None  # the next scheduled run is a new execution environment
+        except Exception:
+            counts["manager runs failed"] += 1
+            return None
+
+    manager_logger.setLevel("CRITICAL")
+    with (
+        mock.patch.object(Manager, "from_clients", classmethod(faulty_from_clients)),
+        mock.patch.object(Manager, "run_once", one_invocation),
+    ):
+        result = outage_sim.simulate_outage(
+            outage_days=config.outage_days,
+            grace_hours=config.outage_grace_hours,
+            retention_seconds=round(config.outage_retention_days * 86400),
+            scale=config.outage_scale,
+        )
+    account.outage = {
+        "uploaded": result.uploaded,
+        "labeled": len(result.labeled),
+        "in the DLQ at the repair": len(result.dead_lettered),
+        "moved to the DLQ by the manager": result.moved_by_manager,
+        "expired (lost)": result.lost,
+        "longest wait before the DLQ (h, real-world)": round(
+            result.longest_wait_before_dlq_minutes * config.outage_scale / 60, 1
+        ),
+        **counts,
+    }
+    if result.lost:
+        account.problems.append(f"outage phase: {result.lost} image(s) expired from the ingest queue")
+    if len(result.labeled) != result.uploaded:
+        account.problems.append(
+            f"outage phase: {result.uploaded - len(result.labeled)} image(s) not labeled after the redrive"
+        )
+    if config.outage_days * 24 > config.outage_grace_hours and not result.moved_by_manager:
+        account.problems.append("outage phase: the outage outlasted the grace period but nothing was dead-lettered")
+
+
 def print_accounting(config: SoakConfig, account: Accounting) -> None:
     stats = account.worker_stats
     print(
@@ -879,6 +993,14 @@ def print_accounting(config: SoakConfig, account: Accounting) -> None:
         f"{account.index_names_checked} label names; "
         f"{account.many_label_results} current results with 100-300 labels"
     )
+    if account.outage:
+        print(
+            f"\nOutage phase: model version unusable {config.outage_days:g} days, "
+            f"grace {config.outage_grace_hours:g} h, ingest retention {config.outage_retention_days:g} days "
+            f"(clock 1/{config.outage_scale:g}):"
+        )
+        for name, value in account.outage.items():
+            print(f"  {name:<62}{value:g}")
     if account.problems:
         print(f"\nFAILED: {len(account.problems)} problem(s): lost, duplicated or wrongly classified:")
         for problem in account.problems[:30]:
