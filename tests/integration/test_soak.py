@@ -18,29 +18,32 @@ def test_small_soak_accounts_for_every_object(capsys: pytest.CaptureFixture[str]
         seed=11,
         time_scale=0.1,
         visibility_timeout_seconds=6,
-        throttle_rate=0.15,
-        dynamodb_throttle_rate=0.08,
-        put_events_failure_rate=0.1,
+        throttle_rate=0.1,
+        dynamodb_throttle_rate=0.05,
+        put_events_failure_rate=0.05,
         drop_rate=0.02,
         ambiguous_drop_rate=0.04,
-        outage_every_seconds=12.0,
+        outage_every_seconds=20.0,
         outage_seconds=0.5,
-        stall_every_seconds=15.0,
+        stall_every_seconds=20.0,
         stall_seconds=1.0,
         kill_after_detect_rate=0.01,
-        kill_after_store_rate=0.06,
-        kill_after_put_events_rate=0.06,
-        kill_before_mark_rate=0.06,
+        kill_after_store_rate=0.04,
+        kill_after_put_events_rate=0.05,
+        kill_before_mark_rate=0.04,
         duplicate_rate=0.15,
         out_of_order_rate=0.1,
         newer_version_rate=0.1,
         many_labels_rate=0.2,
         bad_rate=0.3,
-        not_ready_every_seconds=10.0,
+        not_ready_every_seconds=20.0,
         not_ready_seconds=0.5,
-        burst_every_seconds=8.0,
+        burst_every_seconds=15.0,
         burst_seconds=0.3,
         max_seconds=240.0,
+        outage_scale=288.0,  # the outage phase: 14.5 days against a 24 h grace and 14-day retention, in seconds
+        manager_state_failure_rate=0.2,
+        manager_death_after_start_rate=0.5,
     )
     account = run(config)
     print_accounting(config, account)
@@ -52,5 +55,6 @@ def test_small_soak_accounts_for_every_object(capsys: pytest.CaptureFixture[str]
     assert sum(s["crashes"] + s["timeouts"] for s in account.worker_stats) > 0  # workers died or timed out
     assert any("drop" in fault for fault in account.faults)  # connections dropped
     assert account.index_checked == len({key for key, _ in account.rows}) or account.index_checked > 0
+    assert account.outage["expired (lost)"] == 0 and account.outage["moved to the DLQ by the manager"] > 0
     labeled = sum(count for (kind, outcome), count in account.rows.items() if outcome.startswith("LABELED"))
     assert labeled > 40
