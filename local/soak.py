@@ -958,6 +958,26 @@ def _outage_phase(config: SoakConfig, account: Accounting) -> None:
         account.problems.append("outage phase: the outage outlasted the grace period but nothing was dead-lettered")
 
 
+PROBLEM_KINDS = {  # marker in a problem's text -> its kind
+    "an older version is current": "an older version is current (sequencer order)",
+    "LOST (": "lost",
+    "DUPLICATED": "duplicated without an unknown PutEvents outcome",
+    "find_by_label": "label index disagrees with the current result",
+    "labels stored": "labels dropped from a result",
+    "unknown resultId": "events with an unknown resultId",
+    ", expected ": "wrongly classified",
+    "non-image": "non-image not skipped",
+    "outage phase": "outage phase",
+}
+
+
+def problem_kinds(problems: list[str]) -> Counter[str]:
+    kinds: Counter[str] = Counter()
+    for problem in problems:
+        kinds[next((kind for marker, kind in PROBLEM_KINDS.items() if marker in problem), "other")] += 1
+    return kinds
+
+
 def print_accounting(config: SoakConfig, account: Accounting) -> None:
     stats = account.worker_stats
     print(
@@ -1003,6 +1023,8 @@ def print_accounting(config: SoakConfig, account: Accounting) -> None:
             print(f"  {name:<62}{value:g}")
     if account.problems:
         print(f"\nFAILED: {len(account.problems)} problem(s): lost, duplicated or wrongly classified:")
+        for kind, count in sorted(problem_kinds(account.problems).items()):
+            print(f"  {kind:<62}{count}")
         for problem in account.problems[:30]:
             print(f"  {problem}")
     else:
