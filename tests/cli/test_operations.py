@@ -10,8 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from autolabel.operations import StackOutputs, model_start, model_status, model_stop, redrive_by_copy
 from local.model_lifecycle import FakeEventSourceMappings, FakeModelLifecycle
-from ops.commands import StackOutputs, model_start, model_status, model_stop, redrive
 from tests.manager.test_logic import PROJECT_ARN, VERSION_ARN
 
 
@@ -63,8 +63,8 @@ def test_redrive_moves_every_dead_letter_back_unchanged(aws: tuple[Any, StackOut
     bodies = [f'{{"Records": [{{"n": {n}}}]}}' for n in range(23)]
     for body in bodies:
         sqs.send_message(QueueUrl=outputs.dead_letter_queue_url, MessageBody=body)
-    assert redrive(outputs, sqs=sqs, limit=5) == 5
-    assert redrive(outputs, sqs=sqs) == 18
+    assert redrive_by_copy(outputs, sqs=sqs, limit=5) == 5
+    assert redrive_by_copy(outputs, sqs=sqs) == 18
     moved = []
     while messages := sqs.receive_message(QueueUrl=outputs.queue_url, MaxNumberOfMessages=10).get("Messages"):
         moved.extend(m["Body"] for m in messages)
@@ -73,7 +73,7 @@ def test_redrive_moves_every_dead_letter_back_unchanged(aws: tuple[Any, StackOut
             Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
         )
     assert sorted(moved) == sorted(bodies)
-    assert redrive(outputs, sqs=sqs) == 0
+    assert redrive_by_copy(outputs, sqs=sqs) == 0
 
 
 def test_outputs_are_read_from_the_stack() -> None:
