@@ -299,8 +299,11 @@ def build_request(
     assert op.input_shape is not None
     coerced: dict[str, Any] = coerce(request, op.input_shape, "")
     picture = coerced["Image"]
-    if "Bytes" in picture and "S3Object" in picture:
-        raise ParameterError("Image takes either Bytes or S3Object, not both")
+    if ("Bytes" in picture) == ("S3Object" in picture):
+        raise ParameterError("Image takes exactly one of Bytes or S3Object")
+    for member in ("Bucket", "Name"):  # optional in the shape, required by the service
+        if "S3Object" in picture and not picture["S3Object"].get(member):
+            raise ParameterError(f"missing required parameter Image.S3Object.{member}")
     if "Bytes" in picture:
         check_image_bytes(picture["Bytes"], image_bytes or "Image.Bytes")
     return coerced
