@@ -221,9 +221,9 @@ def test_cli_input_json_with_an_unknown_member(cli: RunCli, rekognition: tuple[A
 def _walk(shape: Shape) -> Any:
     """An independent reading of the model: member names and leaf types."""
     if shape.type_name == "structure":
-        return {name: _walk(member) for name, member in shape.members.items()}  # type: ignore[attr-defined]
+        return {name: _walk(member) for name, member in shape.members.items()}
     if shape.type_name == "list":
-        return [_walk(shape.member)]  # type: ignore[attr-defined]
+        return [_walk(shape.member)]
     return shape.type_name
 
 

@@ -77,7 +77,7 @@ def test_redrive_moves_every_dead_letter_back_unchanged(aws: tuple[Any, StackOut
         sqs.send_message(QueueUrl=outputs.dead_letter_queue_url, MessageBody=body)
     assert redrive_by_copy(outputs, sqs=sqs, limit=5) == 5
     assert redrive_by_copy(outputs, sqs=sqs) == 18
-    moved = []
+    moved: list[str] = []
     while messages := sqs.receive_message(QueueUrl=outputs.queue_url, MaxNumberOfMessages=10).get("Messages"):
         moved.extend(m["Body"] for m in messages)
         sqs.delete_message_batch(
@@ -125,6 +125,10 @@ def stubbed_sqs() -> Iterator[tuple[Any, Stubber]]:
     with Stubber(client) as stubber:
         yield client, stubber
         stubber.assert_no_pending_responses()
+
+
+def _never_sleep(seconds: float) -> None:
+    raise AssertionError(f"slept {seconds}s")
 
 
 def _arns(stubber: Stubber) -> None:
@@ -179,7 +183,7 @@ def test_redrive_refuses_while_one_runs(stubbed_sqs: tuple[Any, Stubber]) -> Non
     _arns(stubber)
     _tasks(stubber, _task("RUNNING", 3))
     with pytest.raises(ParameterError, match="already running"):
-        redrive(STUB_OUTPUTS, sqs=sqs, sleep=pytest.fail)
+        redrive(STUB_OUTPUTS, sqs=sqs, sleep=_never_sleep)
 
 
 def test_a_failed_task_is_a_service_error_with_its_reason(stubbed_sqs: tuple[Any, Stubber]) -> None:
@@ -189,7 +193,7 @@ def test_a_failed_task_is_a_service_error_with_its_reason(stubbed_sqs: tuple[Any
     stubber.add_response("start_message_move_task", {"TaskHandle": "h1"})
     _tasks(stubber, _task("FAILED", 3, FailureReason="AWS.SimpleQueueService.NonExistentQueue"))
     with pytest.raises(ServiceError, match="NonExistentQueue"):
-        redrive(STUB_OUTPUTS, sqs=sqs, sleep=pytest.fail)
+        redrive(STUB_OUTPUTS, sqs=sqs, sleep=_never_sleep)
 
 
 def test_cancel(stubbed_sqs: tuple[Any, Stubber]) -> None:
