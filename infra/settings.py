@@ -1,4 +1,4 @@
-"""CDK context -> validated, typed stack settings (SPEC §6).
+"""CDK context -> validated, typed stack settings (README: Configuration).
 
 Context values arrive as strings from ``-c key=value`` and as JSON values from
 cdk.json; both are accepted. Every error names the context key.
