@@ -5,8 +5,9 @@ Clients come from one boto3 session (``--profile``, ``--region``,
 The deployment's names come from the CloudFormation stack's outputs
 (``--stack-name``, default ``$AUTOLABEL_STACK_NAME`` or ``Autolabel``).
 For an emulator without CloudFormation, ``AUTOLABEL_*`` environment variables
-give the same values (:data:`OUTPUT_ENVIRONMENT`); they are used unless
-``--stack-name`` is given on the command line.
+give the same values (:data:`OUTPUT_ENVIRONMENT`); each one set overrides its
+output, unless ``--stack-name`` is given on the command line. The stack is
+read only when a value is needed that no variable gives.
 """
 
 from __future__ import annotations
@@ -95,15 +96,11 @@ class AwsContext:
         return value
 
     def optional_output(self, key: str) -> str | None:
+        """The AUTOLABEL_* variable when set (and no --stack-name), else the stack's output (read once)."""
         variable = OUTPUT_ENVIRONMENT.get(key)
         if variable and not self.stack_name_given and self.environ.get(variable):
             return self.environ[variable]
-        if not self.stack_name_given and self._from_environment_only():
-            return None  # an emulator configured by AUTOLABEL_* variables: no CloudFormation call
         return self._stack_outputs().get(key) or None
-
-    def _from_environment_only(self) -> bool:
-        return any(self.environ.get(variable) for variable in OUTPUT_ENVIRONMENT.values())
 
     def _stack_outputs(self) -> dict[str, str]:
         if self._outputs is None:

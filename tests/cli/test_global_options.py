@@ -83,16 +83,22 @@ def test_a_missing_stack_is_a_configuration_error(cli: RunCli, stack: None) -> N
     assert run.err.startswith("autolabel: stack 'Nope' not found in us-east-1: deploy it") and run.err.count("\n") == 1
 
 
-def test_a_missing_output_names_it_and_its_variable(cli: RunCli, stack: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AUTOLABEL_STACK_NAME", "Labels")
-    run = cli("dlq", "redrive", "--by-copy", "--stack-name", "Labels")
-    assert run.code == 254  # the stack names queues that do not exist in this account
-    monkeypatch.setenv("AUTOLABEL_TABLE", "t")
+def test_variables_override_outputs_and_a_missing_output_names_its_variable(
+    cli: RunCli, stack: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register_stack_outputs(boto3.client("cloudformation"), {"ResultsTableName": "t"}, "Partial")
+    monkeypatch.setenv("AUTOLABEL_STACK_NAME", "Partial")
+    monkeypatch.setenv("AUTOLABEL_DLQ_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/dlq")
     run = cli("dlq", "redrive")
     assert (run.code, run.err) == (
         253,
-        "autolabel: stack 'Labels' has no IngestQueueUrl output (and AUTOLABEL_QUEUE_URL is not set)\n",
+        "autolabel: stack 'Partial' has no IngestQueueUrl output (and AUTOLABEL_QUEUE_URL is not set)\n",
     )
+    run = cli("dlq", "redrive", "--stack-name", "Partial")  # given on the command line: variables are ignored
+    assert (run.code, run.err) == (253, "autolabel: stack 'Partial' has no IngestQueueUrl output\n")
+    monkeypatch.setenv("AUTOLABEL_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/ingest")
+    run = cli("dlq", "redrive", "--by-copy")  # both from the environment; the queues do not exist here
+    assert run.code == 254 and "NonExistentQueue" in run.err
 
 
 def test_no_region(cli: RunCli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
