@@ -128,3 +128,17 @@ def test_captions_scale_with_the_image(size: tuple[int, int]) -> None:
     column = [drawn.getpixel((int(0.1 * size[0]) + 2, y)) for y in range(int(0.5 * size[1]))]
     caption_rows = sum(1 for pixel in column if pixel != BACKGROUND)
     assert font * 0.8 <= caption_rows <= font * 2
+
+
+def test_render_when_the_image_is_gone(cli: RunCli, labeled: Harness, tmp_path: pytest.TempPathFactory) -> None:
+    bucket = labeled.resources.bucket
+    labeled.s3.delete_object(Bucket=bucket, Key=PART_1)
+    run = cli("render", f"s3://{bucket}/{PART_1}", "-o", f"{tmp_path}/x.png")
+    assert run.code == 254
+    assert run.err.startswith(f"autolabel: cannot read s3://{bucket}/{PART_1}: NoSuchKey")
+
+
+def test_a_table_that_does_not_exist(cli: RunCli, labeled: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOLABEL_TABLE", "no-such-table")
+    run = cli("find", "scratch")
+    assert run.code == 254 and run.err.startswith("autolabel: ResourceNotFoundException") and run.err.count("\n") == 1
