@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -158,6 +159,10 @@ def serve_environment(endpoint: str) -> dict[str, str]:
     }
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(
     endpoint: str,
     resources: LocalResources,
@@ -184,6 +189,7 @@ def serve(
         )
     )
     sys.stdout.flush()
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does: the server shuts down
     try:
         with log_path.open("a") as log_file, lambda_output_to(log_file):
             while True:
