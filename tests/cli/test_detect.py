@@ -13,6 +13,7 @@ import botocore.session
 import pytest
 from botocore.model import Shape
 from botocore.stub import Stubber
+from moto import mock_aws
 from PIL import Image
 
 from autolabel import detect
@@ -314,3 +315,29 @@ def test_an_undocumented_error_still_reads_as_one_line(cli: RunCli, rekognition:
         clients={"rekognition": client},
     )
     assert run.code == 254 and run.err.startswith("autolabel: ServiceUnavailable") and run.err.count("\n") == 1
+
+
+def test_render_of_an_s3_image_reads_that_version(
+    cli: RunCli, rekognition: tuple[Any, Stubber], tmp_path: Path
+) -> None:
+    client, stubber = rekognition
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="photos")
+        s3.put_bucket_versioning(Bucket="photos", VersioningConfiguration={"Status": "Enabled"})
+        first = s3.put_object(Bucket="photos", Key="k.png", Body=make_image({}, size=(200, 100)))["VersionId"]
+        s3.put_object(Bucket="photos", Key="k.png", Body=make_image({}, size=(50, 50)))
+        stubber.add_response("detect_custom_labels", {"CustomLabels": LABELS})
+        out = tmp_path / "boxes.png"
+        run = cli(
+            "detect",
+            "--project-version-arn",
+            ARN,
+            "--image",
+            f"S3Object={{Bucket=photos,Name=k.png,Version={first}}}",
+            "--render",
+            str(out),
+            clients={"rekognition": client, "s3": s3},
+        )
+    assert (run.code, run.err) == (0, f"wrote {out}\n")
+    assert Image.open(out).size == (200, 100)  # the version that was labeled, not the latest

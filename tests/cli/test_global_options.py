@@ -147,3 +147,22 @@ def test_python_m_ops_is_an_alias() -> None:
     assert translate(["--stack", "S", "model", "status"]) == ["--stack-name", "S", "model", "status"]
     assert translate(["dlq", "redrive", "--limit", "5"]) == ["dlq", "redrive", "--limit", "5", "--by-copy"]
     assert translate(["dlq", "redrive"]) == ["dlq", "redrive"]
+
+
+def test_python_m_ops_runs_autolabel(capsys: pytest.CaptureFixture[str]) -> None:
+    from ops.__main__ import main as ops_main
+
+    assert ops_main(["--stack", "Labels", "model", "status", "--help"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("usage: autolabel model status")
+    assert "`python -m ops` is now `autolabel`" in captured.err
+
+
+def test_the_served_emulator_environment() -> None:
+    from local.run import serve_environment
+
+    env = serve_environment("http://127.0.0.1:4566")
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
+    assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "us-east-1"
+    assert env["AUTOLABEL_STACK_NAME"] == "Autolabel"
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= env.keys()
