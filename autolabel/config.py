@@ -36,6 +36,10 @@ OUTPUT_ENVIRONMENT = {
 }
 
 
+class StackNotFound(ConfigurationError):
+    """The stack does not exist (in this region/account)."""
+
+
 class AwsContext:
     """Lazily creates clients and reads the stack's outputs (at most one DescribeStacks)."""
 
@@ -59,6 +63,7 @@ class AwsContext:
         self._session: boto3.Session | None = None
         self._clients: dict[str, Any] = {}
         self._outputs: dict[str, str] | None = None
+        self._stack_missing = False
 
     @property
     def session(self) -> boto3.Session:
@@ -87,20 +92,34 @@ class AwsContext:
     def output(self, key: str) -> str:
         """A stack output (or its AUTOLABEL_* stand-in); a ConfigurationError when there is none."""
         value = self.optional_output(key)
-        if not value:
-            variable = OUTPUT_ENVIRONMENT.get(key, "")
+        if value:
+            return value
+        variable = OUTPUT_ENVIRONMENT.get(key, "")
+        if self._stack_missing:
             raise ConfigurationError(
-                f"stack {self.stack_name!r} has no {key} output"
-                + (f" (and {variable} is not set)" if variable and not self.stack_name_given else "")
+                f"{variable} is not set, and there is no stack {self.stack_name!r} to read it from"
             )
-        return value
+        raise ConfigurationError(
+            f"stack {self.stack_name!r} has no {key} output"
+            + (f" (and {variable} is not set)" if variable and not self.stack_name_given else "")
+        )
 
     def optional_output(self, key: str) -> str | None:
-        """The AUTOLABEL_* variable when set (and no --stack-name), else the stack's output (read once)."""
+        """The AUTOLABEL_* variable when set (and no --stack-name), else the stack's output (read once).
+
+        When AUTOLABEL_* variables configure an emulator without CloudFormation,
+        an output they do not give is absent rather than an error.
+        """
         variable = OUTPUT_ENVIRONMENT.get(key)
         if variable and not self.stack_name_given and self.environ.get(variable):
             return self.environ[variable]
-        return self._stack_outputs().get(key) or None
+        try:
+            return self._stack_outputs().get(key) or None
+        except StackNotFound:
+            if self.stack_name_given or not any(self.environ.get(v) for v in OUTPUT_ENVIRONMENT.values()):
+                raise
+            self._stack_missing = True
+            return None
 
     def _stack_outputs(self) -> dict[str, str]:
         if self._outputs is None:
@@ -109,7 +128,7 @@ class AwsContext:
             except ClientError as error:
                 details = error.response.get("Error", {})
                 if details.get("Code") == "ValidationError" and "does not exist" in str(details.get("Message")):
-                    raise ConfigurationError(
+                    raise StackNotFound(
                         f"stack {self.stack_name!r} not found in {self.region_name()}: deploy it (`npx cdk deploy`), "
                         "pass --stack-name/--region, or set AUTOLABEL_TABLE etc. for an emulator"
                     ) from None

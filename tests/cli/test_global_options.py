@@ -166,3 +166,15 @@ def test_the_served_emulator_environment() -> None:
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "us-east-1"
     assert env["AUTOLABEL_STACK_NAME"] == "Autolabel"
     assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= env.keys()
+
+
+def test_variables_alone_configure_an_emulator_without_the_stack(
+    cli: RunCli, stack: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTOLABEL_STACK_NAME", "Absent")
+    monkeypatch.setenv("AUTOLABEL_DLQ_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/dlq")
+    run = cli("dlq", "redrive")
+    assert (run.code, run.err) == (
+        253,
+        "autolabel: AUTOLABEL_QUEUE_URL is not set, and there is no stack 'Absent' to read it from\n",
+    )

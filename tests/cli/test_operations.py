@@ -263,9 +263,11 @@ def test_model_commands_through_the_cli(
         monkeypatch.setenv(variable, value)
     model = FakeModelLifecycle(time.time)
     trigger = FakeEventSourceMappings(enabled=True)
-    clients = {"rekognition": model, "sqs": sqs, "lambda": trigger}
+    # No stack in this account: the variables alone configure it; ModelManagerFunctionName is absent.
+    clients = {"rekognition": model, "sqs": sqs, "lambda": trigger, "cloudformation": boto3.client("cloudformation")}
     status = cli("model", "status", "--output", "json", clients=clients)
     assert json.loads(status.out)["status"] == "STOPPED"
+    assert json.loads(status.out)["modelManager"] == "off"
     assert "status" in cli("model", "status", clients=clients).out.split()
     assert cli("model", "start", "--min-units", "2", clients=clients).out.startswith("starting with 2")
     assert model.starts == [{"ProjectVersionArn": VERSION_ARN, "MinInferenceUnits": 2}]
