@@ -6,7 +6,9 @@
 #   make deploy  cdk deploy (needs AWS credentials); both take CDK_ARGS="-c key=value ..."
 #   make soak / make benchmark / make cost   reliability, speed and cost figures
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The one Python version (.python-version): the venv, the tests and the Lambda runtime.
+PYTHON_VERSION := $(shell cat .python-version)
+PYTHON ?= $(shell command -v python$(PYTHON_VERSION) || echo python$(PYTHON_VERSION)-not-found)
 VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
@@ -18,7 +20,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 # The pinned requirements, then the project itself (editable), which puts the
 # `autolabel` command in .venv/bin (pyproject.toml [project.scripts]).
-$(PY_STAMP): requirements.txt requirements-dev.txt lambda/requirements.txt constraints.txt pyproject.toml
+$(PY_STAMP): requirements.txt requirements-dev.txt lambda/requirements.txt constraints.txt .python-version pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -e . -c constraints.txt

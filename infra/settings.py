@@ -1,4 +1,4 @@
-"""CDK context -> validated, typed stack settings (README: Configuration).
+"""CDK context -> validated, typed stack settings (documented in the README's Configuration table).
 
 Context values arrive as strings from ``-c key=value`` and as JSON values from
 cdk.json; both are accepted. Every error names the context key.
@@ -57,6 +57,7 @@ CONTEXT_KEYS = (
     "alwaysOn",
     "alwaysOnWindows",
     "stopModelsStartedElsewhere",
+    "modelOutageGraceHours",
 )
 # Context the CDK CLI itself keeps there: acknowledged notices (cdk acknowledge).
 CDK_CONTEXT_KEYS = frozenset({"acknowledged-issue-numbers"})
@@ -101,6 +102,7 @@ class StackSettings:
     always_on: bool = False
     always_on_windows: str = ""
     stop_models_started_elsewhere: bool = False
+    model_outage_grace_hours: int = 24
 
     @property
     def queue_visibility_timeout_seconds(self) -> int:
@@ -142,7 +144,7 @@ class StackSettings:
 
 
 def _manager_settings(get: Callable[[str], Any], version_arn: str | None) -> dict[str, Any]:
-    from manager.config import parse_bool, parse_project_arn, parse_windows
+    from manager.config import MAX_OUTAGE_GRACE_MINUTES, parse_bool, parse_project_arn, parse_windows
 
     enabled = parse_bool(_text(get("modelManager")) or "true", "modelManager")
     if not enabled:
@@ -164,6 +166,11 @@ def _manager_settings(get: Callable[[str], Any], version_arn: str | None) -> dic
         "always_on_windows": windows,
         "stop_models_started_elsewhere": parse_bool(
             _text(get("stopModelsStartedElsewhere")), "stopModelsStartedElsewhere"
+        ),
+        # Work waiting this long on a model that is not running goes to the DLQ;
+        # at most 13 days, so it always happens before the queue's 14-day expiry.
+        "model_outage_grace_hours": _int_or(
+            get("modelOutageGraceHours"), "modelOutageGraceHours", 24, maximum=MAX_OUTAGE_GRACE_MINUTES // 60
         ),
     }
 
