@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from labeler.events import EventEntry
+from labeler.publisher import EventPublisher
 from manager.config import ManagerConfig
 from manager.handler import MODEL_STATE_CHANGED, Manager
 
@@ -21,17 +20,20 @@ SCHEMA = json.loads((DOCS / "event-schema.json").read_text())
 ARN = "arn:aws:rekognition:us-east-1:123456789012:project/p/version/p.1/1700000000000"
 
 
-class CapturingPublisher:
-    def __init__(self) -> None:
-        self.entries: list[EventEntry] = []
+class CapturingEventBridge:
+    """put_events as EventBridge answers it when every entry is accepted; keeps what was sent."""
 
-    def publish(self, entries: Sequence[EventEntry]) -> dict[str, str]:
-        self.entries.extend(entries)
-        return {}
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+
+    def put_events(self, Entries: list[dict[str, Any]], **_: Any) -> dict[str, Any]:
+        self.entries.extend(Entries)
+        return {"FailedEntryCount": 0, "Entries": [{"EventId": str(i)} for i, _ in enumerate(Entries)]}
 
 
 def announced(previous: str | None, status: str, max_units: int | None) -> dict[str, Any]:
-    publisher = CapturingPublisher()
+    """The Model State Changed event exactly as the manager sends it to PutEvents."""
+    events = CapturingEventBridge()
     config = ManagerConfig(ARN, None, "q", "esm", "state", "bus", min_inference_units=2, max_inference_units=max_units)
     manager = Manager(
         config=config,
@@ -39,13 +41,13 @@ def announced(previous: str | None, status: str, max_units: int | None) -> dict[
         queue=None,  # type: ignore[arg-type]
         trigger=None,  # type: ignore[arg-type]
         store=None,  # type: ignore[arg-type]
-        publisher=publisher,  # type: ignore[arg-type]
+        publisher=EventPublisher(events, "bus", "autolabel"),
         clock=lambda: datetime(2026, 11, 24, 9, 1, tzinfo=UTC),
     )
     manager._announce(previous, status, "work is waiting")
-    (entry,) = publisher.entries
-    assert entry.detail_type == MODEL_STATE_CHANGED
-    return {"detail-type": entry.detail_type, "detail": entry.detail}
+    (entry,) = events.entries
+    assert entry["DetailType"] == MODEL_STATE_CHANGED
+    return {"detail-type": entry["DetailType"], "detail": json.loads(entry["Detail"])}
 
 
 @pytest.mark.parametrize(("previous", "status", "max_units"), [("STOPPED", "STARTING", None), (None, "STOPPING", 4)])
