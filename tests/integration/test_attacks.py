@@ -92,12 +92,23 @@ def test_claim_released_after_failed_index_sync_lets_a_concurrent_worker_publish
 
 
 def is_index_only_batch_write(kwargs: dict[str, Any]) -> bool:
+    """A write of label-index items only: a BatchWriteItem, or a transaction whose other actions are checks."""
     keys = [
         (r.get("PutRequest", {}).get("Item") or r.get("DeleteRequest", {}).get("Key"))["sk"]["S"]
         for requests in kwargs.get("RequestItems", {}).values()
         for r in requests
     ]
+    for action in kwargs.get("TransactItems", []):
+        for kind in ("Put", "Delete"):
+            if kind in action:
+                keys.append((action[kind].get("Item") or action[kind].get("Key"))["sk"]["S"])
     return bool(keys) and all(k.startswith("LABEL#") for k in keys)
+
+
+def on_index_writes(harness: Harness, fault: Any) -> None:
+    """Apply ``fault`` to every write call that can carry index-only writes; the fault decides."""
+    harness.dynamodb.faults["batch_write_item"] = fault
+    harness.dynamodb.faults["transact_write_items"] = fault
 
 
 def test_stale_index_sync_interleaved_with_newer_writer_leaves_old_labels_in_the_index(harness: Harness) -> None:
@@ -140,7 +151,7 @@ def test_stale_index_sync_interleaved_with_newer_writer_leaves_old_labels_in_the
             raise EndpointConnectionError(endpoint_url=URL)
         return call(**kwargs)
 
-    harness.dynamodb.faults["batch_write_item"] = batch_write
+    on_index_writes(harness, batch_write)
     harness.dynamodb.faults["get_item"] = get_item
     report_a = run(harness.pipeline, body_v1)
 
@@ -185,7 +196,7 @@ def test_ambiguous_putevents_then_failed_claim_release_counts_one_duplicate_twic
 
     harness.dynamodb.faults["update_item"] = update_item
     first = run(harness.pipeline, body)
-    assert first.failed_messages and first.ambiguous_publishes == 1
+    assert first.failed_messages  # counted when (and if) the result is published again, not here
     retry = run(harness.build_pipeline(claim_ttl=0.0), body)  # after the claim expired
     assert not retry.failed_messages
 
@@ -231,12 +242,13 @@ def test_claim_applied_but_answer_lost_counts_a_duplicate_that_never_happened(ha
 
     harness.dynamodb.faults["update_item"] = update_item
     second = run(harness.pipeline, body)
-    assert second.failed_messages
-    third = run(harness.build_pipeline(claim_ttl=0.0), body)  # after the orphaned claim's TTL
-    assert not third.failed_messages
+    reports = [first, second]
+    if second.failed_messages:  # a design that retries the record must not stall or count it either
+        reports.append(run(harness.build_pipeline(claim_ttl=0.0), body))  # after the orphaned claim's TTL
+    assert not reports[-1].failed_messages
     events = events_for(harness, "a.png")
     assert len(events) == 1  # no duplicate at all
-    counted = first.ambiguous_publishes + second.ambiguous_publishes + third.ambiguous_publishes
+    counted = sum(r.ambiguous_publishes for r in reports)
     assert counted == 0, f"no republication happened, {counted} counted in AmbiguousPublishes"
 
 
@@ -324,7 +336,7 @@ def test_failed_index_write_of_a_shrinking_relabel_is_never_repaired_once_a_newe
         return call(**kwargs)
 
     model.answers["a.png"] = ["dent"]
-    harness.dynamodb.faults["batch_write_item"] = batch_write
+    on_index_writes(harness, batch_write)
     report_b = run(harness.build_pipeline(), body_v2)
     if report_b.failed_messages:  # the documented retry
         run(harness.build_pipeline(), body_v2)
@@ -372,7 +384,7 @@ def test_takeover_whose_putevents_fails_undercounts_republications(harness: Harn
     body = notification_body(harness.record_for("a.png", upload, sequencer="0010"))
     (obj,) = parse_message_body(body)
     result = LabelResult.labeled(obj, harness.config, [{"Name": "scratch", "Confidence": 99.0}], datetime.now(UTC))
-    ResultStore(harness.dynamodb, harness.resources.table_name).save(result, None)  # A's write, with A's claim
+    ResultStore(harness.dynamodb, harness.resources.table_name).save(result, None, "worker-a")  # with A's claim
     EventPublisher(harness.events, harness.config.event_bus_name, "autolabel").publish(
         [build_entry(result, "autolabel")]
     )  # A's event was accepted; A stopped before the mark
