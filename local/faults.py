@@ -23,7 +23,9 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    HTTPClientError,
     ReadTimeoutError,
+    SSLError,
 )
 
 Call = Callable[..., Any]
@@ -160,11 +162,17 @@ class Journal:
 # Connection faults at the HTTP layer. Clean: the request never reached the
 # service. Ambiguous: the service applied it and the response was lost.
 CLEAN_DROPS = ("connect-error", "connect-timeout")
-AMBIGUOUS_DROPS = ("read-timeout", "connection-closed")
+AMBIGUOUS_DROPS = ("read-timeout", "connection-closed", "ssl-error", "http-client-error")
 DROP_KINDS = CLEAN_DROPS + AMBIGUOUS_DROPS
 
 
 def transport_error(kind: str, url: str) -> BotoCoreError:
+    """The error botocore's URLLib3Session raises for each kind (an SSL error or any other
+    HTTP client error while reading the answer may come after the request was applied)."""
+    if kind == "ssl-error":
+        return SSLError(endpoint_url=url, error="EOF occurred in violation of protocol")
+    if kind == "http-client-error":
+        return HTTPClientError(error="IncompleteRead(0 bytes read)")
     errors: dict[str, type[BotoCoreError]] = {
         "connect-error": EndpointConnectionError,
         "connect-timeout": ConnectTimeoutError,
