@@ -608,6 +608,7 @@ def _drive(
         )
         for environment in environments
     ]
+    undrained: list[str] = []
     try:
         with ThreadPoolExecutor(len(pollers)) as threads:
             runs = [
@@ -615,12 +616,15 @@ def _drive(
                 for poller in pollers
             ]
             for each in runs:
-                each.result()
+                try:
+                    each.result()
+                except TimeoutError as error:  # accounted for below: whatever is left is not done
+                    undrained.append(str(error))
     finally:
         for environment in environments:
             environment.close()
     return [
-        {**dataclasses.asdict(poller.stats), "starts": environment.starts}
+        {**dataclasses.asdict(poller.stats), "starts": environment.starts, "undrained": bool(undrained)}
         for poller, environment in zip(pollers, environments, strict=True)
     ]
 
@@ -657,6 +661,8 @@ def run(config: SoakConfig) -> Accounting:
             batch_size=config.batch_size or facts.batch_size,
         )
         account.elapsed = time.monotonic() - started
+        if any(stats["undrained"] for stats in account.worker_stats):
+            account.problems.append(f"ingest queue not drained within {config.max_seconds:g} s (LOST below if so)")
         _account(account, resources, versions, config, journal.read())
     if config.outage_days > 0:
         _outage_phase(config, account)
