@@ -120,7 +120,7 @@ class SoakConfig:
     outage_scale: float = 48.0
     manager_state_failure_rate: float = 0.1  # per state-table write of the manager: refused
     manager_death_after_start_rate: float = 0.5  # per StartProjectVersion: the manager dies before saving
-    max_seconds: float = 1500.0
+    max_seconds: float = 2400.0  # then whatever is left in the queue is reported (not done)
     batch_size: int = 0  # 0: the stack's
     model_latency_seconds: float = 0.0
     model_tps_cap: float = 0.0  # > 0: the model throttles above this many calls per second (all workers)
