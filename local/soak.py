@@ -830,6 +830,8 @@ def _account(
     if invalid_in_dlq != config.invalid_messages:
         account.problems.append(f"{config.invalid_messages} invalid messages sent, {invalid_in_dlq} in the DLQ")
     currents: dict[str, dict[str, Any] | None] = {}
+    outcomes: dict[str, str] = {}  # key -> terminal state of its newest version
+    older: list[tuple[Version, bool]] = []
     for version in versions:
         current = get_result(resources.table_name, resources.bucket, version.key, ARN, client=ddb)
         currents[version.key] = current
@@ -846,11 +848,7 @@ def _account(
             )
             account.duplicates[cause] += len(announcements) - 1
         if version.superseded:
-            account.rows[(f"{version.kind} (superseded)", "replaced by the newer version")] += 1
-            if mine:
-                account.problems.append(
-                    f"{version.key} {version.version_id} (sequencer {version.sequencer}): an older version is current"
-                )
+            older.append((version, mine))
             continue
         outcome, problem = _classify(
             version,
@@ -861,6 +859,7 @@ def _account(
             excused=result_id in lost_response or result_id in died_after,
         )
         account.rows[(version.kind if not version.extra_labels else "good (100-300 labels)", outcome)] += 1
+        outcomes[version.key] = outcome
         if problem:
             account.problems.append(problem)
         if mine and current is not None and current["status"] == "LABELED" and version.extra_labels:
@@ -870,6 +869,15 @@ def _account(
                     f"{version.key}: {len(current['customLabels'])} labels stored, labelCount "
                     f"{current['labelCount']}, the model returned at least {version.extra_labels}"
                 )
+    for version, mine in older:
+        # The older result may stay current only while the newer version's message is in the DLQ.
+        newer_dead = outcomes.get(version.key, "").startswith("DLQ")
+        state = "current: the newer version is in the DLQ" if mine and newer_dead else "replaced by the newer version"
+        account.rows[(f"{version.kind} (superseded)", state)] += 1
+        if mine and not newer_dead:
+            account.problems.append(
+                f"{version.key} {version.version_id} (sequencer {version.sequencer}): an older version is current"
+            )
     _check_label_index(account, config, resources.table_name, currents, ddb)
 
 
