@@ -259,7 +259,9 @@ def _check_make(args: list[str]) -> None:
 
 
 def _check_cdk(args: list[str]) -> None:
-    assert args and args[0] in CDK_COMMANDS, f"not a CDK CLI command: {args}"
+    if not args:  # `npx cdk ...` named in prose
+        return
+    assert args[0] in CDK_COMMANDS, f"not a CDK CLI command: {args}"
     _check_context(_context_keys(args))
 
 
