@@ -5,7 +5,9 @@
 #   make deploy  cdk deploy (needs AWS credentials); both take CDK_ARGS="-c key=value ..."
 #   make soak / make benchmark / make cost   reliability, speed and cost figures
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The one Python version (.python-version): the venv, the tests and the Lambda runtime.
+PYTHON_VERSION := $(shell cat .python-version)
+PYTHON ?= $(shell command -v python$(PYTHON_VERSION) || echo python$(PYTHON_VERSION)-not-found)
 VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
@@ -15,7 +17,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup test lint typecheck pytest local synth deploy benchmark soak cost clean
 
-$(PY_STAMP): requirements.txt requirements-dev.txt lambda/requirements.txt constraints.txt
+$(PY_STAMP): requirements.txt requirements-dev.txt lambda/requirements.txt constraints.txt .python-version
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	touch $@

@@ -3,10 +3,16 @@
 The asset is ``lambda/labeler`` and ``lambda/manager`` plus the pure-Python runtime dependencies
 pinned in ``lambda/requirements.txt``, copied from the project's venv (where
 ``make setup`` installed exactly those pins). boto3 comes with the runtime.
+Everything is compiled to bytecode by the runtime's Python version
+(``infra/runtime.py``), unchecked-hash pycs so that the zip's normalised file
+times cannot invalidate them: Lambda's read-only /var/task could not store
+what it would otherwise compile at every cold start.
 """
 
 from __future__ import annotations
 
+import compileall
+import py_compile
 import re
 import shutil
 from importlib import metadata
@@ -16,6 +22,8 @@ from typing import Any
 import jsii
 from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
+
+from infra.runtime import require_build_python
 
 LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambda"
 _REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -64,6 +72,7 @@ def _top_level_paths(dist: metadata.Distribution) -> set[str]:
 
 
 def bundle_labeler(output_dir: Path) -> None:
+    require_build_python()
     pins = pinned_requirements()
     for name, version in pins.items():
         installed = metadata.version(name)
@@ -81,6 +90,18 @@ def bundle_labeler(output_dir: Path) -> None:
                 shutil.copytree(source, output_dir / top, ignore=SKIP, dirs_exist_ok=True)
             elif source.is_file():
                 shutil.copy2(source, output_dir / top)
+    compile_bytecode(output_dir)
+
+
+def compile_bytecode(output_dir: Path) -> None:
+    ok = compileall.compile_dir(
+        str(output_dir),
+        quiet=1,
+        workers=1,
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
+    if not ok:
+        raise RuntimeError(f"could not compile the Lambda asset in {output_dir} to bytecode")
 
 
 @jsii.implements(ILocalBundling)
@@ -93,7 +114,7 @@ class _LocalLabelerBundling:
 def labeler_code() -> lambda_.Code:
     return lambda_.Code.from_asset(
         str(LAMBDA_DIR),
-        exclude=["**/__pycache__", "*.pyc", "requirements.txt"],
+        exclude=["**/__pycache__", "*.pyc", "requirements.txt"],  # of the source; the bundle compiles its own
         bundling=BundlingOptions(
             # Never used: local bundling always succeeds or raises.
             image=DockerImage.from_registry("unused-local-bundling-only"),

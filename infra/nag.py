@@ -9,6 +9,8 @@ from __future__ import annotations
 from aws_cdk import Stack
 from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 
+from infra.runtime import RUNTIME
+
 # The S3 bucket-notifications custom resource is a CDK singleton whose role we
 # do not create (its construct id is fixed by aws-cdk-lib).
 NOTIFICATIONS_HANDLER_PREFIX = "BucketNotificationsHandler"
@@ -35,6 +37,17 @@ def acknowledge_findings(stack: Stack) -> None:
         apply_to_children=True,
     )
     manager = stack.model_manager  # type: ignore[attr-defined]
+    runtime_reason = NagPackSuppression(
+        id="AwsSolutions-L1",
+        reason=(
+            f"The functions run {RUNTIME.name}, the Python the project builds, tests and type-checks with "
+            "(.python-version), so the deployed code is the tested code and its shipped bytecode is used. "
+            "It is a supported Lambda runtime; move the pin when the toolchain moves."
+        ),
+    )
+    for function in (stack.labeler.function, manager.function if manager is not None else None):  # type: ignore[attr-defined]
+        if function is not None:
+            NagSuppressions.add_resource_suppressions(function, [runtime_reason])
     if manager is not None and stack.settings.project_arn is None:  # type: ignore[attr-defined]
         project = stack.settings.project_version_arn.split("/version/", 1)[0]  # type: ignore[attr-defined]
         NagSuppressions.add_resource_suppressions(

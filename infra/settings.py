@@ -1,4 +1,4 @@
-"""CDK context -> validated, typed stack settings (SPEC §6).
+"""CDK context -> validated, typed stack settings (documented in the README's Configuration table).
 
 Context values arrive as strings from ``-c key=value`` and as JSON values from
 cdk.json; both are accepted. Every error names the context key.
@@ -57,6 +57,7 @@ class StackSettings:
     always_on: bool = False
     always_on_windows: str = ""
     stop_models_started_elsewhere: bool = False
+    model_outage_grace_hours: int = 24
 
     @property
     def queue_visibility_timeout_seconds(self) -> int:
@@ -98,7 +99,7 @@ class StackSettings:
 
 
 def _manager_settings(get: Callable[[str], Any], version_arn: str | None) -> dict[str, Any]:
-    from manager.config import parse_bool, parse_project_arn, parse_windows
+    from manager.config import MAX_OUTAGE_GRACE_MINUTES, parse_bool, parse_project_arn, parse_windows
 
     enabled = parse_bool(_text(get("modelManager")) or "true", "modelManager")
     if not enabled:
@@ -120,6 +121,11 @@ def _manager_settings(get: Callable[[str], Any], version_arn: str | None) -> dic
         "always_on_windows": windows,
         "stop_models_started_elsewhere": parse_bool(
             _text(get("stopModelsStartedElsewhere")), "stopModelsStartedElsewhere"
+        ),
+        # Work waiting this long on a model that is not running goes to the DLQ;
+        # at most 13 days, so it always happens before the queue's 14-day expiry.
+        "model_outage_grace_hours": _int_or(
+            get("modelOutageGraceHours"), "modelOutageGraceHours", 24, maximum=MAX_OUTAGE_GRACE_MINUTES // 60
         ),
     }
 

@@ -47,6 +47,7 @@ class AutolabelStack(Stack):
                 "ModelManager",
                 settings=settings,
                 queue=self.ingest.queue,
+                dead_letter_queue=self.ingest.dead_letter_queue,
                 event_source_mapping_id=self.labeler.event_source.event_source_mapping_id,
                 event_source_mapping_arn=self.labeler.event_source.event_source_mapping_arn,
                 bus=self.events.bus,

@@ -4,6 +4,7 @@ implement these APIs) and the labeler's event source mapping switch."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +12,8 @@ from typing import Any
 
 from local.faults import client_error
 from manager.adapters import STATE_KEY
+
+DELETED = "DELETED"  # not a Rekognition status: the fake answers "no such version"
 
 
 class FakeModelLifecycle:
@@ -44,12 +47,19 @@ class FakeModelLifecycle:
                 self._status, self._changes_at, self._next = self._next or self._status, None, None
             return self._status
 
+    def set_status(self, status: str) -> None:
+        """What happens outside the manager: the version FAILS or is deleted, an operator repairs it."""
+        with self._lock:
+            self._status, self._changes_at, self._next = status, None, None
+
     def describe_projects(self, ProjectNames: list[str]) -> dict[str, Any]:
         self.project_lookups += 1
         arn = f"arn:aws:rekognition:us-east-1:123456789012:project/{ProjectNames[0]}/1690000000000"
         return {"ProjectDescriptions": [{"ProjectArn": arn}]}
 
     def describe_project_versions(self, ProjectArn: str, VersionNames: list[str]) -> dict[str, Any]:
+        if self.status == DELETED:
+            return {"ProjectVersionDescriptions": []}
         return {"ProjectVersionDescriptions": [{"Status": self.status, "ProjectVersionArn": "fake"}]}
 
     def start_project_version(self, **request: Any) -> dict[str, Any]:
@@ -78,14 +88,33 @@ class ManagerResources:
     queue_url: str
     state_table: str
     bus: str
+    dead_letter_queue_url: str
 
 
 def create_manager_resources(
-    sqs: Any, dynamodb: Any, events: Any, *, state_table: str = "manager-state"
+    sqs: Any,
+    dynamodb: Any,
+    events: Any,
+    *,
+    state_table: str = "manager-state",
+    retention_seconds: int = 14 * 24 * 3600,
+    max_receive_count: int = 5,
+    visibility_timeout: int = 360,
 ) -> ManagerResources:
-    """What the model manager reads and writes besides the model: the ingest queue, its state table
-    (key ``pk``, as in infra/constructs/model_manager.py) and the bus."""
-    queue_url = sqs.create_queue(QueueName="ingest")["QueueUrl"]
+    """What the model manager reads and writes besides the model: the ingest queue and its DLQ
+    (redrive after ``max_receive_count`` receives, as in infra/constructs/ingest_queue.py), its
+    state table (key ``pk``, as in infra/constructs/model_manager.py) and the bus."""
+    retention = str(retention_seconds)
+    dlq_url = sqs.create_queue(QueueName="ingest-dlq", Attributes={"MessageRetentionPeriod": retention})["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(
+        QueueName="ingest",
+        Attributes={
+            "MessageRetentionPeriod": retention,
+            "VisibilityTimeout": str(visibility_timeout),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}),
+        },
+    )["QueueUrl"]
     dynamodb.create_table(
         TableName=state_table,
         KeySchema=[{"AttributeName": STATE_KEY, "KeyType": "HASH"}],
@@ -93,7 +122,7 @@ def create_manager_resources(
         BillingMode="PAY_PER_REQUEST",
     )
     events.create_event_bus(Name="bus")
-    return ManagerResources(queue_url, state_table, "bus")
+    return ManagerResources(queue_url, state_table, "bus", dlq_url)
 
 
 class FakeEventSourceMappings:

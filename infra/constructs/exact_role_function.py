@@ -16,8 +16,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.bundling import labeler_code
-
-RUNTIME = lambda_.Runtime.PYTHON_3_14
+from infra.runtime import RUNTIME
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ to test than a long-running state machine polling the same APIs.
 
 from __future__ import annotations
 
+import math
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
@@ -23,6 +25,10 @@ from infra.settings import StackSettings
 
 SERVICE = "autolabel-model-manager"  # manager.handler.SERVICE_NAME
 STARTING_TIMEOUT_MINUTES = 30
+# The cost guard allows idleMinutes plus this margin (the manager's tick, the
+# STOPPING minutes, metric delay) before it calls a running, idle model a leak.
+COST_GUARD_MARGIN_MINUTES = 15
+COST_GUARD_PERIOD = Duration.minutes(5)
 
 
 class ModelManager(Construct):
@@ -33,6 +39,7 @@ class ModelManager(Construct):
         *,
         settings: StackSettings,
         queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
         event_source_mapping_id: str,
         event_source_mapping_arn: str,
         bus: events.IEventBus,
@@ -60,6 +67,10 @@ class ModelManager(Construct):
                 settings.project_version_arn,
             ),
             ("ReadQueueDepth", ["sqs:GetQueueAttributes"], queue.queue_arn),
+            # Work that waited the grace period for a model that cannot run goes to the
+            # DLQ instead of expiring: received and deleted here, sent there.
+            ("TakeWaitingWorkOffTheIngestQueue", ["sqs:ReceiveMessage", "sqs:DeleteMessage"], queue.queue_arn),
+            ("DeadLetterWaitingWork", ["sqs:SendMessage"], dead_letter_queue.queue_arn),
             (
                 "PauseResumeTheLabelerTrigger",
                 ["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"],
@@ -86,6 +97,8 @@ class ModelManager(Construct):
             "ALWAYS_ON_WINDOWS": settings.always_on_windows,
             "STOP_MODELS_STARTED_ELSEWHERE": str(settings.stop_models_started_elsewhere).lower(),
             "STARTING_TIMEOUT_MINUTES": str(STARTING_TIMEOUT_MINUTES),
+            "DEAD_LETTER_QUEUE_URL": dead_letter_queue.queue_url,
+            "OUTAGE_GRACE_MINUTES": str(settings.model_outage_grace_hours * 60),
         }
         if settings.max_inference_units is not None:
             environment["MAX_INFERENCE_UNITS"] = str(settings.max_inference_units)
@@ -136,9 +149,69 @@ class ModelManager(Construct):
             ),
             at_least(
                 self,
+                "WorkWaitsOnUnusableModel",
+                metric("WorkWaitingOnUnusableModel"),
+                1,
+                f"Images wait for a model that cannot run (FAILED, deleted, not found). After "
+                f"{settings.model_outage_grace_hours} h they are moved to the DLQ (redrive once the model runs).",
+            ),
+            at_least(
+                self,
                 "ManagerErrors",
                 self.function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
-                3,
-                "The model manager raised errors: the model is neither started nor stopped.",
+                1,
+                "The model manager raised an error: while it fails the model is neither started nor stopped.",
             ),
+            self._cost_guard(settings, queue),
         ]
+
+    def _cost_guard(self, settings: StackSettings, queue: sqs.IQueue) -> cloudwatch.Alarm:
+        """The model RUNNING with an empty queue for longer than idleMinutes + a margin, whatever the cause.
+
+        Built on Rekognition's own InServiceInferenceUnits and SQS's queue depth,
+        not on the manager's metrics, so it also fires when the manager is
+        broken, switched off by hand, or lost track of a model (and when someone
+        else left it running). Only the manager's ``ModelKeptOn`` (alwaysOn or
+        an always-on window: running idle on purpose) silences it; when the
+        manager publishes nothing, that counts as "not kept on".
+        """
+        version_arn = settings.project_version_arn
+        project, version = version_arn.split(":project/", 1)[1].split("/", 1)[0], version_arn.split("/version/", 1)[1]
+        period = COST_GUARD_PERIOD
+        units = cloudwatch.Metric(
+            namespace="AWS/Rekognition",
+            metric_name="InServiceInferenceUnits",
+            dimensions_map={"ProjectName": project, "VersionName": version.rsplit("/", 1)[0]},
+            statistic="Average",
+            period=period,
+        )
+        idle = cloudwatch.MathExpression(
+            label="Model running with an empty queue (1 = yes)",
+            expression=(
+                "IF(FILL(units, 0) > 0 AND FILL(visible, 0) + FILL(inFlight, 0) == 0 AND FILL(keptOn, 0) == 0, 1, 0)"
+            ),
+            using_metrics={
+                "units": units,
+                "visible": queue.metric_approximate_number_of_messages_visible(period=period, statistic="Maximum"),
+                "inFlight": queue.metric_approximate_number_of_messages_not_visible(period=period, statistic="Maximum"),
+                "keptOn": app_metric(SERVICE, "ModelKeptOn", "Maximum"),
+            },
+            period=period,
+        )
+        minutes = settings.idle_minutes + COST_GUARD_MARGIN_MINUTES
+        periods = math.ceil(minutes / period.to_minutes())
+        return cloudwatch.Alarm(
+            self,
+            "ModelRunningIdle",
+            alarm_description=(
+                f"The model has been RUNNING with an empty queue for {periods * period.to_minutes()} minutes "
+                f"(idleMinutes {settings.idle_minutes} + {COST_GUARD_MARGIN_MINUTES}): it is billed per "
+                "inference-unit hour for nothing. See docs/runbook.md."
+            ),
+            metric=idle,
+            threshold=1,
+            evaluation_periods=periods,
+            datapoints_to_alarm=periods,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )

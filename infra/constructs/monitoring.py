@@ -1,12 +1,13 @@
-"""Alarms (DLQ depth, oldest message age, function errors) and a dashboard."""
+"""Alarms (DLQ depth and age, oldest message age, function errors) and a dashboard."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
@@ -18,6 +19,8 @@ from infra.constructs.alarms import at_least
 from labeler.config import SERVICE_NAME as SERVICE
 
 OLDEST_MESSAGE_ALARM_SECONDS = 900
+# The DLQ keeps a message 14 days (SQS's maximum): warn 4 days before it expires.
+DEAD_LETTER_EXPIRY_WARNING_SECONDS = 10 * 24 * 3600
 
 
 class Monitoring(Construct):
@@ -32,12 +35,44 @@ class Monitoring(Construct):
         extra_alarms: Sequence[cloudwatch.Alarm] = (),
     ) -> None:
         super().__init__(scope, construct_id)
-        self.topic = sns.Topic(
+        # CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed
+        # key alias/aws/sns (its policy cannot be changed to let CloudWatch use it):
+        # a customer-managed key whose policy lets CloudWatch, for this account's
+        # alarms only, make the data key SNS encrypts the notification with.
+        this_account = {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+        self.key = kms.Key(
             self,
-            "AlarmTopic",
-            display_name="autolabel alarms",
-            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
-            enforce_ssl=True,
+            "AlarmTopicKey",
+            description="autolabel: encrypts the alarm topic; CloudWatch alarms of this account may use it",
+            enable_key_rotation=True,
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsOfThisAccountPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy, "*" is this key
+                conditions=this_account,
+            )
+        )
+        self.topic = sns.Topic(
+            self, "AlarmTopic", display_name="autolabel alarms", master_key=self.key, enforce_ssl=True
+        )
+        # The stack's topic policy replaces SNS's default one, so CloudWatch needs
+        # its own grant to publish (only alarms of this account).
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsOfThisAccountPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    **this_account,
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:*"
+                    },
+                },
+            )
         )
         alarm_action = actions.SnsAction(self.topic)
         five_minutes = Duration.minutes(5)
@@ -56,6 +91,13 @@ class Monitoring(Construct):
             OLDEST_MESSAGE_ALARM_SECONDS,
             "Images wait too long: model not running, throttled, or the labeler is failing.",
         )
+        self.dead_letters_expiring_alarm = at_least(
+            self,
+            "DeadLettersExpiringSoon",
+            dead_letter_queue.metric_approximate_age_of_oldest_message(period=Duration.hours(1), statistic="Maximum"),
+            DEAD_LETTER_EXPIRY_WARNING_SECONDS,
+            "The oldest DLQ message is 10 days old; SQS deletes it at 14 days. Fix the cause and redrive now.",
+        )
         self.errors_alarm = at_least(
             self,
             "FunctionErrors",
@@ -63,7 +105,13 @@ class Monitoring(Construct):
             1,
             "The labeler raised errors (bad configuration, or a whole batch failed).",
         )
-        for alarm in (self.dlq_alarm, self.age_alarm, self.errors_alarm, *extra_alarms):
+        for alarm in (
+            self.dlq_alarm,
+            self.age_alarm,
+            self.dead_letters_expiring_alarm,
+            self.errors_alarm,
+            *extra_alarms,
+        ):
             alarm.add_alarm_action(alarm_action)
 
         def app_metric(name: str, statistic: str = "Sum") -> cloudwatch.Metric:

@@ -1,4 +1,4 @@
-"""Rekognition adapter: DetectCustomLabels with the failure classes of SPEC §5."""
+"""Rekognition adapter: DetectCustomLabels with the failure classes of docs/reliability.md."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ PERMANENT_ERROR_CODES = frozenset(
 THROTTLING_ERROR_CODES = frozenset(
     {"ThrottlingException", "ProvisionedThroughputExceededException", "LimitExceededException"}
 )
+# The deployment is wrong (permissions, model ARN): retried, ends in the DLQ, alarms.
+DEPLOYMENT_ERROR_CODES = frozenset({"AccessDeniedException", "ResourceNotFoundException"})
 # Custom Labels guide: S3 objects up to 15 MB are accepted.
 MAX_IMAGE_BYTES = 15 * 1024 * 1024
 
@@ -47,6 +49,10 @@ class RetryableDetectionError(Exception):
     @property
     def is_throttle(self) -> bool:
         return self.code in THROTTLING_ERROR_CODES
+
+    @property
+    def is_deployment_fault(self) -> bool:
+        return self.code in DEPLOYMENT_ERROR_CODES
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""EventBridge event details for results (SPEC §4), kept under the size limit."""
+"""EventBridge event details for results (docs/events.md), kept under the size limit."""
 
 from __future__ import annotations
 

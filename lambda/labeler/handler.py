@@ -3,7 +3,7 @@
 Thin on purpose: configuration and clients are built once per execution
 environment (on the first invocation, never at import), the batch logic is
 ``pipeline.LabelingPipeline``, and this module only translates its report into
-Powertools' partial batch response, structured logs and EMF metrics.
+the SQS partial batch response, structured logs and EMF metrics.
 """
 
 from __future__ import annotations
@@ -13,24 +13,17 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from labeler.clients import create_clients
 from labeler.config import METRICS_NAMESPACE, SERVICE_NAME, LabelerConfig
+from labeler.deadline import InvocationDeadline
 from labeler.pipeline import BatchReport, InboundMessage, LabelingPipeline, build_pipeline
 
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
-processor = BatchProcessor(event_type=EventType.SQS)
 
 _pipeline: LabelingPipeline | None = None
-
-
-class RecordRetry(Exception):
-    """Marks a record for redelivery in the partial batch response."""
 
 
 def use_pipeline(pipeline: LabelingPipeline | None) -> None:
@@ -44,7 +37,7 @@ def current_pipeline() -> LabelingPipeline:
     if _pipeline is None:
         # Fails the cold start with a message naming the bad variable.
         config = LabelerConfig.from_environ(os.environ)
-        _pipeline = build_pipeline(config, create_clients())
+        _pipeline = build_pipeline(config, create_clients(InvocationDeadline()))
     return _pipeline
 
 
@@ -58,6 +51,11 @@ def emit_metrics(report: BatchReport) -> None:
         "RecordsRetried": report.retries,
         "RekognitionThrottles": report.throttles,
         "InvalidMessages": report.invalid_messages,
+        "RecordsOutOfTime": report.out_of_time,
+        "UnexpectedErrors": report.unexpected_errors,
+        "DeploymentFaults": report.deployment_faults,
+        "PublishMarksFailed": report.publish_marks_failed,
+        "AmbiguousPublishes": report.ambiguous_publishes,
     }
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
@@ -69,15 +67,28 @@ def emit_metrics(report: BatchReport) -> None:
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     pipeline = current_pipeline()
     records = event.get("Records", [])
-    report = pipeline.process([InboundMessage(r["messageId"], r.get("body", "")) for r in records])
+    messages = [InboundMessage(r["messageId"], r.get("body", "")) for r in records]
+    report = pipeline.process(messages, remaining_ms=context.get_remaining_time_in_millis)
     emit_metrics(report)
+    return partial_batch_response(messages, report)
 
-    def record_handler(record: SQSRecord) -> None:
-        reason = report.failed_messages.get(record.message_id)
-        if reason is not None:
-            raise RecordRetry(reason)
 
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+def partial_batch_response(messages: list[InboundMessage], report: BatchReport) -> dict[str, Any]:
+    """SQS partial batch response naming exactly the messages to retry (the rest are deleted).
+
+    The pipeline decides a batch as a whole (one read, shared transactions),
+    so the response is built from its report rather than per record. A batch
+    whose records are all retried (one throttled message alone, a model not
+    running) is returned like any other, not raised: it is routine, and the
+    function-errors alarm must mean a bug or a misconfiguration. Bugs and
+    deployment faults have their own metrics (UnexpectedErrors,
+    DeploymentFaults), which alarm.
+    """
+    return {
+        "batchItemFailures": [
+            {"itemIdentifier": m.message_id} for m in messages if m.message_id in report.failed_messages
+        ]
+    }

@@ -11,9 +11,26 @@ from urllib.parse import unquote_plus
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
+# Wide enough for any S3 sequencer seen so far; longer ones still compare right.
+SEQUENCER_ORDER_WIDTH = 64
+
+
 def comparable_sequencer(sequencer: str | None) -> str | None:
-    """S3 sequencers compare as hex strings once left-padded to equal length."""
-    return sequencer.upper().rjust(64, "0") if sequencer else None
+    """The order key of an S3 sequencer: upper-case hex, right-padded with zeros.
+
+    The S3 User Guide (event message structure) says sequencers of different
+    lengths compare after right-padding the shorter one with zeros; then a
+    plain string comparison orders them. Stored as ``sequencerOrder``.
+    """
+    return sequencer.upper().ljust(SEQUENCER_ORDER_WIDTH, "0") if sequencer else None
+
+
+def sequencer_is_newer(candidate: str | None, current: str | None) -> bool:
+    """True when ``candidate`` is strictly later than ``current``; False if either is unknown."""
+    if not candidate or not current:
+        return False
+    width = max(len(candidate), len(current))
+    return candidate.upper().ljust(width, "0") > current.upper().ljust(width, "0")
 
 
 class InvalidMessageError(ValueError):

@@ -5,11 +5,20 @@ read the current results in one BatchGetItem, label the new object versions
 concurrently (bounded), store each result conditionally, publish all events
 in PutEvents requests of up to 10 entries, then mark them published in one
 transaction. Every record ends acknowledged or named as a batch item failure.
+
+Faults between the steps (docs/reliability.md): no phase starts that could not
+finish before the invocation ends; a record that runs out of time is failed
+with nothing half-done (a stored result keeps no publish claim, so the retry
+publishes it without relabeling). Once EventBridge has accepted an event,
+nothing puts its record back on the queue: the mark is retried in-process
+within the remaining time, and a mark that still fails is only counted.
 """
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,11 +28,13 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from labeler.clients import LABEL_SECONDS, PUBLISH_SECONDS, STORE_SECONDS, AwsClients
 from labeler.config import SERVICE_NAME, LabelerConfig
+from labeler.deadline import InvocationDeadline, RemainingMillis
 from labeler.detector import CustomLabelsDetector, PermanentImageError, RetryableDetectionError
 from labeler.events import build_entry
-from labeler.notifications import InvalidMessageError, S3ObjectEvent, parse_message_body
-from labeler.publisher import EventPublisher
+from labeler.notifications import InvalidMessageError, S3ObjectEvent, parse_message_body, sequencer_is_newer
+from labeler.publisher import EventPublisher, PublishOutcome
 from labeler.results import LABELED, LabelResult
 from labeler.store import ObjectRef, ResultConflict, ResultStore, StoredState, StoreError
 
@@ -33,6 +44,14 @@ logger = Logger(service=SERVICE_NAME, child=True)
 # for this long; must stay well under the ingest queue's visibility timeout.
 DEFAULT_CLAIM_TTL_SECONDS = 120.0
 MAX_CONFLICT_ROUNDS = 3
+# Marking published, after PutEvents accepted: retried with a growing,
+# jittered backoff while the invocation has time, at most this often.
+MARK_ATTEMPTS = 10
+MARK_BACKOFF_SECONDS = (0.05, 1.0)  # first, cap
+
+
+class OutOfTimeError(Exception):
+    """The invocation has no time left for this step: retry the record, nothing half-done."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +75,11 @@ class BatchReport:
     stale: int = 0
     retries: int = 0
     throttles: int = 0
+    out_of_time: int = 0
+    unexpected_errors: int = 0
+    deployment_faults: int = 0
     publish_marks_failed: int = 0
+    ambiguous_publishes: int = 0
     labels_per_image: list[int] = field(default_factory=list)
     rekognition_latencies_ms: list[float] = field(default_factory=list)
 
@@ -87,9 +110,15 @@ class _Outcome:
     result: LabelResult | None = None
     retry_reason: str | None = None
     throttled: bool = False
+    out_of_time: bool = False
+    deployment_fault: bool = False  # AccessDenied, model not found: alarms
+    unexpected: bool = False  # a bug, not a fault: counted so that it alarms
     latency_ms: float | None = None
     unsaved: bool = False  # a new result still to be stored
     previous: StoredState | None = None  # the state it was decided against
+    # Republishing a result whose earlier publisher stopped after claiming it:
+    # its PutEvents may have been accepted (an unknown outcome).
+    after_unknown_outcome: bool = False
 
 
 def _raise(_task: _Task, error: Exception) -> _Outcome:
@@ -107,6 +136,8 @@ class LabelingPipeline:
         max_workers: int = 10,
         claim_ttl_seconds: float = DEFAULT_CLAIM_TTL_SECONDS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        deadline: InvocationDeadline | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._config = config
         self._detector = detector
@@ -115,12 +146,16 @@ class LabelingPipeline:
         self._max_workers = max_workers
         self._claim_ttl = claim_ttl_seconds
         self._clock = clock
+        self._deadline = deadline or InvocationDeadline()
+        self._sleep = sleep
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
 
     # -- entry point ---------------------------------------------------------
 
-    def process(self, messages: Sequence[InboundMessage]) -> BatchReport:
+    def process(self, messages: Sequence[InboundMessage], remaining_ms: RemainingMillis | None = None) -> BatchReport:
+        """Process one batch; ``remaining_ms`` is the Lambda context's clock (None: unbounded)."""
+        self._deadline.start(remaining_ms)
         report = BatchReport()
         tasks = self._collect(messages, report)
         if not tasks:
@@ -138,6 +173,7 @@ class LabelingPipeline:
         outcomes = list(self._pool().map(lambda task: self._guarded(task, self._prepare, states[task.ref]), tasks))
         self._save(tasks, outcomes)
         self._publish(tasks, outcomes, report)
+        report.unexpected_errors += sum(1 for outcome in outcomes if outcome.unexpected)
         return report
 
     # -- steps -----------------------------------------------------------------
@@ -210,8 +246,7 @@ class LabelingPipeline:
             if claimed_at is not None and now - claimed_at < self._claim_ttl:
                 return _Action.IN_PROGRESS
             return _Action.PUBLISH_STORED
-        ours = task.obj.sequencer_order
-        if ours is not None and state.sequencer_order is not None and state.sequencer_order > ours:
+        if sequencer_is_newer(state.sequencer, task.obj.sequencer):
             return _Action.STALE
         return _Action.LABEL
 
@@ -220,35 +255,71 @@ class LabelingPipeline:
         extra = {"objectKey": task.obj.key, "messageId": ",".join(task.message_ids), "resultId": task.result_id}
         try:
             return step(task, *args)
+        except OutOfTimeError as error:
+            logger.warning("Out of time; retrying record", extra={**extra, "error": str(error)})
+            return _Outcome(_Action.LABEL, retry_reason=str(error), out_of_time=True)
         except (StoreError, RetryableDetectionError) as error:
-            throttled = isinstance(error, RetryableDetectionError) and error.is_throttle
+            detection = error if isinstance(error, RetryableDetectionError) else None
             logger.warning("Retrying record", extra={**extra, "error": str(error)})
-            return _Outcome(_Action.LABEL, retry_reason=str(error), throttled=throttled)
+            return _Outcome(
+                _Action.LABEL,
+                retry_reason=str(error),
+                throttled=detection is not None and detection.is_throttle,
+                deployment_fault=detection is not None and detection.is_deployment_fault,
+            )
         except Exception as error:  # a bug must not lose the record: retry it
             logger.exception("Unexpected error; retrying record", extra=extra)
-            return _Outcome(_Action.LABEL, retry_reason=f"{type(error).__name__}: {error}")
+            return _Outcome(_Action.LABEL, retry_reason=f"{type(error).__name__}: {error}", unexpected=True)
 
     def _prepare(self, task: _Task, state: StoredState | None, labeled: _Outcome | None = None) -> _Outcome:
         """Decide against the current state; label (once) when a new result is needed."""
+        if labeled is not None and labeled.result is not None and _is_own_write(state, labeled.result):
+            # Our result went in although the write failed (a lost answer, or an
+            # index write after it): finish its index, then publish it.
+            self._store.sync_label_index(task.ref, labeled.result)
+            return _Outcome(_Action.LABEL, result=labeled.result, latency_ms=labeled.latency_ms)
         action = self._decide(task, state)
         if action in (_Action.DUPLICATE, _Action.STALE):
             return _Outcome(action)
         if action is _Action.IN_PROGRESS:
             return _Outcome(action, retry_reason="another worker is publishing this result")
         if action is _Action.PUBLISH_STORED:
-            if not self._store.claim_publication(task.ref, task.result_id, claim_ttl_seconds=self._claim_ttl):
-                return _Outcome(action, retry_reason="result was claimed or replaced meanwhile")
-            return _Outcome(action, result=self._load_stored(task))
+            return self._recover_stored(task, state)
         if labeled is not None and labeled.result is not None:
             return _Outcome(
                 _Action.LABEL, result=labeled.result, latency_ms=labeled.latency_ms, unsaved=True, previous=state
             )
+        if not self._deadline.allows(LABEL_SECONDS):
+            raise OutOfTimeError("not enough time left to label, store and publish")
         result, latency_ms = self._label(task.obj)
         return _Outcome(_Action.LABEL, result=result, latency_ms=latency_ms, unsaved=True, previous=state)
+
+    def _recover_stored(self, task: _Task, state: StoredState | None) -> _Outcome:
+        """A stored result was never marked published: repair its index, then publish it (no relabel)."""
+        if not self._deadline.allows(STORE_SECONDS):
+            raise OutOfTimeError("not enough time left to publish the stored result")
+        if not self._store.claim_publication(task.ref, task.result_id, claim_ttl_seconds=self._claim_ttl):
+            return _Outcome(_Action.PUBLISH_STORED, retry_reason="result was claimed or replaced meanwhile")
+        try:
+            stored = self._store.load(task.ref)
+            if stored is None or stored.get("resultId") != task.result_id:
+                raise StoreError("stored result disappeared before it was published")
+            result = LabelResult.from_item(stored)
+            # The write that stored it may have failed before the whole index was in.
+            self._store.sync_label_index(task.ref, result)
+        except Exception:
+            self._release_claim(task)
+            raise
+        unknown = state is not None and state.publish_claimed_at is not None
+        return _Outcome(_Action.PUBLISH_STORED, result=result, after_unknown_outcome=unknown)
 
     def _save(self, tasks: Sequence[_Task], outcomes: list[_Outcome]) -> None:
         pending = [i for i, outcome in enumerate(outcomes) if outcome.unsaved and outcome.retry_reason is None]
         if not pending:
+            return
+        if not self._deadline.allows(STORE_SECONDS):
+            for index in pending:
+                outcomes[index] = self._guarded(tasks[index], _raise, OutOfTimeError("not enough time left to store"))
             return
         pairs = [(outcomes[i].result, outcomes[i].previous) for i in pending]
         try:
@@ -260,23 +331,24 @@ class LabelingPipeline:
             task, outcome = tasks[index], outcomes[index]
             if error is None:
                 outcome.unsaved = False
-            elif isinstance(error, ResultConflict):
-                outcomes[index] = self._guarded(task, self._resolve_conflict, outcome)
             else:
-                outcomes[index] = self._guarded(task, _raise, error)
+                # A conflict, or an error whose write may still have gone in: decide again.
+                outcomes[index] = self._guarded(task, self._resolve_conflict, outcome, error)
 
-    def _resolve_conflict(self, task: _Task, labeled: _Outcome) -> _Outcome:
-        """Another writer changed the result since the batch read it: decide again."""
+    def _resolve_conflict(self, task: _Task, labeled: _Outcome, error: Exception) -> _Outcome:
+        """The write failed: another writer changed the result, or the answer was lost. Decide again."""
         for _ in range(MAX_CONFLICT_ROUNDS):
             outcome = self._prepare(task, self._store.current_state(task.ref), labeled)
             if not outcome.unsaved:
                 return outcome
+            if not isinstance(error, ResultConflict):
+                raise error  # it did not go in: retry the record (nothing half-done)
             try:
                 self._store.save(outcome.result, outcome.previous)  # type: ignore[arg-type]
                 outcome.unsaved = False
                 return outcome
-            except ResultConflict:
-                continue
+            except ResultConflict as conflict:
+                error = conflict
         return _Outcome(
             _Action.LABEL, retry_reason="the result kept changing concurrently", latency_ms=labeled.latency_ms
         )
@@ -288,29 +360,25 @@ class LabelingPipeline:
             return LabelResult.failed(obj, self._config, error.code, error.message, self._clock()), None
         return LabelResult.labeled(obj, self._config, detection.custom_labels, self._clock()), detection.latency_ms
 
-    def _load_stored(self, task: _Task) -> LabelResult:
-        item = self._store.load(task.ref)
-        if item is None or item.get("resultId") != task.result_id:
-            raise StoreError("stored result disappeared before it was published")
-        return LabelResult(
-            result_id=item["resultId"],
-            bucket=item["bucket"],
-            key=item["key"],
-            version_id=item.get("versionId"),
-            etag=item.get("etag", ""),
-            size=int(item.get("size", 0)),
-            sequencer=item.get("sequencer"),
-            project_version_arn=item["projectVersionArn"],
-            min_confidence=item.get("minConfidence"),
-            max_results=item.get("maxResults"),
-            status=item["status"],
-            processed_at=item["processedAt"],
-            custom_labels=item.get("customLabels", []),
-            error=item.get("error"),
-        )
-
     def _publish(self, tasks: Sequence[_Task], outcomes: Sequence[_Outcome], report: BatchReport) -> None:
-        ready: list[tuple[_Task, LabelResult]] = []
+        ready = self._ready_to_publish(tasks, outcomes, report)
+        if not ready:
+            return
+        if not self._deadline.allows(PUBLISH_SECONDS):
+            for task, _, _ in ready:  # stored, unpublished, unclaimed: the retry publishes it
+                logger.warning("Out of time before publishing; retrying record", extra={"objectKey": task.obj.key})
+                report.fail(task.message_ids, "not enough time left to publish")
+                report.retries += 1
+                report.out_of_time += 1
+                self._release_claim(task)
+            return
+        self._announce(ready, report)
+
+    def _ready_to_publish(
+        self, tasks: Sequence[_Task], outcomes: Sequence[_Outcome], report: BatchReport
+    ) -> list[tuple[_Task, _Outcome, LabelResult]]:
+        """Account for the records that end here; the rest have a result to publish."""
+        ready: list[tuple[_Task, _Outcome, LabelResult]] = []
         for task, outcome in zip(tasks, outcomes, strict=True):
             if outcome.latency_ms is not None:
                 report.rekognition_latencies_ms.append(outcome.latency_ms)
@@ -318,6 +386,8 @@ class LabelingPipeline:
                 report.fail(task.message_ids, outcome.retry_reason)
                 report.retries += 1
                 report.throttles += int(outcome.throttled)
+                report.out_of_time += int(outcome.out_of_time)
+                report.deployment_faults += int(outcome.deployment_fault)
             elif outcome.action is _Action.DUPLICATE:
                 report.duplicates += 1
                 logger.info(
@@ -331,21 +401,38 @@ class LabelingPipeline:
                     extra={"objectKey": task.obj.key, "messageId": ",".join(task.message_ids)},
                 )
             elif outcome.result is not None:
-                ready.append((task, outcome.result))
-        if not ready:
-            return
-        entries = [build_entry(result, self._config.event_source) for _, result in ready]
-        failures = self._publisher.publish(entries)
+                ready.append((task, outcome, outcome.result))
+        return ready
+
+    def _announce(self, ready: list[tuple[_Task, _Outcome, LabelResult]], report: BatchReport) -> None:
+        entries = [build_entry(result, self._config.event_source) for _, _, result in ready]
+        try:
+            sent = self._publisher.publish(entries)
+        except Exception as error:  # a bug in the adapter: nothing known to be accepted
+            logger.exception("Publishing failed; retrying records")
+            sent = PublishOutcome({r.result_id: f"{type(error).__name__}: {error}" for _, _, r in ready})
+            report.unexpected_errors += 1
+        # From here on events may have been accepted: nothing below may raise or
+        # put an accepted record back on the queue.
         published: list[tuple[ObjectRef, str]] = []
-        for task, result in ready:
-            error = failures.get(result.result_id)
+        for task, outcome, result in ready:
+            refusal = sent.failures.get(result.result_id)
             extra = {"objectKey": result.key, "messageId": ",".join(task.message_ids), "resultId": result.result_id}
-            if error is not None:
-                logger.warning("Event not accepted by EventBridge; retrying record", extra={**extra, "error": error})
-                report.fail(task.message_ids, error)
+            if result.result_id in sent.ambiguous:
+                report.ambiguous_publishes += 1
+                logger.warning("PutEvents outcome unknown; the retry may announce this result twice", extra=extra)
+            if refusal is not None:
+                logger.warning("Event not accepted by EventBridge; retrying record", extra={**extra, "error": refusal})
+                report.fail(task.message_ids, refusal)
                 report.retries += 1
                 self._release_claim(task)
                 continue
+            if outcome.after_unknown_outcome:
+                report.ambiguous_publishes += 1
+                logger.warning(
+                    "Published a result whose earlier publisher stopped after claiming it; may be a duplicate",
+                    extra=extra,
+                )
             published.append((task.ref, result.result_id))
             if result.status == LABELED:
                 report.labeled += 1
@@ -357,18 +444,37 @@ class LabelingPipeline:
                 extra={**extra, "status": result.status, "labelCount": result.label_count},
             )
         if published:
+            self._mark_published(published, report)
+
+    def _mark_published(self, published: list[tuple[ObjectRef, str]], report: BatchReport) -> None:
+        """Record the accepted events, retrying within the invocation; never raises.
+
+        A mark that never lands leaves the result unpublished: only a later
+        redelivery of its notification (after the claim expires) would
+        announce it again. That takes an outage longer than the invocation.
+        """
+        delay, cap = MARK_BACKOFF_SECONDS
+        for attempt in range(1, MARK_ATTEMPTS + 1):
             try:
                 self._store.mark_published(published)
-            except StoreError as error:
-                # Events went out: do not fail the records (that would publish
-                # twice). A later duplicate delivery may re-publish; counted.
-                report.publish_marks_failed += len(published)
-                logger.warning("Could not mark results published", extra={"error": str(error)})
+                return
+            except Exception as error:  # StoreError, or a bug: either way the events are out
+                wait = random.uniform(delay / 2, delay)
+                if attempt == MARK_ATTEMPTS or not self._deadline.allows(wait + STORE_SECONDS - PUBLISH_SECONDS):
+                    report.publish_marks_failed += len(published)
+                    logger.error(
+                        "Could not mark results published; a redelivery may announce them again",
+                        extra={"error": str(error), "attempts": attempt, "resultIds": [r for _, r in published]},
+                    )
+                    return
+                logger.warning("Mark published failed; retrying", extra={"error": str(error), "attempt": attempt})
+                self._sleep(wait)
+                delay = min(delay * 2, cap)
 
     def _release_claim(self, task: _Task) -> None:
         try:
             self._store.release_claim(task.ref, task.result_id)
-        except StoreError as error:  # the claim then expires on its own
+        except Exception as error:  # the claim then expires on its own
             logger.warning("Could not release publish claim", extra={"objectKey": task.obj.key, "error": str(error)})
 
     def _pool(self) -> ThreadPoolExecutor:
@@ -378,11 +484,16 @@ class LabelingPipeline:
             return self._executor
 
 
-def build_pipeline(config: LabelerConfig, clients: Any) -> LabelingPipeline:
-    """Wire the adapters around the given clients (real, moto or fakes)."""
+def _is_own_write(state: StoredState | None, result: LabelResult) -> bool:
+    return state is not None and state.result_id == result.result_id and state.processed_at == result.processed_at
+
+
+def build_pipeline(config: LabelerConfig, clients: AwsClients) -> LabelingPipeline:
+    """Wire the adapters around the given clients (real, moto or fakes) and their deadline."""
     return LabelingPipeline(
         config,
         detector=CustomLabelsDetector(clients.rekognition, config),
         store=ResultStore(clients.dynamodb, config.results_table_name),
         publisher=EventPublisher(clients.events, config.event_bus_name, config.event_source),
+        deadline=clients.deadline,
     )

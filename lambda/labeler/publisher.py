@@ -1,19 +1,33 @@
 """EventBridge adapter: PutEvents in requests of up to 10 entries and 256 KB.
 
 PutEvents reports per-entry failures inside a 200 response; every failed entry
-is returned to the caller so its record is retried, never dropped.
+is returned to the caller so its record is retried, never dropped. A call that
+failed after the request was sent (read timeout, connection closed) has an
+unknown outcome: EventBridge may have accepted its events. Those entries are
+failed too (so nothing is lost) and also reported as ambiguous: their retry may
+announce a result twice, with the same resultId, and is counted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from labeler.deadline import AMBIGUOUS_ERRORS
 from labeler.events import MAX_ENTRY_BYTES, EventEntry
 
 MAX_ENTRIES_PER_REQUEST = 10
+
+
+@dataclass
+class PublishOutcome:
+    """Entries not accepted ({resultId: error}); of those, the ones that may have been accepted."""
+
+    failures: dict[str, str] = field(default_factory=dict)
+    ambiguous: set[str] = field(default_factory=set)
 
 
 class EventPublisher:
@@ -37,9 +51,10 @@ class EventPublisher:
             requests.append(current)
         return requests
 
-    def publish(self, entries: Sequence[EventEntry]) -> dict[str, str]:
-        """Publish all entries; returns {resultId: error} for those not accepted."""
-        failures: dict[str, str] = {}
+    def publish(self, entries: Sequence[EventEntry]) -> PublishOutcome:
+        """Publish all entries; report those not accepted, and which of them may have been."""
+        outcome = PublishOutcome()
+        failures = outcome.failures
         for request in self.requests_for(entries):
             try:
                 response = self._client.put_events(
@@ -55,14 +70,16 @@ class EventPublisher:
                 )
             except (ClientError, BotoCoreError) as error:
                 failures.update({entry.result_id: f"PutEvents failed: {error}" for entry in request})
+                if isinstance(error, AMBIGUOUS_ERRORS):
+                    outcome.ambiguous.update(entry.result_id for entry in request)
                 continue
             if not response.get("FailedEntryCount"):
                 continue
             # Results come back in request order.
-            for entry, outcome in zip(request, response.get("Entries", []), strict=False):
-                if outcome.get("ErrorCode") or not outcome.get("EventId"):
-                    failures[entry.result_id] = f"{outcome.get('ErrorCode')}: {outcome.get('ErrorMessage')}"
+            for entry, answer in zip(request, response.get("Entries", []), strict=False):
+                if answer.get("ErrorCode") or not answer.get("EventId"):
+                    failures[entry.result_id] = f"{answer.get('ErrorCode')}: {answer.get('ErrorMessage')}"
             if len(response.get("Entries", [])) < len(request):
                 for entry in request[len(response.get("Entries", [])) :]:
                     failures[entry.result_id] = "PutEvents returned no outcome for this entry"
-        return failures
+        return outcome

@@ -1,4 +1,4 @@
-"""Read side of the results table: both SPEC §3 questions, each one DynamoDB Query.
+"""Read side of the results table: the object and by-label questions, each one DynamoDB Query.
 
 Importing this module reads no environment variable: operator tools use it
 from a laptop with their own credentials and an explicit table name.

@@ -66,6 +66,26 @@ class LabelResult:
         return len(self.custom_labels)
 
     @classmethod
+    def from_item(cls, item: dict[str, Any]) -> LabelResult:
+        """The result as ``queries.get_result`` returns it (continuation items reassembled)."""
+        return cls(
+            result_id=item["resultId"],
+            bucket=item["bucket"],
+            key=item["key"],
+            version_id=item.get("versionId"),
+            etag=item.get("etag", ""),
+            size=int(item.get("size", 0)),
+            sequencer=item.get("sequencer"),
+            project_version_arn=item["projectVersionArn"],
+            min_confidence=item.get("minConfidence"),
+            max_results=item.get("maxResults"),
+            status=item["status"],
+            processed_at=item["processedAt"],
+            custom_labels=item.get("customLabels", []),
+            error=item.get("error"),
+        )
+
+    @classmethod
     def _base(cls, obj: S3ObjectEvent, config: LabelerConfig, processed_at: datetime) -> dict[str, Any]:
         return {
             "result_id": obj.result_id(config.project_version_arn),

@@ -1,24 +1,33 @@
 """DynamoDB adapter: the write side of the results table.
 
 Writes are conditional so that concurrent or late deliveries can never
-overwrite a newer result, and a result and its label-index items change
-together in one transaction.
+overwrite a newer result. A result and its label-index items change together
+in one transaction when they fit in one (up to 99 index changes); a larger
+index is brought in line afterwards by ``sync_label_index``, which compares
+the stored index with the current result and is idempotent, so any retry can
+finish what a failed write left undone. Any error (an AWS error answer or a
+dropped connection) becomes a ``StoreError``: the record is retried.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from labeler import table_layout as layout
 from labeler.dynamo_codec import deserialize_item, estimated_item_size, estimated_size, serialize, serialize_item
 from labeler.notifications import comparable_sequencer
 from labeler.queries import get_result
 from labeler.results import LabelResult, best_confidences
+
+# What a call can raise: the service's error answer, or a connection-level error.
+AWS_ERRORS = (ClientError, BotoCoreError)
+SYNC_ROUNDS = 3
 
 MAX_ITEM_BYTES = 400 * 1024
 # Headroom under the 400 KB limit for our size estimate's error.
@@ -34,7 +43,7 @@ ObjectRef = tuple[str, str, str]  # (bucket, key, projectVersionArn)
 # What the pipeline needs to decide about an object before labeling it.
 _STATE_ATTRIBUTES = (
     "resultId",
-    "sequencerOrder",
+    "sequencer",
     "processedAt",
     "eventPublished",
     "publishClaimedAt",
@@ -42,6 +51,13 @@ _STATE_ATTRIBUTES = (
     "parts",
     "status",
 )
+
+
+def error_code(error: Exception) -> str:
+    """The AWS error code of a ClientError; '' for connection-level errors."""
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", ""))
+    return ""
 
 
 class StoreError(Exception):
@@ -57,7 +73,7 @@ class StoredState:
     """The current result item of one object for one model, as far as decisions go."""
 
     result_id: str
-    sequencer_order: str | None
+    sequencer: str | None
     processed_at: str
     published: bool
     publish_claimed_at: float | None
@@ -69,7 +85,7 @@ class StoredState:
         claimed = item.get("publishClaimedAt")
         return cls(
             result_id=str(item["resultId"]),
-            sequencer_order=item.get("sequencerOrder"),
+            sequencer=item.get("sequencer"),
             processed_at=str(item.get("processedAt", "")),
             published=bool(item.get("eventPublished", False)),
             publish_claimed_at=float(claimed) if claimed is not None else None,
@@ -173,6 +189,33 @@ def label_index_items(result: LabelResult) -> list[dict[str, Any]]:
     ]
 
 
+def _index_fields(item: dict[str, Any] | None) -> tuple[Any, ...] | None:
+    """What makes a stored index item current: its result and confidence."""
+    if item is None:
+        return None
+    return (item.get("resultId"), float(item.get(layout.LABEL_INDEX_SORT_KEY, -1)), item.get("versionId"))
+
+
+def _query_partition(client: Any, table: str, partition: str, prefix: str) -> dict[str, dict[str, Any]]:
+    """All items of one partition whose sort key starts with ``prefix``, by sort key (strongly consistent)."""
+    request: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+        "ExpressionAttributeNames": {"#pk": layout.PARTITION_KEY, "#sk": layout.SORT_KEY},
+        "ExpressionAttributeValues": {":pk": {"S": partition}, ":prefix": {"S": prefix}},
+        "ConsistentRead": True,
+    }
+    items: dict[str, dict[str, Any]] = {}
+    while True:
+        response = client.query(**request)
+        for raw in response.get("Items", []):
+            item = deserialize_item(raw)
+            items[item[layout.SORT_KEY]] = item
+        if "LastEvaluatedKey" not in response:
+            return items
+        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
 class ResultStore:
     def __init__(self, client: Any, table_name: str, *, clock: Callable[[], float] = time.time) -> None:
         self._client = client
@@ -200,7 +243,7 @@ class ResultStore:
             for attempt in range(UNPROCESSED_RETRIES + 1):
                 try:
                     response = self._client.batch_get_item(RequestItems=request)
-                except ClientError as error:
+                except AWS_ERRORS as error:
                     raise StoreError(f"BatchGetItem failed: {error}") from error
                 for raw in response.get("Responses", {}).get(self._table, []):
                     item = deserialize_item(raw)
@@ -221,7 +264,7 @@ class ResultStore:
     def current_state(self, ref: ObjectRef) -> StoredState | None:
         try:
             response = self._client.get_item(TableName=self._table, Key=result_key(*ref), ConsistentRead=True)
-        except ClientError as error:
+        except AWS_ERRORS as error:
             raise StoreError(f"GetItem failed: {error}") from error
         item = response.get("Item")
         return StoredState.from_item(deserialize_item(item)) if item else None
@@ -273,19 +316,14 @@ class ResultStore:
         if parts:  # keyed by resultId: harmless until the result item points at them
             self._batch_write([{"PutRequest": {"Item": serialize_item(part)}} for part in parts])
         self._transact(actions[:MAX_TRANSACTION_ACTIONS], conflict_index=0)
-        # Only results with more than 99 distinct labels get here; each further
-        # transaction only applies while this result is still the current one.
-        for chunk in _chunks(actions[MAX_TRANSACTION_ACTIONS:], MAX_TRANSACTION_ACTIONS - 1):
-            guard = {
-                "ConditionCheck": {
-                    "TableName": self._table,
-                    "Key": result_key(result.bucket, result.key, result.project_version_arn),
-                    "ConditionExpression": "#rid = :rid",
-                    "ExpressionAttributeNames": {"#rid": "resultId"},
-                    "ExpressionAttributeValues": {":rid": {"S": result.result_id}},
-                }
-            }
-            self._transact([guard, *chunk], conflict_index=0)
+        if len(actions) > MAX_TRANSACTION_ACTIONS:
+            # More than 99 index changes: the rest by comparison with what is stored.
+            ref = (result.bucket, result.key, result.project_version_arn)
+            try:
+                self.sync_label_index(ref, result)
+            except StoreError:
+                self._release_quietly(ref, result.result_id)  # so the retry need not wait for the claim
+                raise
         if previous is not None and previous.parts and previous.result_id != result.result_id:
             old_parts = [
                 layout.part_sort_key(result.project_version_arn, previous.result_id, n)
@@ -335,9 +373,9 @@ class ResultStore:
             try:
                 self._client.transact_write_items(TransactItems=[a for _, actions in group for a in actions])
                 return
-            except ClientError as error:
-                reasons = error.response.get("CancellationReasons") or []
-                if error.response.get("Error", {}).get("Code") != "TransactionCanceledException" or not any(
+            except AWS_ERRORS as error:
+                reasons = (error.response.get("CancellationReasons") or []) if isinstance(error, ClientError) else []
+                if error_code(error) != "TransactionCanceledException" or not any(
                     r.get("Code") == "ConditionalCheckFailed" for r in reasons
                 ):
                     break  # throttled, conflicting transaction...: each on its own below
@@ -354,6 +392,50 @@ class ResultStore:
                 self._transact(actions, conflict_index=0)
             except (ResultConflict, StoreError) as error:
                 outcomes[index] = error
+
+    def sync_label_index(self, ref: ObjectRef, result: LabelResult) -> None:
+        """Make the label index of ``ref`` equal the current result (which ``result`` is, as far as we know).
+
+        Idempotent: compares the stored index items with the result's and
+        writes only the difference. If the current result changed meanwhile
+        (a concurrent writer), this writer may have overwritten the newer
+        index, so it syncs again to the current result until it stays put.
+        """
+        target = result
+        for _ in range(SYNC_ROUNDS):
+            self._sync_index_once(target)
+            state = self.current_state(ref)
+            if state is None or state.result_id == target.result_id:
+                return
+            stored = self.load(ref)
+            if stored is None:
+                return
+            target = LabelResult.from_item(stored)
+        raise StoreError("the result kept changing while its label index was synced")
+
+    def _sync_index_once(self, result: LabelResult) -> None:
+        partition = layout.object_partition(result.bucket, result.key)
+        prefix = layout.label_sort_key(result.project_version_arn, "")
+        try:
+            stored = _query_partition(self._client, self._table, partition, prefix)
+        except AWS_ERRORS as error:
+            raise StoreError(f"Query (label index) failed: {error}") from error
+        wanted = {item[layout.SORT_KEY]: item for item in label_index_items(result)}
+        requests: list[dict[str, Any]] = [
+            {"PutRequest": {"Item": serialize_item(item)}}
+            for sort_key, item in wanted.items()
+            if _index_fields(stored.get(sort_key)) != _index_fields(item)
+        ]
+        requests.extend(
+            {"DeleteRequest": {"Key": _key(result.bucket, result.key, sort_key)}}
+            for sort_key in stored
+            if sort_key not in wanted
+        )
+        self._batch_write(requests)
+
+    def _release_quietly(self, ref: ObjectRef, result_id: str) -> None:
+        with contextlib.suppress(StoreError):  # the claim then expires on its own
+            self.release_claim(ref, result_id)
 
     def claim_publication(self, ref: ObjectRef, result_id: str, *, claim_ttl_seconds: float) -> bool:
         """Take the right to publish a stored but unpublished result.
@@ -378,8 +460,8 @@ class ResultStore:
                     ":stale": serialize(now - claim_ttl_seconds),
                 },
             )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+        except AWS_ERRORS as error:
+            if error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise StoreError(f"UpdateItem (claim) failed: {error}") from error
         return True
@@ -395,8 +477,8 @@ class ResultStore:
                 ExpressionAttributeNames={"#claim": "publishClaimedAt", "#rid": "resultId", "#pub": "eventPublished"},
                 ExpressionAttributeValues={":rid": {"S": result_id}, ":false": {"BOOL": False}},
             )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+        except AWS_ERRORS as error:
+            if error_code(error) != "ConditionalCheckFailedException":
                 raise StoreError(f"UpdateItem (release claim) failed: {error}") from error
 
     def mark_published(self, published: Sequence[tuple[ObjectRef, str]]) -> None:
@@ -425,14 +507,14 @@ class ResultStore:
                 try:
                     self._client.transact_write_items(TransactItems=[{"Update": update(*entry)} for entry in chunk])
                     continue
-                except ClientError as error:
-                    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                except AWS_ERRORS as error:
+                    if error_code(error) != "TransactionCanceledException":
                         raise StoreError(f"TransactWriteItems (mark published) failed: {error}") from error
             for entry in chunk:
                 try:
                     self._client.update_item(**update(*entry))
-                except ClientError as error:
-                    if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                except AWS_ERRORS as error:
+                    if error_code(error) != "ConditionalCheckFailedException":
                         raise StoreError(f"UpdateItem (mark published) failed: {error}") from error
 
     # -- helpers -----------------------------------------------------------
@@ -440,10 +522,10 @@ class ResultStore:
     def _transact(self, actions: list[dict[str, Any]], *, conflict_index: int) -> None:
         try:
             self._client.transact_write_items(TransactItems=actions)
-        except ClientError as error:
-            reasons = error.response.get("CancellationReasons") or []
+        except AWS_ERRORS as error:
+            reasons = (error.response.get("CancellationReasons") or []) if isinstance(error, ClientError) else []
             if (
-                error.response.get("Error", {}).get("Code") == "TransactionCanceledException"
+                error_code(error) == "TransactionCanceledException"
                 and len(reasons) > conflict_index
                 and reasons[conflict_index].get("Code") == "ConditionalCheckFailed"
             ):
@@ -456,7 +538,7 @@ class ResultStore:
             for attempt in range(UNPROCESSED_RETRIES + 1):
                 try:
                     response = self._client.batch_write_item(RequestItems=pending)
-                except ClientError as error:
+                except AWS_ERRORS as error:
                     raise StoreError(f"BatchWriteItem failed: {error}") from error
                 pending = response.get("UnprocessedItems") or {}
                 if not pending:

@@ -14,6 +14,8 @@ from labeler.dynamo_codec import deserialize_item, serialize
 from manager.logic import ManagerState
 
 STATE_KEY = "pk"
+MAX_MESSAGE_ATTRIBUTES = 10  # SQS's limit per message
+MOVED_REASON_ATTRIBUTE = "autolabelDeadLetteredBecause"
 
 
 def project_name(version_arn: str) -> str:
@@ -95,6 +97,50 @@ class IngestQueue:
         )["Attributes"]
         return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
+    def move_waiting_to(
+        self, destination_url: str, *, reason: str, max_batches: int, visibility_timeout: int = 60
+    ) -> int:
+        """Move waiting messages to ``destination_url`` (the DLQ) in at most ``max_batches`` batches of 10.
+
+        SQS's StartMessageMoveTask only moves *out of* a DLQ, so: receive, send
+        the same body and attributes to the DLQ, and delete from this queue only
+        what the DLQ accepted. A crash between send and delete duplicates a
+        message (the labeler dedupes on redrive), it never loses one; what is
+        not deleted comes back after ``visibility_timeout`` and is moved by a
+        later run. Returns how many messages left this queue.
+        """
+        moved = 0
+        for _ in range(max_batches):
+            messages = self._client.receive_message(
+                QueueUrl=self._url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=0,
+                VisibilityTimeout=visibility_timeout,
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not messages:
+                break
+            entries = []
+            for index, message in enumerate(messages):
+                attributes = dict(message.get("MessageAttributes", {}))
+                if len(attributes) < MAX_MESSAGE_ATTRIBUTES:
+                    attributes[MOVED_REASON_ATTRIBUTE] = {"DataType": "String", "StringValue": reason[:256]}
+                entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
+                if attributes:
+                    entry["MessageAttributes"] = attributes
+                entries.append(entry)
+            sent = self._client.send_message_batch(QueueUrl=destination_url, Entries=entries)
+            accepted = [messages[int(entry["Id"])] for entry in sent.get("Successful", [])]
+            if accepted:
+                deleted = self._client.delete_message_batch(
+                    QueueUrl=self._url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(accepted)],
+                )
+                moved += len(deleted.get("Successful", []))
+            if len(accepted) < len(messages) or len(messages) < 10:
+                break  # the DLQ refused some (retried next run), or this queue is drained
+        return moved
+
 
 class LabelerTrigger:
     """The labeler's SQS event source mapping: paused while the model cannot answer."""
@@ -143,6 +189,17 @@ class ManagerStateStore:
         item = deserialize_item(response.get("Attributes", {}))
         stored = json.loads(item.get("state", "{}"))
         return ManagerState(**{k: v for k, v in stored.items() if k in ManagerState.__dataclass_fields__})
+
+    def record(self, owner: str, state: ManagerState) -> None:
+        """Save the state and keep the lease: an intent written before acting on it."""
+        self._client.update_item(
+            TableName=self._table,
+            Key=self._key,
+            UpdateExpression="SET #state = :state",
+            ConditionExpression="leaseOwner = :owner",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":state": {"S": json.dumps(asdict(state))}, ":owner": {"S": owner}},
+        )
 
     def save_and_release(self, owner: str, state: ManagerState) -> None:
         self._client.update_item(

@@ -20,6 +20,10 @@ WINDOW_PATTERN = re.compile(
     r"(?P<start>\d{2}:\d{2})-(?P<end>\d{2}:\d{2})$"
 )
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+DEFAULT_OUTAGE_GRACE_MINUTES = 24 * 60
+# The ingest queue keeps messages 14 days (SQS's maximum); the grace must end
+# well before that, so at most 13 days.
+MAX_OUTAGE_GRACE_MINUTES = 13 * 24 * 60
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,10 @@ class ManagerConfig:
     always_on_windows: tuple[Window, ...] = ()
     stop_models_started_elsewhere: bool = False
     starting_timeout_minutes: int = 30
+    # Where waiting work goes once it has waited this long for a model that is
+    # not running (None: nowhere; only tests and simulations that do not care).
+    dead_letter_queue_url: str | None = None
+    outage_grace_minutes: int = DEFAULT_OUTAGE_GRACE_MINUTES
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> ManagerConfig:
@@ -129,4 +137,9 @@ class ManagerConfig:
                 environ.get("STARTING_TIMEOUT_MINUTES"), "STARTING_TIMEOUT_MINUTES"
             )
             or 30,
+            dead_letter_queue_url=_required(environ, "DEAD_LETTER_QUEUE_URL"),
+            outage_grace_minutes=parse_positive_int(
+                environ.get("OUTAGE_GRACE_MINUTES"), "OUTAGE_GRACE_MINUTES", maximum=MAX_OUTAGE_GRACE_MINUTES
+            )
+            or DEFAULT_OUTAGE_GRACE_MINUTES,
         )

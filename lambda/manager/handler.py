@@ -2,8 +2,8 @@
 
 One run: take the lease, observe (model status, queue depth, trigger state),
 decide (``logic.decide``), act in a safe order (pause the trigger before a
-stop; resume it only once RUNNING), announce transitions it causes, save the
-state and release the lease.
+stop; record the intent before a start; resume the trigger only once RUNNING),
+announce transitions it causes, save the state and release the lease.
 """
 
 from __future__ import annotations
@@ -27,11 +27,14 @@ from labeler.events import EventEntry
 from labeler.publisher import EventPublisher
 from manager.adapters import CustomLabelsModel, IngestQueue, LabelerTrigger, ManagerStateStore
 from manager.config import ManagerConfig
-from manager.logic import FAILED, RUNNING, Observation, Plan, decide
+from manager.logic import FAILED, RUNNING, Observation, Plan, decide, in_window
 
 SERVICE_NAME = "autolabel-model-manager"
 MODEL_STATE_CHANGED = "Model State Changed"
 LEASE_SECONDS = 50.0  # under the one-minute schedule
+# Up to 1,000 messages moved to the DLQ per run (about 300 SQS calls, seconds),
+# well inside the function's timeout and the lease.
+MOVE_BATCHES_PER_RUN = 100
 
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
@@ -47,6 +50,8 @@ class Manager:
     publisher: EventPublisher
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     last_observation: Observation | None = None
+    last_moved: int = 0  # messages the last run moved to the DLQ
+    move_batches_per_run: int = MOVE_BATCHES_PER_RUN
 
     @classmethod
     def from_clients(
@@ -75,6 +80,7 @@ class Manager:
 
     def run_once(self, owner: str | None = None) -> Plan | None:
         owner = owner or str(uuid.uuid4())
+        self.last_moved = 0
         state = self.store.acquire(owner, LEASE_SECONDS)
         if state is None:
             logger.info("Another manager run holds the lease; nothing to do")
@@ -84,12 +90,12 @@ class Manager:
             visible, in_flight = self.queue.depth()
             observation = Observation(self.model.status(), visible, in_flight, self.trigger.enabled())
             plan = decide(observation, state, self.config, self.clock())
-            self._act(observation, plan)
+            self._act(owner, observation, plan)
             return plan
         finally:
             self.store.save_and_release(owner, plan.state if plan is not None else state)
 
-    def _act(self, observation: Observation, plan: Plan) -> None:
+    def _act(self, owner: str, observation: Observation, plan: Plan) -> None:
         extra = {
             "status": observation.status,
             "visible": observation.visible,
@@ -99,9 +105,17 @@ class Manager:
         if observation.trigger_enabled and not plan.trigger_enabled:
             self.trigger.set_enabled(False)  # first: no batch may meet a stopping model
             logger.info("Paused the labeler's SQS trigger", extra=extra)
-        if plan.start and self.model.start(self.config.min_inference_units, self.config.max_inference_units):
-            logger.info("Started the model", extra=extra)
-            self._announce(observation.status, "STARTING", plan.reason)
+        if plan.move_to_dead_letter_queue:
+            self._dead_letter_waiting_work(observation, plan, extra)
+        if plan.start:
+            # The intent ("we are starting it") is saved under the lease before the
+            # call: if the save after it fails or this run dies, the model is still
+            # ours and gets stopped when idle. A start that then does not happen is
+            # harmless: the next run sees a stopped model and decides again.
+            self.store.record(owner, plan.state)
+            if self.model.start(self.config.min_inference_units, self.config.max_inference_units):
+                logger.info("Started the model", extra=extra)
+                self._announce(observation.status, "STARTING", plan.reason)
         if plan.stop and self.model.stop():
             logger.info("Stopped the model", extra=extra)
             self._announce(observation.status, "STOPPING", plan.reason)
@@ -109,6 +123,23 @@ class Manager:
             self.trigger.set_enabled(True)
             logger.info("Resumed the labeler's SQS trigger", extra=extra)
         self.last_observation = observation
+
+    def _dead_letter_waiting_work(self, observation: Observation, plan: Plan, extra: dict[str, Any]) -> None:
+        """Work has waited the grace period for a model that is not running: to the DLQ, before it can expire."""
+        if self.config.dead_letter_queue_url is None:
+            logger.error("Work waited past the grace period but no DLQ is configured", extra=extra)
+            return
+        reason = (
+            f"waited {plan.waiting_minutes:.0f} min (grace {self.config.outage_grace_minutes}) "
+            f"for model {self.config.project_version_arn} ({observation.status or 'NOT FOUND'})"
+        )
+        self.last_moved = self.queue.move_waiting_to(
+            self.config.dead_letter_queue_url, reason=reason, max_batches=self.move_batches_per_run
+        )
+        logger.warning(
+            "Moved waiting messages to the DLQ: the model has not run for the grace period; redrive once it runs",
+            extra={**extra, "moved": self.last_moved, "waitingMinutes": round(plan.waiting_minutes)},
+        )
 
     def _announce(self, previous: str | None, requested: str, reason: str) -> None:
         detail = {
@@ -122,7 +153,7 @@ class Manager:
             "at": self.clock().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }
         entry = EventEntry(MODEL_STATE_CHANGED, detail, json.dumps(detail), f"{previous}->{requested}")
-        failures = self.publisher.publish([entry])
+        failures = self.publisher.publish([entry]).failures
         if failures:  # the transition happened; the event is informational
             logger.warning("Could not publish Model State Changed", extra={"error": next(iter(failures.values()))})
 
@@ -163,10 +194,20 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="ModelFailed", unit=MetricUnit.Count, value=int(status == FAILED))
     metrics.add_metric(name="ModelNotFound", unit=MetricUnit.Count, value=int(status is None))
     metrics.add_metric(name="ModelStartingMinutes", unit=MetricUnit.Count, value=plan.starting_minutes)
+    # Running idle on purpose (alwaysOn or an always-on window): silences the cost guard alarm.
+    kept_on = manager.config.always_on or in_window(manager.config, manager.clock())
+    metrics.add_metric(name="ModelKeptOn", unit=MetricUnit.Count, value=int(kept_on))
+    # Work waiting on a FAILED / deleted model (alarmed at once), for how long, and what reached the DLQ.
+    metrics.add_metric(
+        name="WorkWaitingOnUnusableModel", unit=MetricUnit.Count, value=int(plan.work_waits_on_unusable_model)
+    )
+    metrics.add_metric(name="WorkWaitingMinutes", unit=MetricUnit.Count, value=plan.waiting_minutes)
+    metrics.add_metric(name="MessagesMovedToDeadLetterQueue", unit=MetricUnit.Count, value=manager.last_moved)
     return {
         "acted": True,
         "start": plan.start,
         "stop": plan.stop,
         "triggerEnabled": plan.trigger_enabled,
         "reason": plan.reason,
+        "movedToDeadLetterQueue": manager.last_moved,
     }

@@ -8,6 +8,14 @@ Rules:
 - A running model is stopped after ``idle_minutes`` with no work, unless it
   is wanted for another reason, or it was started by someone else (unless
   ``stop_models_started_elsewhere``).
+- Nothing waits forever: the state remembers since when work has been waiting
+  while the model was not RUNNING (whatever the reason: FAILED, deleted, a
+  start that keeps failing or never ends). Once that lasts
+  ``outage_grace_minutes``, the waiting messages are moved to the DLQ (every
+  run, until the model runs or the queue is empty), long before the queue's
+  retention would delete them. A queue seen empty, a RUNNING model, or a model
+  that becomes startable again (repaired, e.g. FAILED -> STOPPED) restarts the
+  clock, so a message waits at most about the grace period.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ STOPPING = "STOPPING"
 STOPPED = "STOPPED"
 FAILED = "FAILED"
 STARTABLE = frozenset({STOPPED, "TRAINING_COMPLETED"})
+# Statuses the manager can bring to RUNNING by itself (or that are on the way).
+RUNNABLE = frozenset({RUNNING, STARTING, STOPPING, *STARTABLE})
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,7 @@ class ManagerState:
     idle_since: float | None = None  # epoch seconds since when no work was seen
     starting_since: float | None = None  # when it asked for a start (stuck detection)
     last_status: str | None = None
+    waiting_since: float | None = None  # since when work has waited while the model was not RUNNING
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,9 @@ class Plan:
     state: ManagerState
     reason: str
     starting_minutes: float = 0.0  # how long a start has been pending (alarmed when too long)
+    waiting_minutes: float = 0.0  # how long work has waited for a model that is not RUNNING
+    move_to_dead_letter_queue: bool = False  # waited past the grace period: DLQ it, never let it expire
+    work_waits_on_unusable_model: bool = False  # FAILED, deleted...: alarmed at once
 
     @property
     def transition(self) -> str | None:
@@ -68,6 +82,26 @@ def in_window(config: ManagerConfig, now: datetime) -> bool:
 
 
 def decide(observation: Observation, state: ManagerState, config: ManagerConfig, now: datetime) -> Plan:
+    clock = now.timestamp()
+    status = observation.status
+    repaired = state.last_status not in RUNNABLE and status in RUNNABLE  # e.g. FAILED -> STOPPED: a fresh chance
+    if status == RUNNING or not observation.work:
+        waiting_since = None
+    elif state.waiting_since is None or repaired:
+        waiting_since = clock
+    else:
+        waiting_since = state.waiting_since
+    plan = _decide_model(observation, replace(state, waiting_since=waiting_since), config, now)
+    waiting_minutes = (clock - waiting_since) / 60 if waiting_since is not None else 0.0
+    return replace(
+        plan,
+        waiting_minutes=waiting_minutes,
+        move_to_dead_letter_queue=waiting_since is not None and waiting_minutes >= config.outage_grace_minutes,
+        work_waits_on_unusable_model=observation.work and status not in RUNNABLE,
+    )
+
+
+def _decide_model(observation: Observation, state: ManagerState, config: ManagerConfig, now: datetime) -> Plan:
     clock = now.timestamp()
     kept_on = config.always_on or in_window(config, now)
     wanted = kept_on or observation.work

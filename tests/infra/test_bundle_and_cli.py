@@ -6,9 +6,11 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from infra.bundling import bundle_labeler, pinned_requirements
+from infra.runtime import PYTHON_VERSION, RUNTIME
 
 ROOT = Path(__file__).resolve().parents[2]
 ARN = "arn:aws:rekognition:us-east-1:123456789012:project/p/version/p.1/1700000000000"
@@ -21,8 +23,43 @@ def test_asset_holds_the_labeler_and_its_pinned_runtime_dependencies(tmp_path: P
     assert {"labeler", "manager", "aws_lambda_powertools", "jmespath"} <= names
     assert (tmp_path / "labeler" / "handler.py").is_file() and (tmp_path / "manager" / "handler.py").is_file()
     assert not {"boto3", "botocore", "moto", "PIL", "tests"} & names  # the runtime has boto3; no dev packages
-    assert not list(tmp_path.rglob("__pycache__"))
     assert pinned_requirements() == {"aws-lambda-powertools": "3.37.0"}
+
+
+def test_asset_ships_bytecode_for_the_runtime_python(tmp_path: Path) -> None:
+    bundle_labeler(tmp_path)
+    tag = sys.implementation.cache_tag  # e.g. cpython-311
+    assert f"cpython-{PYTHON_VERSION.replace('.', '')}" == tag
+    sources = [p for p in tmp_path.rglob("*.py") if "__pycache__" not in p.parts]
+    missing = [p for p in sources if not (p.parent / "__pycache__" / f"{p.stem}.{tag}.pyc").is_file()]
+    assert sources and missing == []
+    # Unchecked-hash pycs (flags = 0b01): valid whatever the zip does to file times.
+    pyc = tmp_path / "labeler" / "__pycache__" / f"handler.{tag}.pyc"
+    assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 0b01
+
+
+def test_handler_imports_from_bytecode_without_compiling(tmp_path: Path) -> None:
+    bundle_labeler(tmp_path)
+    for path in tmp_path.rglob("*.py"):
+        if "__pycache__" not in path.parts:
+            os.utime(path, (0, 0))  # like a zip that normalises times: unchecked pycs stay valid
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.pyc")}
+    subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import labeler.handler"],
+        check=True,
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"]},
+    )
+    after = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.pyc")}
+    assert after == before  # nothing recompiled or added
+
+
+def test_one_python_version_for_runtime_build_and_checks() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["tool"]["mypy"]["python_version"] == PYTHON_VERSION
+    assert pyproject["tool"]["ruff"]["target-version"] == "py" + PYTHON_VERSION.replace(".", "")
+    assert f"{sys.version_info.major}.{sys.version_info.minor}" == PYTHON_VERSION
+    assert RUNTIME.name == f"python{PYTHON_VERSION}"
 
 
 def test_handler_imports_from_the_asset_alone(tmp_path: Path) -> None:

@@ -142,6 +142,9 @@ def test_with_project_arn_there_is_no_lookup(template: Template) -> None:
         ("idleMinutes", "0"),
         ("alwaysOn", "maybe"),
         ("modelManager", "perhaps"),
+        ("modelOutageGraceHours", "0"),
+        ("modelOutageGraceHours", "313"),  # past 13 days: too close to the queue's 14-day expiry
+        ("modelOutageGraceHours", "a day"),
     ],
 )
 def test_invalid_manager_settings_name_their_key(key: str, value: str) -> None:
@@ -153,3 +156,86 @@ def test_max_units_below_min_units_is_refused() -> None:
     context = {"projectVersionArn": ARN, "projectArn": PROJECT_ARN, "minInferenceUnits": 3, "maxInferenceUnits": 2}
     with pytest.raises(SettingsError, match="maxInferenceUnits"):
         StackSettings.from_context(context.get)
+
+
+def alarm_named(template: Template, fragment: str) -> dict[str, Any]:
+    (alarm,) = [
+        a["Properties"] for rid, a in template.find_resources("AWS::CloudWatch::Alarm").items() if fragment in rid
+    ]
+    return alarm
+
+
+def test_a_single_manager_error_alarms(template: Template) -> None:
+    alarm = alarm_named(template, "ManagerErrors")
+    assert (alarm["MetricName"], alarm["Statistic"], alarm["Threshold"]) == ("Errors", "Sum", 1)
+    assert alarm["EvaluationPeriods"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_cost_guard_alarms_on_a_model_running_with_an_empty_queue_past_idle_minutes_whatever_the_cause(
+    template: Template,
+) -> None:
+    alarm = alarm_named(template, "ModelRunningIdle")
+    # idleMinutes=20 in this stack, plus a 15-minute margin, in 5-minute periods: 7 periods in a row.
+    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 7
+    assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["AlarmActions"][0]["Ref"].startswith("MonitoringAlarmTopic")
+    queries = {q["Id"]: q for q in alarm["Metrics"]}
+    (expression,) = [q for q in queries.values() if "Expression" in q]
+    assert expression["ReturnData"] is True
+    text = expression["Expression"]
+    assert "units" in text and "visible" in text and "inFlight" in text and "keptOn" in text
+    units = queries["units"]["MetricStat"]["Metric"]
+    # Rekognition's own metric, not the manager's: it alarms even when the manager is broken or absent.
+    assert units["Namespace"] == "AWS/Rekognition" and units["MetricName"] == "InServiceInferenceUnits"
+    assert {d["Name"]: d["Value"] for d in units["Dimensions"]} == {
+        "ProjectName": "autolabel-local",
+        "VersionName": "autolabel-local.1",
+    }
+    assert queries["visible"]["MetricStat"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert queries["inFlight"]["MetricStat"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesNotVisible"
+    assert queries["keptOn"]["MetricStat"]["Metric"]["MetricName"] == "ModelKeptOn"
+    for query in ("units", "visible", "inFlight", "keptOn"):
+        assert queries[query]["ReturnData"] is False
+
+
+def test_outage_grace_defaults_to_a_day_and_is_configurable() -> None:
+    base = {"projectVersionArn": ARN, "projectArn": PROJECT_ARN}
+    assert StackSettings.from_context(base.get).model_outage_grace_hours == 24
+    assert StackSettings.from_context({**base, "modelOutageGraceHours": "72"}.get).model_outage_grace_hours == 72
+    assert StackSettings.from_context({**base, "modelOutageGraceHours": 312}.get).model_outage_grace_hours == 312
+
+
+def test_manager_may_move_waiting_work_from_the_ingest_queue_to_the_dlq_only(template: Template) -> None:
+    statements = manager_statements(template)
+    queues = template.find_resources("AWS::SQS::Queue")
+    (ingest,) = [rid for rid, q in queues.items() if "RedrivePolicy" in q["Properties"]]
+    (dlq,) = [rid for rid in queues if rid != ingest]
+    take = statements["TakeWaitingWorkOffTheIngestQueue"]
+    assert sorted(take["Action"]) == ["sqs:DeleteMessage", "sqs:ReceiveMessage"]
+    assert take["Resource"] == {"Fn::GetAtt": [ingest, "Arn"]}
+    assert statements["DeadLetterWaitingWork"]["Action"] == "sqs:SendMessage"
+    assert statements["DeadLetterWaitingWork"]["Resource"] == {"Fn::GetAtt": [dlq, "Arn"]}
+    assert statements["ReadQueueDepth"]["Resource"] == {"Fn::GetAtt": [ingest, "Arn"]}
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "manager.handler.handler",
+            "Environment": {
+                "Variables": Match.object_like({"DEAD_LETTER_QUEUE_URL": {"Ref": dlq}, "OUTAGE_GRACE_MINUTES": "1440"})
+            },
+        },
+    )
+
+
+def test_work_waiting_on_a_model_that_cannot_run_alarms_and_the_grace_is_configurable() -> None:
+    _stack, template = synth(modelOutageGraceHours="72")
+    alarm = alarm_named(template, "WorkWaitsOnUnusableModel")
+    assert (alarm["MetricName"], alarm["Threshold"], alarm["EvaluationPeriods"]) == ("WorkWaitingOnUnusableModel", 1, 1)
+    assert "72 h" in alarm["AlarmDescription"]
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "manager.handler.handler",
+            "Environment": {"Variables": Match.object_like({"OUTAGE_GRACE_MINUTES": str(72 * 60)})},
+        },
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -245,6 +246,16 @@ def test_results_table_layout_encryption_and_pitr(template: Template) -> None:
     )
 
 
+def test_every_function_runs_the_python_the_project_is_tested_with(template: Template) -> None:
+    ours = {  # aws-cdk-lib's own bucket-notifications handler is not our code
+        f["Properties"]["Handler"]: f["Properties"]["Runtime"]
+        for f in template.find_resources("AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] in ("labeler.handler.handler", "manager.handler.handler")
+    }
+    tested_with = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    assert ours == {"labeler.handler.handler": tested_with, "manager.handler.handler": tested_with}
+
+
 def test_function_environment_comes_from_resources_and_settings(template: Template) -> None:
     table_id = next(iter(template.find_resources("AWS::DynamoDB::Table")))
     bus_id = next(iter(template.find_resources("AWS::Events::EventBus")))
@@ -361,3 +372,120 @@ def test_existing_bucket_prefix_and_settings(customized: Template) -> None:
 def test_customized_stack_is_nag_clean_too() -> None:
     stack, _template = synth(bucketName="acme-existing-images", keyPrefix="incoming/")
     assert Annotations.from_stack(stack).find_error("*", Match.string_like_regexp(r"AwsSolutions-")) == []
+
+
+def ingest_queue_id(template: Template) -> str:
+    (queue_id,) = [
+        rid for rid, r in template.find_resources("AWS::SQS::Queue").items() if "RedrivePolicy" in r["Properties"]
+    ]
+    return queue_id
+
+
+def test_ingest_queue_keeps_messages_the_sqs_maximum_of_14_days(template: Template) -> None:
+    queue = template.find_resources("AWS::SQS::Queue")[ingest_queue_id(template)]
+    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def test_s3_may_send_to_the_ingest_queue_only_for_buckets_of_this_account(template: Template) -> None:
+    queue_id = ingest_queue_id(template)
+    template.has_resource_properties(
+        "AWS::SQS::QueuePolicy",
+        {
+            "Queues": [{"Ref": queue_id}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "s3.amazonaws.com"},
+                            "Action": "sqs:SendMessage",
+                            "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+                            "Condition": {
+                                "ArnLike": {"aws:SourceArn": Match.any_value()},
+                                "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+                            },
+                        }
+                    ]
+                )
+            },
+        },
+    )
+
+
+def test_existing_bucket_notifications_are_pinned_to_this_account_too(customized: Template) -> None:
+    statements = [
+        s
+        for policy in customized.find_resources("AWS::SQS::QueuePolicy").values()
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Principal") == {"Service": "s3.amazonaws.com"}
+    ]
+    assert len(statements) == 1
+    assert statements[0]["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert "acme-existing-images" in json.dumps(statements[0]["Condition"]["ArnLike"])
+
+
+def test_alarm_topic_key_is_customer_managed_rotated_and_usable_by_cloudwatch(template: Template) -> None:
+    (key_id,) = template.find_resources("AWS::KMS::Key")
+    template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]}})
+    template.has_resource_properties(
+        "AWS::KMS::Key",
+        {
+            "EnableKeyRotation": True,
+            "KeyPolicy": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                                "Resource": "*",
+                                "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+
+
+def test_cloudwatch_alarms_of_this_account_may_publish_to_the_alarm_topic(template: Template) -> None:
+    (topic_id,) = template.find_resources("AWS::SNS::Topic")
+    template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "Topics": [{"Ref": topic_id}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                                "Action": "sns:Publish",
+                                "Resource": {"Ref": topic_id},
+                                "Condition": Match.object_like(
+                                    {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+                                ),
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+
+
+def test_dead_letters_about_to_expire_alarm_days_before_sqs_would_delete_them(template: Template) -> None:
+    queues = template.find_resources("AWS::SQS::Queue")
+    (dlq,) = [rid for rid, q in queues.items() if "RedrivePolicy" not in q["Properties"]]
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "ApproximateAgeOfOldestMessage",
+            "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}],
+            "Threshold": 10 * 24 * 3600,  # the DLQ keeps messages 14 days
+            "AlarmActions": [{"Ref": Match.string_like_regexp("MonitoringAlarmTopic")}],
+        },
+    )

@@ -1,6 +1,6 @@
 """The real path in moto: S3 notification -> SQS -> handler -> DynamoDB + EventBridge -> consumer queue.
 
-One test per row of SPEC §5 (and the flow of §1-4). The model is the fake of
+One test per row of the README failure table (and the whole flow). The model is the fake of
 local/fake_model.py; DynamoDB and EventBridge faults come from local/faults.py.
 """
 
@@ -247,6 +247,33 @@ def test_older_event_after_newer_never_overwrites(harness: Harness) -> None:
     assert result is not None and result["labelNames"] == ["dent"] and result["versionId"] == second["VersionId"]
     assert harness.rekognition_calls() == 1  # the stale one was not even labeled
     assert [e["detail"]["versionId"] for e in harness.new_events()] == [second["VersionId"]]
+
+
+@pytest.mark.parametrize(
+    ("older", "newer"),
+    [("0055AED6DCD90281E5", "0055AED6DCD9029"), ("0055AED6DCD9029", "0055AED6DCD90291")],
+)
+def test_sequencers_of_different_lengths_order_versions_as_s3_says(harness: Harness, older: str, newer: str) -> None:
+    first = harness.upload_quietly("a.png", SCRATCH)
+    second = harness.upload_quietly("a.png", DENT)
+    # Newer first, then the older one: the older must not overwrite.
+    harness.send(notification_body(harness.record_for("a.png", second, sequencer=newer)))
+    harness.run()
+    harness.send(notification_body(harness.record_for("a.png", first, sequencer=older)))
+    harness.run()
+    result = harness.result("a.png")
+    assert result is not None and result["versionId"] == second["VersionId"] and result["labelNames"] == ["dent"]
+    # Older first, then the newer one: the newer must be labeled and stored.
+    third = harness.upload_quietly("b.png", SCRATCH)
+    fourth = harness.upload_quietly("b.png", DENT)
+    harness.send(notification_body(harness.record_for("b.png", third, sequencer=older)))
+    harness.run()
+    harness.send(notification_body(harness.record_for("b.png", fourth, sequencer=newer)))
+    harness.run()
+    result = harness.result("b.png")
+    assert result is not None and result["versionId"] == fourth["VersionId"] and result["labelNames"] == ["dent"]
+    versions = [e["detail"]["versionId"] for e in harness.new_events()]
+    assert versions == [second["VersionId"], third["VersionId"], fourth["VersionId"]]
 
 
 def test_two_versions_in_one_batch_label_only_the_newest(harness: Harness) -> None:

@@ -122,9 +122,17 @@ def test_manager_config_from_environment() -> None:
         "MAX_INFERENCE_UNITS": "4",
         "ALWAYS_ON": "false",
         "IDLE_MINUTES": "20",
+        "DEAD_LETTER_QUEUE_URL": "dlq",
+        "OUTAGE_GRACE_MINUTES": "90",
     }
     config = ManagerConfig.from_environ(environ)
     assert (config.min_inference_units, config.max_inference_units, config.idle_minutes) == (2, 4, 20)
+    assert (config.dead_letter_queue_url, config.outage_grace_minutes) == ("dlq", 90)
+    assert ManagerConfig.from_environ({**environ, "OUTAGE_GRACE_MINUTES": ""}).outage_grace_minutes == 24 * 60
+    with pytest.raises(ConfigError, match="OUTAGE_GRACE_MINUTES"):
+        ManagerConfig.from_environ({**environ, "OUTAGE_GRACE_MINUTES": str(14 * 24 * 60)})
+    with pytest.raises(ConfigError, match="DEAD_LETTER_QUEUE_URL"):
+        ManagerConfig.from_environ({k: v for k, v in environ.items() if k != "DEAD_LETTER_QUEUE_URL"})
     assert config.project_arn == PROJECT_ARN
     assert ManagerConfig.from_environ({**environ, "PROJECT_ARN": ""}).project_arn is None  # looked up by name
     with pytest.raises(ConfigError, match="MAX_INFERENCE_UNITS"):
@@ -133,3 +141,40 @@ def test_manager_config_from_environment() -> None:
         ManagerConfig.from_environ({**environ, "PROJECT_ARN": PROJECT_ARN.replace("widgets", "gadgets")})
     with pytest.raises(ConfigError, match="ALWAYS_ON"):
         ManagerConfig.from_environ({**environ, "ALWAYS_ON": "sometimes"})
+
+
+GRACE = CONFIG.outage_grace_minutes
+
+
+def test_work_waiting_on_a_failed_model_is_alarmed_at_once_and_dead_lettered_after_the_grace_only() -> None:
+    first = decide(observe("FAILED", visible=4), ManagerState(), CONFIG, MONDAY_NOON)
+    assert first.work_waits_on_unusable_model and not first.move_to_dead_letter_queue
+    assert first.state.waiting_since == MONDAY_NOON.timestamp()
+    almost = decide(observe("FAILED", visible=4), first.state, CONFIG, MONDAY_NOON + timedelta(minutes=GRACE - 1))
+    assert not almost.move_to_dead_letter_queue and almost.waiting_minutes == pytest.approx(GRACE - 1)
+    due = decide(observe(None, visible=4), almost.state, CONFIG, MONDAY_NOON + timedelta(minutes=GRACE))
+    assert due.move_to_dead_letter_queue and due.work_waits_on_unusable_model and not due.start
+    assert not due.trigger_enabled
+
+
+def test_a_start_that_never_completes_also_ends_in_the_dlq_after_the_grace() -> None:
+    state = ManagerState(
+        started_by_us=True, starting_since=MONDAY_NOON.timestamp(), waiting_since=0.0, last_status="STARTING"
+    )
+    plan = decide(observe("STARTING", visible=1), state, CONFIG, MONDAY_NOON)
+    assert plan.move_to_dead_letter_queue and not plan.work_waits_on_unusable_model  # ModelStuckStarting alarms
+
+
+def test_running_model_or_empty_queue_restarts_the_outage_clock() -> None:
+    old = ManagerState(waiting_since=MONDAY_NOON.timestamp() - 3600 * 48, last_status="FAILED")
+    assert decide(observe("FAILED"), old, CONFIG, MONDAY_NOON).state.waiting_since is None
+    running = decide(
+        observe("RUNNING", visible=9), dataclasses.replace(old, last_status="RUNNING"), CONFIG, MONDAY_NOON
+    )
+    assert running.state.waiting_since is None and not running.move_to_dead_letter_queue
+
+
+def test_a_repaired_model_gets_a_fresh_grace_period() -> None:
+    old = ManagerState(waiting_since=MONDAY_NOON.timestamp() - 3600 * 48, last_status="FAILED")
+    plan = decide(observe("STOPPED", visible=9), old, CONFIG, MONDAY_NOON)
+    assert plan.start and not plan.move_to_dead_letter_queue and plan.state.waiting_since == MONDAY_NOON.timestamp()

@@ -10,10 +10,13 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from local.emulator import consumed_events
+from local.faults import client_error
 from local.model_lifecycle import FakeEventSourceMappings, FakeModelLifecycle, create_manager_resources
+from local.outage_sim import sqs_follows
 from manager.config import ManagerConfig
 from manager.handler import Manager
 from tests.manager.test_logic import PROJECT_ARN, VERSION_ARN
@@ -55,13 +58,13 @@ class World:
         )
         self.manager = self.build()
 
-    def build(self) -> Manager:
+    def build(self, *, dynamodb: Any = None, rekognition: Any = None) -> Manager:
         return Manager.from_clients(
             self.config,
-            rekognition=self.model,
+            rekognition=rekognition or self.model,
             sqs=self.sqs,
             lambda_client=self.trigger,
-            dynamodb=boto3.client("dynamodb"),
+            dynamodb=dynamodb or boto3.client("dynamodb"),
             events=boto3.client("events"),
             clock=self.clock,
         )
@@ -165,6 +168,29 @@ def test_model_that_fails_to_start_keeps_the_trigger_paused_and_is_alarmed(
         assert world.trigger.enabled is False and len(world.model.starts) == 1  # no start loop
         emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
         assert emf[-1]["ModelFailed"] == [1.0] and emf[-1]["ModelRunning"] == [0.0]
+        assert emf[-1]["ModelKeptOn"] == [0.0]  # not running idle on purpose: the cost guard stays armed
+        assert emf[-1]["WorkWaitingOnUnusableModel"] == [1.0]  # the WorkWaitsOnUnusableModel alarm's metric
+        assert emf[-1]["WorkWaitingMinutes"] == [10.0] and emf[-1]["MessagesMovedToDeadLetterQueue"] == [0.0]
+
+
+def test_an_always_on_model_says_so_to_silence_the_cost_guard(
+    capsys: pytest.CaptureFixture[str], lambda_context: Any
+) -> None:
+    from dataclasses import replace
+
+    from manager import handler
+
+    with mock_aws():
+        world = World(status="RUNNING")
+        world.config = replace(world.config, always_on=True)
+        world.manager = world.build()
+        handler.use_manager(world.manager)
+        try:
+            handler.handler({}, lambda_context)
+        finally:
+            handler.use_manager(None)
+        emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+        assert emf[-1]["ModelKeptOn"] == [1.0] and emf[-1]["ModelRunning"] == [1.0]
 
 
 def test_model_started_elsewhere_is_used_and_not_stopped() -> None:
@@ -201,3 +227,184 @@ def test_project_arn_is_looked_up_once_when_not_configured() -> None:
         world.upload(1)
         world.every_minute(3)
         assert world.model.project_lookups == 1 and len(world.model.starts) == 1
+
+
+class Killed(BaseException):
+    """The Lambda instance dies (timeout, out of memory): nothing after this point runs."""
+
+
+class StateSaveFaults:
+    """The state table's client, with a save that fails (or a process that dies) right after a start."""
+
+    def __init__(self, real: Any, model: FakeModelLifecycle) -> None:
+        self._real = real
+        self._model = model
+        self.fail_save_after_start = False
+        self.dead = False
+        self.failed_saves = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def update_item(self, **request: Any) -> Any:
+        if self.dead:
+            raise Killed
+        releasing = "REMOVE leaseUntil" in request["UpdateExpression"]
+        if releasing and self.fail_save_after_start and self._model.starts and not self.failed_saves:
+            self.failed_saves += 1
+            raise client_error("InternalServerError", "injected: state save failed", 500, "UpdateItem")
+        return self._real.update_item(**request)
+
+
+class DiesAfterStart:
+    """Rekognition whose StartProjectVersion succeeds, then the calling process dies."""
+
+    def __init__(self, model: FakeModelLifecycle, faults: StateSaveFaults) -> None:
+        self._model = model
+        self._faults = faults
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def start_project_version(self, **request: Any) -> dict[str, Any]:
+        self._model.start_project_version(**request)  # the model starts (and is billed) ...
+        self._faults.dead = True  # ... and this process dies before saving anything
+        raise Killed
+
+
+def run_model_through_a_burst(world: World) -> None:
+    """From a start already asked for: RUNNING, the work labeled, then idle past idleMinutes."""
+    world.every_minute(9)
+    assert world.model.status == "RUNNING" and world.trigger.enabled
+    world.process_all()
+    world.every_minute(17)
+
+
+def test_model_started_just_before_a_failed_state_save_is_still_stopped_when_idle(world: World) -> None:
+    faults = StateSaveFaults(boto3.client("dynamodb"), world.model)
+    faults.fail_save_after_start = True
+    world.manager = world.build(dynamodb=faults)
+    world.upload(5)
+    world.clock.advance(1)
+    with pytest.raises(ClientError):
+        world.manager.run_once()  # started the model, then could not save and release
+    assert len(world.model.starts) == 1 and faults.failed_saves == 1
+    run_model_through_a_burst(world)
+    assert world.model.stops == 1, "a model this manager started must not be left running (about $4/h per unit)"
+    assert world.trigger.enabled is False
+
+
+def test_model_started_by_a_run_that_died_before_saving_is_still_stopped_when_idle(world: World) -> None:
+    faults = StateSaveFaults(boto3.client("dynamodb"), world.model)
+    world.manager = world.build(dynamodb=faults, rekognition=DiesAfterStart(world.model, faults))
+    world.upload(5)
+    world.clock.advance(1)
+    with pytest.raises(Killed):
+        world.manager.run_once()
+    assert len(world.model.starts) == 1
+    faults.dead = False  # the next scheduled run is a fresh instance
+    world.manager = world.build()
+    run_model_through_a_burst(world)
+    assert world.model.stops == 1 and world.trigger.enabled is False
+
+
+class SqsFaults:
+    """The manager's SQS client with a DLQ that refuses one message, or a delete that fails."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.refuse_first_entry = False
+        self.fail_deletes = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        if not self.refuse_first_entry:
+            return dict(self._real.send_message_batch(QueueUrl=QueueUrl, Entries=Entries))
+        sent = self._real.send_message_batch(QueueUrl=QueueUrl, Entries=Entries[1:])
+        refused = {"Id": Entries[0]["Id"], "SenderFault": False, "Code": "InternalError", "Message": "injected"}
+        return {"Successful": sent.get("Successful", []), "Failed": [refused]}
+
+    def delete_message_batch(self, **request: Any) -> dict[str, Any]:
+        if self.fail_deletes:
+            raise client_error("InternalError", "injected: delete failed", 500, "DeleteMessageBatch")
+        return dict(self._real.delete_message_batch(**request))
+
+
+@pytest.fixture
+def outage() -> Iterator[tuple[World, SqsFaults, str]]:
+    """A FAILED model, a 60-minute grace, and moto's SQS on the world's clock (visibility timeouts follow it)."""
+    with mock_aws():
+        world = World(status="FAILED", trigger=False)
+        with sqs_follows(world.clock):
+            yield outage_world(world)
+
+
+def outage_world(world: World, grace_minutes: int = 60) -> tuple[World, SqsFaults, str]:
+    from dataclasses import replace
+
+    dlq = world.sqs.get_queue_url(QueueName="ingest-dlq")["QueueUrl"]
+    world.config = replace(world.config, dead_letter_queue_url=dlq, outage_grace_minutes=grace_minutes)
+    faults = SqsFaults(world.sqs)
+    world.manager = Manager.from_clients(
+        world.config,
+        rekognition=world.model,
+        sqs=faults,
+        lambda_client=world.trigger,
+        dynamodb=boto3.client("dynamodb"),
+        events=boto3.client("events"),
+        clock=world.clock,
+    )
+    return world, faults, dlq
+
+
+def bodies(sqs: Any, url: str) -> list[str]:
+    found: list[str] = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600).get("Messages"):
+        found.extend(m["Body"] for m in messages)
+    return sorted(found)
+
+
+def test_after_the_grace_waiting_work_moves_to_the_dlq_with_its_body_and_a_reason(
+    outage: tuple[World, SqsFaults, str],
+) -> None:
+    world, _faults, dlq = outage
+    world.upload(25)
+    world.every_minute(60)  # the first run starts the clock: 59 minutes waited
+    assert world.manager.last_moved == 0 and bodies(world.sqs, dlq) == []
+    world.every_minute(1)
+    assert world.manager.last_moved == 25
+    (message,) = world.sqs.receive_message(QueueUrl=dlq, MessageAttributeNames=["All"], VisibilityTimeout=3600)[
+        "Messages"
+    ]
+    assert "FAILED" in message["MessageAttributes"]["autolabelDeadLetteredBecause"]["StringValue"]
+    world.clock.advance(30)
+    assert sorted([message["Body"], *bodies(world.sqs, dlq)]) == sorted(f"image {i}" for i in range(25))
+    assert bodies(world.sqs, world.queue_url) == [] and world.model.starts == []
+
+
+def test_a_move_sends_before_it_deletes_so_a_failure_duplicates_and_never_loses(
+    outage: tuple[World, SqsFaults, str],
+) -> None:
+    world, faults, dlq = outage
+    world.upload(3)
+    world.every_minute(60)  # the first run starts the clock: 59 minutes waited
+    faults.fail_deletes = True
+    with pytest.raises(ClientError):
+        world.every_minute(1)  # sent to the DLQ, then the delete failed
+    faults.fail_deletes = False
+    world.every_minute(2)  # the originals are visible again after the move's 60 s: moved again
+    assert bodies(world.sqs, world.queue_url) == []
+    assert bodies(world.sqs, dlq) == sorted(["image 0", "image 1", "image 2"] * 2)  # duplicates, none lost
+
+
+def test_a_message_the_dlq_refuses_stays_in_the_ingest_queue(outage: tuple[World, SqsFaults, str]) -> None:
+    world, faults, dlq = outage
+    world.upload(3)
+    world.every_minute(60)  # the first run starts the clock: 59 minutes waited
+    faults.refuse_first_entry = True
+    world.every_minute(1)
+    assert world.manager.last_moved == 2
+    world.clock.advance(2)
+    assert len(bodies(world.sqs, world.queue_url)) == 1 and len(bodies(world.sqs, dlq)) == 2

@@ -1,4 +1,4 @@
-"""Event details (SPEC §4) and truncation under EventBridge's size limit."""
+"""Event details (docs/events.md) and truncation under EventBridge's size limit."""
 
 from __future__ import annotations
 

@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from labeler.notifications import InvalidMessageError, S3ObjectEvent, comparable_sequencer, parse_message_body
+from labeler.notifications import (
+    InvalidMessageError,
+    S3ObjectEvent,
+    comparable_sequencer,
+    parse_message_body,
+    sequencer_is_newer,
+)
 from tests.support.builders import load_event, notification_body, s3_record
 
 ARN = "arn:aws:rekognition:us-east-1:123456789012:project/p/version/p.1/1"
@@ -78,10 +84,27 @@ def test_image_extension_in_any_case(key: str, is_image: bool) -> None:
     assert obj.has_image_extension is is_image
 
 
-def test_sequencers_of_different_lengths_compare_after_left_padding() -> None:
-    shorter, longer = comparable_sequencer("FF"), comparable_sequencer("0100")
-    assert shorter is not None and longer is not None
-    assert longer > shorter  # 0x100 > 0xFF although "FF" > "0100" as raw strings
+# The S3 User Guide (event message structure): right-pad the shorter sequencer
+# with zeros, then compare lexicographically.
+@pytest.mark.parametrize(
+    ("older", "newer"),
+    [
+        ("0055AED6DCD90281E5", "0055AED6DCD9029"),  # the newer one is shorter
+        ("0055AED6DCD9029", "0055AED6DCD90291"),  # the newer one is longer
+        ("00B1", "00b2"),  # hex in any letter case
+        ("0100", "FF"),
+    ],
+)
+def test_sequencers_of_different_lengths_compare_after_right_padding(older: str, newer: str) -> None:
+    assert sequencer_is_newer(newer, older)
+    assert not sequencer_is_newer(older, newer)
+    low, high = comparable_sequencer(older), comparable_sequencer(newer)
+    assert low is not None and high is not None and high > low  # the stored order key agrees
+
+
+def test_equal_sequencers_after_padding_are_not_newer() -> None:
+    assert not sequencer_is_newer("00B1", "00b100")
+    assert comparable_sequencer("00B1") == comparable_sequencer("00b100")
 
 
 def test_result_id_depends_on_version_or_etag_and_model() -> None:

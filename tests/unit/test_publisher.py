@@ -4,24 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+
 from labeler.events import EventEntry
 from labeler.publisher import EventPublisher
+from local.faults import client_error
 
 
 class FakeEvents:
     """In-memory PutEvents that refuses the entries whose detail contains a marker."""
 
-    def __init__(self, refuse_marker: str | None = None, raise_on_call: int | None = None) -> None:
+    def __init__(
+        self, refuse_marker: str | None = None, raise_on_call: int | None = None, error: Exception | None = None
+    ) -> None:
         self.requests: list[list[dict[str, Any]]] = []
         self._refuse = refuse_marker
         self._raise_on = raise_on_call
+        self._error = error or client_error("InternalException", status=500, operation="PutEvents")
 
     def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
         self.requests.append(Entries)
         if self._raise_on == len(self.requests):
-            from local.faults import client_error
-
-            raise client_error("InternalException", status=500, operation="PutEvents")
+            raise self._error
         answers = [
             {"ErrorCode": "InternalFailure", "ErrorMessage": "nope"}
             if self._refuse and self._refuse in entry["Detail"]
@@ -40,7 +45,7 @@ def entry(n: int, size: int = 10) -> EventEntry:
 
 def test_entries_go_in_requests_of_at_most_ten() -> None:
     events = FakeEvents()
-    failures = EventPublisher(events, "bus", "autolabel").publish([entry(n) for n in range(23)])
+    failures = EventPublisher(events, "bus", "autolabel").publish([entry(n) for n in range(23)]).failures
     assert failures == {}
     assert [len(r) for r in events.requests] == [10, 10, 3]
     assert all(e["EventBusName"] == "bus" and e["Source"] == "autolabel" for r in events.requests for e in r)
@@ -55,12 +60,31 @@ def test_requests_stay_under_256_kb() -> None:
 
 def test_partial_failure_names_exactly_the_refused_entries() -> None:
     events = FakeEvents(refuse_marker='"n": 3,')
-    failures = EventPublisher(events, "bus", "autolabel").publish([entry(n) for n in range(12)])
+    failures = EventPublisher(events, "bus", "autolabel").publish([entry(n) for n in range(12)]).failures
     assert set(failures) == {"r3"}
     assert "InternalFailure" in failures["r3"]
 
 
 def test_a_failed_call_fails_only_its_own_request() -> None:
     events = FakeEvents(raise_on_call=2)
-    failures = EventPublisher(events, "bus", "autolabel").publish([entry(n) for n in range(15)])
-    assert set(failures) == {f"r{n}" for n in range(10, 15)}
+    outcome = EventPublisher(events, "bus", "autolabel").publish([entry(n) for n in range(15)])
+    assert set(outcome.failures) == {f"r{n}" for n in range(10, 15)}
+    assert outcome.ambiguous == set()  # a 500 answer: the service said it did not take them
+
+
+URL = "https://events.us-east-1.amazonaws.com/"
+
+
+@pytest.mark.parametrize(
+    ("error", "ambiguous"),
+    [
+        (ReadTimeoutError(endpoint_url=URL), True),  # sent; the answer never came
+        (ConnectionClosedError(endpoint_url=URL), True),
+        (EndpointConnectionError(endpoint_url=URL), False),  # never sent
+    ],
+)
+def test_a_call_whose_outcome_is_unknown_is_failed_and_reported_ambiguous(error: Exception, ambiguous: bool) -> None:
+    events = FakeEvents(raise_on_call=1, error=error)
+    outcome = EventPublisher(events, "bus", "autolabel").publish([entry(n) for n in range(12)])
+    assert set(outcome.failures) == {f"r{n}" for n in range(10)}
+    assert outcome.ambiguous == ({f"r{n}" for n in range(10)} if ambiguous else set())

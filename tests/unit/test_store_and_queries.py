@@ -1,4 +1,4 @@
-"""DynamoDB adapter and the two SPEC §3 queries, against moto with the template's key schema."""
+"""DynamoDB adapter and the two result queries, against moto with the template's key schema."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from moto import mock_aws
 
 from labeler import table_layout as layout
 from labeler.config import LabelerConfig
+from labeler.dynamo_codec import serialize_item
 from labeler.notifications import S3ObjectEvent
 from labeler.queries import find_by_label, get_result
 from labeler.results import LabelResult
@@ -191,10 +192,44 @@ def test_more_than_99_distinct_labels_are_all_indexed(dynamodb: Any) -> None:
     labels = [label(f"defect-{i:03d}", 50 + i / 10) for i in range(150)]
     counting = FaultyClient(dynamodb)
     ResultStore(counting, TABLE).save(labeled("many.png", labels), None)
-    assert counting.calls["transact_write_items"] == 2  # 100 actions, then 50 more guarded by resultId
+    # The result and 99 index items in one transaction; the other 51 by comparison with the stored index.
+    assert counting.calls["transact_write_items"] == 1 and counting.calls["batch_write_item"] == 3
     assert all(len(find_by_label(TABLE, f"defect-{i:03d}", client=dynamodb)) == 1 for i in (0, 98, 99, 149))
     stored = get_result(TABLE, "bucket", "many.png", ARN, client=dynamodb)
     assert stored is not None and stored["customLabels"] == labels
+
+
+def indexed(client: Any, names: list[str]) -> dict[str, list[str]]:
+    return {name: [hit["key"] for hit in find_by_label(TABLE, name, client=client)] for name in names}
+
+
+def test_sync_label_index_repairs_missing_extra_and_outdated_items(dynamodb: Any) -> None:
+    store = ResultStore(dynamodb, TABLE)
+    old = labeled("a.png", [label("dent", 60), label("scratch", 70), label("rust", 80)])
+    store.save(old, None)
+    new = labeled("a.png", [label("dent", 90), label("logo", 55)], version="v2")
+    # A write that stored the new result item but none of its index changes:
+    item, _ = result_items(new)
+    dynamodb.put_item(TableName=TABLE, Item=serialize_item(item))
+    store.sync_label_index(("bucket", "a.png", ARN), new)
+    assert indexed(dynamodb, ["dent", "scratch", "rust", "logo"]) == {
+        "dent": ["a.png"],
+        "scratch": [],
+        "rust": [],
+        "logo": ["a.png"],
+    }
+    (hit,) = find_by_label(TABLE, "dent", client=dynamodb)
+    assert hit["confidence"] == 90 and hit["versionId"] == "v2"
+
+
+def test_sync_label_index_follows_a_result_replaced_meanwhile(dynamodb: Any) -> None:
+    store = ResultStore(dynamodb, TABLE)
+    older = labeled("a.png", [label("scratch", 70)], version="v1")
+    newer = labeled("a.png", [label("dent", 90)], version="v2")
+    store.save(newer, None)  # the newer result, index and all, is current
+    # A slow worker now syncs the index to the older result it believed current:
+    store.sync_label_index(("bucket", "a.png", ARN), older)
+    assert indexed(dynamodb, ["dent", "scratch"]) == {"dent": ["a.png"], "scratch": []}
 
 
 def test_claim_mark_and_release(dynamodb: Any) -> None:
