@@ -20,7 +20,9 @@ from typing import Any
 SEQUENCER_WIDTH = 22
 # Where the first upload of a key starts (the S3 User Guide's example value, right-padded).
 FIRST_SEQUENCER = "0055AED6DCD90281E5"
-LABEL_POOL = 160
+# Label names: L000..L127. Results with more than 99 distinct labels take 100-120 of them,
+# so that checking every label ever used stays a bounded number of queries.
+LABEL_POOL = 128
 
 
 def sequencer_sort_key(sequencer: str, width: int) -> str:
