@@ -37,6 +37,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import logging
 import os
 import random
 from collections import Counter
@@ -54,7 +55,7 @@ from moto import mock_aws
 from labeler import handler
 from labeler import table_layout as layout
 from labeler.clients import AwsClients
-from labeler.config import LabelerConfig
+from labeler.config import SERVICE_NAME, LabelerConfig
 from labeler.pipeline import LabelingPipeline, build_pipeline
 from labeler.queries import find_by_label, get_result
 from local.emulator import create_table
@@ -154,7 +155,26 @@ def _pipeline_with_clock(config: LabelerConfig, clients: AwsClients, clock: Fake
 
 
 @pytest.fixture
-def world(stack_facts: StackFacts) -> Iterator[World]:
+def quiet_handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Hundreds of invocations: no EMF lines, and only the handler's errors in the captured output."""
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    loggers = [
+        logging.getLogger(name)
+        for name in list(logging.root.manager.loggerDict)
+        if name == SERVICE_NAME or name.startswith(f"{SERVICE_NAME}.")
+    ]
+    levels = [each.level for each in loggers]
+    for each in loggers:
+        each.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for each, level in zip(loggers, levels, strict=True):
+            each.setLevel(level)
+
+
+@pytest.fixture
+def world(stack_facts: StackFacts, quiet_handler: None) -> Iterator[World]:
     with mock_aws(), one_backup_per_transaction():
         raw = boto3.client("dynamodb", region_name="us-east-1")
         create_table(raw, stack_facts, TABLE)
