@@ -42,7 +42,7 @@ import os
 import random
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import boto3
@@ -110,7 +110,7 @@ FAULTS = st.lists(
     st.one_of(
         st.builds(
             Fault,
-            operation=st.sampled_from(DYNAMODB_OPERATIONS),
+            operation=st.sampled_from(("transact_write_items", *DYNAMODB_OPERATIONS)),  # writes a bit more often
             key_index=KEY_INDEXES,
             occurrence=st.integers(1, 3),
             kind=st.sampled_from([kind for kind in FaultKind if kind is not FaultKind.PARTIAL]),
@@ -289,10 +289,12 @@ class LabelerMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: bool(self.pending))
     @rule(picks=st.lists(st.tuples(KEY_INDEXES, st.integers(0, MAX_BATCH - 1)), min_size=1, max_size=MAX_BATCH),
-          faults=FAULTS, wait=st.sampled_from([CLAIMS_EXPIRED, 1.0, 60.0]))  # fmt: skip
+          faults=FAULTS, wait=st.sampled_from([CLAIMS_EXPIRED, CLAIMS_EXPIRED, 1.0, 60.0]))  # fmt: skip
     @_tracked
     def deliver(self, picks: list[tuple[int, int]], faults: list[Fault], wait: float) -> None:
         """One invocation with some pending messages, in this order, with these faults injected.
+
+        A fault's key_index n means the n-th distinct key of the batch.
 
         A pick is (key, n): the n-th pending message of that key (oldest first).
         Picks name messages per key so that removing a step about another key
@@ -327,6 +329,9 @@ class LabelerMachine(RuleBasedStateMachine):
         world.clock.advance(wait)
         world.bus.invocation += 1
         invocation = world.bus.invocation
+        # A fault's key_index is drawn relative to the batch (the n-th distinct key in it), so that it hits.
+        keys_in_batch = list(dict.fromkeys(m.version.key_index for m in batch))
+        faults = [replace(f, key_index=keys_in_batch[f.key_index % len(keys_in_batch)]) for f in faults]
         plan = FaultPlan(faults, objects_concerned(self.bucket, KEYS))
         world.switch.plan = plan
         escaped: Exception | None = None
@@ -337,9 +342,10 @@ class LabelerMachine(RuleBasedStateMachine):
             escaped, failed = error, {m.message_id for m in batch}
         finally:
             world.switch.plan = None
+        retried = sum(m.message_id in failed for m in batch)
         note(
             f"invocation {next(self.invocations)}: {[m.version.short() for m in batch]}, wait {wait:g}s; "
-            f"faults fired {plan.fired}; retried {sum(m.message_id in failed for m in batch)}/{len(batch)}"
+            f"faults fired {[_describe(f) for f in plan.fired]}; retried {retried}/{len(batch)}"
             + (f"; invocation error {type(escaped).__name__}: {str(escaped).splitlines()[0]}" if escaped else "")
         )
         for fault in plan.fired:
@@ -382,17 +388,17 @@ class LabelerMachine(RuleBasedStateMachine):
         """Keep the shared table small (moto scans it on every query): remove this example's items."""
         raw = self.world.raw
         for key in KEYS:
-            pk = {"S": layout.object_partition(self.bucket, key)}
-            items = raw.query(
-                TableName=TABLE,
-                KeyConditionExpression="#pk = :pk",
-                ExpressionAttributeNames={"#pk": layout.PARTITION_KEY},
-                ExpressionAttributeValues={":pk": pk},
-                ProjectionExpression="#pk, sk",
-            )["Items"]
-            for start in range(0, len(items), 25):
+            request: dict[str, Any] = {
+                "TableName": TABLE,
+                "KeyConditionExpression": "#pk = :pk",
+                "ExpressionAttributeNames": {"#pk": layout.PARTITION_KEY, "#sk": layout.SORT_KEY},
+                "ExpressionAttributeValues": {":pk": {"S": layout.object_partition(self.bucket, key)}},
+                "ProjectionExpression": "#pk, #sk",
+            }
+            keys = _query_all(raw, request)
+            for start in range(0, len(keys), 25):
                 raw.batch_write_item(
-                    RequestItems={TABLE: [{"DeleteRequest": {"Key": item}} for item in items[start : start + 25]]}
+                    RequestItems={TABLE: [{"DeleteRequest": {"Key": item}} for item in keys[start : start + 25]]}
                 )
 
     # -- checks ------------------------------------------------------------------
@@ -452,22 +458,24 @@ class LabelerMachine(RuleBasedStateMachine):
         key = KEYS[key_index]
         stored = self._current_identity(key)
         acknowledged = self.acknowledged.get(key_index)
-        if stored is None:
-            assert acknowledged is None, f"{acknowledged} was acknowledged but {key} has no result"
-            return
-        current = self._version_of(key_index, stored)
-        assert stored["sequencer"] == current.sequencer, stored
-        seen = self.seen_current.get(key_index)
-        if seen is not None:
-            assert not is_newer(seen.sequencer, current.sequencer), (
-                f"an older delivery overwrote a newer result of {key}: {seen.short()} replaced by {current.short()}"
+        current = self._version_of(key_index, stored) if stored is not None else None
+        if stored is not None and current is not None:
+            assert stored["sequencer"] == current.sequencer, stored
+            seen = self.seen_current.get(key_index)
+            if seen is not None:
+                assert not is_newer(seen.sequencer, current.sequencer), (
+                    f"an older delivery overwrote a newer result of {key}: {seen.short()} replaced by {current.short()}"
+                )
+            self.seen_current[key_index] = current
+        if acknowledged is not None and (current is None or is_newer(acknowledged.sequencer, current.sequencer)):
+            # Acknowledged as superseded: only fine while a version at least as new is still to be retried.
+            assert any(
+                m.version.key_index == key_index and not is_newer(acknowledged.sequencer, m.version.sequencer)
+                for m in self.pending
+            ), (
+                f"{acknowledged.short()} was acknowledged, but the current result of {key} is "
+                f"{current.short() if current else 'nothing'} and no newer version is left to retry"
             )
-        if acknowledged is not None:
-            assert not is_newer(acknowledged.sequencer, current.sequencer), (
-                f"{acknowledged.short()} was acknowledged but the current result of {key} is "
-                f"the older {current.short()}"
-            )
-        self.seen_current[key_index] = current
 
     def _check_settled(self, key_index: int) -> None:
         """Nothing pending for this key: its result, label index and announcement are final."""
@@ -479,6 +487,8 @@ class LabelerMachine(RuleBasedStateMachine):
         assert current == newest, f"{key}: current result is {current.short()}, the newest upload is {newest.short()}"
         expected = newest.labels
         assert stored["status"] == newest.status, stored["status"]
+        if newest.status == "FAILED":  # an empty object: no Rekognition call
+            assert stored["error"]["code"] == "InvalidImageFormatException", stored["error"]
         assert stored["customLabels"] == expected, f"{key}: customLabels differ from Rekognition's answer"
         assert stored["labelCount"] == len(expected)
         best = best_confidences(expected)
@@ -512,16 +522,18 @@ class LabelerMachine(RuleBasedStateMachine):
                     assert detail["customLabels"] == expected
 
     def _label_index_items(self, key_index: int) -> dict[str, float]:
-        items = self.world.raw.query(
-            TableName=TABLE,
-            KeyConditionExpression="#pk = :pk AND begins_with(#sk, :label)",
-            ExpressionAttributeNames={"#pk": layout.PARTITION_KEY, "#sk": layout.SORT_KEY},
-            ExpressionAttributeValues={
+        """The object's label-index items, read directly (one Query): label name -> confidence."""
+        request = {
+            "TableName": TABLE,
+            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :label)",
+            "ExpressionAttributeNames": {"#pk": layout.PARTITION_KEY, "#sk": layout.SORT_KEY},
+            "ExpressionAttributeValues": {
                 ":pk": {"S": layout.object_partition(self.bucket, KEYS[key_index])},
                 ":label": {"S": layout.label_sort_key(ARN, "")},
             },
-            ConsistentRead=True,
-        )["Items"]
+            "ConsistentRead": True,
+        }
+        items = _query_all(self.world.raw, request)
         return {
             item[layout.LABEL_INDEX_PARTITION_KEY]["S"]: float(item[layout.LABEL_INDEX_SORT_KEY]["N"]) for item in items
         }
@@ -560,6 +572,20 @@ class LabelerMachine(RuleBasedStateMachine):
             assert all(entry["projectVersionArn"] == ARN for entry in found)
             confidences = [entry["confidence"] for entry in found]
             assert confidences == sorted(confidences, reverse=True), f"find_by_label({name!r}) not most confident first"
+
+
+def _describe(fault: Fault) -> str:
+    return f"{fault.kind.value} on {fault.operation} call {fault.occurrence} about {KEYS[fault.key_index]}"
+
+
+def _query_all(client: Any, request: dict[str, Any]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    while True:
+        page = client.query(**request)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items
+        request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
 def _detail(entry: dict[str, Any]) -> dict[str, Any]:
