@@ -1,5 +1,6 @@
 # autolabel task runner. Every target installs what it needs first:
 #   make local   run the whole pipeline locally against an embedded AWS emulator
+#                (SERVE=1: keep it running for `.venv/bin/autolabel`)
 #   make test    lint, type-check and run the whole test suite
 #   make synth   cdk synth (offline, no credentials), cdk-nag checks included
 #   make deploy  cdk deploy (needs AWS credentials); both take CDK_ARGS="-c key=value ..."
@@ -18,9 +19,12 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup test lint typecheck pytest property local synth deploy benchmark soak cost clean
 
-$(PY_STAMP): requirements.txt requirements-dev.txt lambda/requirements.txt constraints.txt .python-version
+# The pinned requirements, then the project itself (editable), which puts the
+# `autolabel` command in .venv/bin (pyproject.toml [project.scripts]).
+$(PY_STAMP): requirements.txt requirements-dev.txt lambda/requirements.txt constraints.txt .python-version pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -e . -c constraints.txt
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
@@ -46,8 +50,10 @@ test: lint typecheck pytest
 property: setup
 	HYPOTHESIS_PROFILE=deep $(PY) -m pytest tests/property
 
+# make local SERVE=1 keeps the emulator running afterwards and prints the
+# environment to export for `autolabel` (and the aws CLI) in another shell.
 local: setup
-	$(PY) -m local.run
+	$(PY) -m local.run $(if $(filter 1 true yes,$(SERVE)),--serve)
 
 # e.g. make synth CDK_ARGS="-c projectVersionArn=arn:... -c projectArn=arn:..."
 synth: setup

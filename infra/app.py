@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
+# jsii prints a Node 20 end-of-life banner on every synth; the pinned toolchain
+# is known to work on Node 20. Set before aws_cdk starts the jsii runtime.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
 from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import App, Aspects
 from cdk_nag import AwsSolutionsChecks
 
-from infra.settings import StackSettings
+from infra.settings import StackSettings, check_context_keys
 from infra.stack import AutolabelStack
 
 STACK_NAME = "Autolabel"
@@ -16,6 +22,7 @@ STACK_NAME = "Autolabel"
 
 def build_app(context: Mapping[str, Any] | None = None, *, outdir: str | None = None) -> tuple[App, AutolabelStack]:
     app = App(context=dict(context or {}), outdir=outdir)
+    check_context_keys(app.node.get_all_context())  # -c and cdk.json keys: a typo fails with a suggestion
     settings = StackSettings.from_context(app.node.try_get_context)
     # Environment-agnostic on purpose: no account/region lookups at synth.
     stack = AutolabelStack(

@@ -6,8 +6,9 @@ cdk.json; both are accepted. Every error names the context key.
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,50 @@ PLACEHOLDER_HINT = (
 
 class SettingsError(ConfigError):
     """A CDK context value is missing or invalid; the message names the key."""
+
+
+# Every context key the stack reads (README: Configuration). A key given with
+# -c or in cdk.json that is not here fails the synth, with the closest match.
+CONTEXT_KEYS = (
+    "projectVersionArn",
+    "minConfidence",
+    "maxResults",
+    "bucketName",
+    "keyPrefix",
+    "eventSource",
+    "batchSize",
+    "maxConcurrency",
+    "maxReceiveCount",
+    "modelManager",
+    "projectArn",
+    "idleMinutes",
+    "minInferenceUnits",
+    "maxInferenceUnits",
+    "alwaysOn",
+    "alwaysOnWindows",
+    "stopModelsStartedElsewhere",
+    "modelOutageGraceHours",
+)
+# Context the CDK CLI itself keeps there: acknowledged notices (cdk acknowledge).
+CDK_CONTEXT_KEYS = frozenset({"acknowledged-issue-numbers"})
+
+
+def is_cdk_context_key(key: str) -> bool:
+    """CDK's own keys: feature flags (@aws-cdk/...), aws:cdk:..., lookup caches (provider:account=...)."""
+    return key.startswith("@") or ":" in key or key in CDK_CONTEXT_KEYS
+
+
+def check_context_keys(keys: Iterable[str]) -> None:
+    for key in sorted(keys):
+        if is_cdk_context_key(key) or key in CONTEXT_KEYS:
+            continue
+        close = difflib.get_close_matches(key, CONTEXT_KEYS, n=1) or difflib.get_close_matches(
+            key.lower(), [k.lower() for k in CONTEXT_KEYS], n=1
+        )
+        if close:
+            suggestion = next(k for k in CONTEXT_KEYS if k.lower() == close[0].lower())
+            raise SettingsError(f"unknown context key {key!r}; did you mean {suggestion!r}?")
+        raise SettingsError(f"unknown context key {key!r}; the keys are: {', '.join(CONTEXT_KEYS)}")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -110,7 +112,94 @@ def print_table(rows: list[list[str]], headers: list[str]) -> None:
         print(line.format(*row))
 
 
-def run(output_dir: Path) -> int:
+SERVE_BANNER = """\
+================================================================================
+ The emulator keeps running (Ctrl-C stops it); new uploads are labeled.
+ In another shell:
+
+{exports}
+
+ then e.g.  .venv/bin/autolabel find scratch --min-confidence 50
+            .venv/bin/autolabel show "s3://{bucket}/{key}"
+            .venv/bin/autolabel render "s3://{bucket}/{key}" -o labeled.png
+            .venv/bin/autolabel detect --image-bytes fileb://photo.png
+ The stack's outputs are registered in the emulator's CloudFormation as stack
+ {stack!r}; for an emulator without CloudFormation set AUTOLABEL_TABLE,
+ AUTOLABEL_BUCKET, AUTOLABEL_QUEUE_URL, AUTOLABEL_DLQ_URL and
+ AUTOLABEL_PROJECT_VERSION_ARN instead.
+================================================================================"""
+SERVE_STACK_NAME = "Autolabel"
+
+
+def register_stack_outputs(cloudformation: Any, outputs: dict[str, str], stack_name: str = SERVE_STACK_NAME) -> None:
+    """A CloudFormation stack in the emulator that carries the stack's outputs, for `autolabel --stack-name`."""
+    template = {
+        "Description": "autolabel local emulator: the real stack's outputs, resources created by local/run.py",
+        "Resources": {  # CloudFormation wants one resource; this one marks the emulated stack
+            "Emulated": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {"Name": f"/{stack_name}/emulated", "Type": "String", "Value": "moto"},
+            }
+        },
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    cloudformation.create_stack(StackName=stack_name, TemplateBody=json.dumps(template))
+
+
+def serve_environment(endpoint: str) -> dict[str, str]:
+    """What a shell needs to point `autolabel` (and the aws CLI) at the emulator."""
+    values = local_aws_environment(endpoint)
+    return {
+        "AWS_ENDPOINT_URL": values["AWS_ENDPOINT_URL"],
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": values["AWS_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": values["AWS_SECRET_ACCESS_KEY"],
+        "AUTOLABEL_STACK_NAME": SERVE_STACK_NAME,
+    }
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def serve(
+    endpoint: str,
+    resources: LocalResources,
+    poller: EventSourceMappingPoller,
+    project_version_arn: str,
+    log_path: Path,
+) -> None:
+    """Keep the emulator up and keep labeling new uploads until interrupted."""
+    register_stack_outputs(
+        boto3.client("cloudformation"),
+        {
+            "ImageBucketName": resources.bucket,
+            "IngestQueueUrl": resources.queue_url,
+            "DeadLetterQueueUrl": resources.dead_letter_queue_url,
+            "ResultsTableName": resources.table_name,
+            "EventBusName": resources.event_bus_name,
+            "ProjectVersionArn": project_version_arn,
+        },
+    )
+    exports = "\n".join(f"export {name}={value}" for name, value in serve_environment(endpoint).items())
+    print(
+        SERVE_BANNER.format(
+            exports=exports, bucket=resources.bucket, key="line-1/part-0001.png", stack=SERVE_STACK_NAME
+        )
+    )
+    sys.stdout.flush()
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does: the server shuts down
+    try:
+        with log_path.open("a") as log_file, lambda_output_to(log_file):
+            while True:
+                if not poller.poll_once():
+                    time.sleep(0.5)  # an idle emulator, not a test: poll twice a second
+    except KeyboardInterrupt:
+        print("\nstopped")
+
+
+def run(output_dir: Path, *, serve_after: bool = False) -> int:
     facts = default_facts()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log lines
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -120,12 +209,12 @@ def run(output_dir: Path) -> int:
     print(BANNER.format(endpoint=endpoint))
     try:
         with environment(local_aws_environment(endpoint)):
-            return _run(facts, output_dir)
+            return _run(facts, output_dir, endpoint if serve_after else None)
     finally:
         server.stop()
 
 
-def _run(facts: Any, output_dir: Path) -> int:
+def _run(facts: Any, output_dir: Path, serve_endpoint: str | None = None) -> int:
     s3, sqs = boto3.client("s3"), boto3.client("sqs")
     resources: LocalResources = create_resources(
         facts,
@@ -197,7 +286,10 @@ def _run(facts: Any, output_dir: Path) -> int:
         f"{poller.stats.item_failures} retried; {len(model.calls)} emulated DetectCustomLabels calls "
         f"(Lambda logs and EMF metrics: {log_path})"
     )
-    return report(s3, sqs, resources, samples, output_dir)
+    code = report(s3, sqs, resources, samples, output_dir)
+    if serve_endpoint is not None:
+        serve(serve_endpoint, resources, poller, config.project_version_arn, log_path)
+    return code
 
 
 def report(s3: Any, sqs: Any, resources: LocalResources, samples: list[Sample], output_dir: Path) -> int:
@@ -257,8 +349,14 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(".local-run"),
         help="where annotated images, events and Lambda logs go (default: .local-run)",
     )
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="afterwards keep the emulator running, keep labeling uploads, and print the environment "
+        "to export for `autolabel` (make local SERVE=1)",
+    )
     args = parser.parse_args(argv)
-    return run(args.output_dir)
+    return run(args.output_dir, serve_after=args.serve)
 
 
 if __name__ == "__main__":

@@ -98,12 +98,26 @@ class Monitoring(Construct):
             DEAD_LETTER_EXPIRY_WARNING_SECONDS,
             "The oldest DLQ message is 10 days old; SQS deletes it at 14 days. Fix the cause and redrive now.",
         )
+        # "A bug or a misconfiguration", never routine throttling: the function
+        # raising (configuration at cold start), an unexpected exception caught
+        # per record (UnexpectedErrors), or AccessDenied / model not found
+        # (DeploymentFaults). A batch whose records are all retried does not raise.
         self.errors_alarm = at_least(
             self,
             "FunctionErrors",
-            function.metric_errors(period=five_minutes, statistic="Sum"),
+            cloudwatch.MathExpression(
+                expression="FILL(raised, 0) + FILL(unexpected, 0) + FILL(deployment, 0)",
+                using_metrics={
+                    "raised": function.metric_errors(period=five_minutes, statistic="Sum"),
+                    "unexpected": service_metric(SERVICE, "UnexpectedErrors"),
+                    "deployment": service_metric(SERVICE, "DeploymentFaults"),
+                },
+                label="Labeler errors (bugs and misconfiguration)",
+                period=five_minutes,
+            ),
             1,
-            "The labeler raised errors (bad configuration, or a whole batch failed).",
+            "The labeler hit a bug or a misconfiguration: it raised (bad configuration), met an unexpected "
+            "error, or Rekognition answered AccessDenied / ResourceNotFound. Throttling never fires this.",
         )
         for alarm in (
             self.dlq_alarm,
@@ -133,6 +147,12 @@ class Monitoring(Construct):
                 title="Rekognition latency (ms) and throttles",
                 left=[app_metric("RekognitionLatency", "p50"), app_metric("RekognitionLatency", "p99")],
                 right=[app_metric("RekognitionThrottles"), app_metric("RecordsRetried")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Delivery: possible duplicates, unrecorded marks, out of time",
+                left=[app_metric("AmbiguousPublishes"), app_metric("PublishMarksFailed")],
+                right=[app_metric("RecordsOutOfTime"), app_metric("UnexpectedErrors"), app_metric("DeploymentFaults")],
                 width=8,
             ),
             cloudwatch.GraphWidget(

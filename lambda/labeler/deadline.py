@@ -15,20 +15,45 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ConnectionClosedError, ReadTimeoutError
+from botocore.exceptions import (
+    BotoCoreError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ParamValidationError,
+    ProxyConnectionError,
+    SSLError,
+)
 
 RemainingMillis = Callable[[], int]
 
 # Kept back for returning the batch response and flushing logs and metrics.
 DEFAULT_RESERVE_SECONDS = 1.0
-# Errors after which the request may have been applied: the outcome is unknown.
-AMBIGUOUS_ERRORS = (ReadTimeoutError, ConnectionClosedError)
 
 
 class DeadlineExceededError(BotoCoreError):
     """A call was not started because it could not finish before the invocation ends."""
 
     fmt = "Not started: {operation} could need {needed:.1f}s and the invocation has {left:.1f}s left"
+
+
+# Errors known to happen before a request leaves the process or reaches the
+# service: nothing was applied. Every other connection-level error (a read
+# timeout, a closed connection, an SSL error while reading the answer, any
+# HTTP client error) may come after the service applied the request.
+_NOT_SENT_ERRORS: tuple[type[Exception], ...] = (
+    EndpointConnectionError,
+    ConnectTimeoutError,
+    ProxyConnectionError,
+    ParamValidationError,
+    DeadlineExceededError,
+)
+
+
+def outcome_unknown(error: BaseException | None) -> bool:
+    """True when ``error`` leaves it unknown whether the service applied the request."""
+    if not isinstance(error, BotoCoreError):
+        return False  # an error answer (ClientError) or nothing: the service said what happened
+    return isinstance(error, SSLError) or not isinstance(error, _NOT_SENT_ERRORS)
 
 
 class InvocationDeadline:
@@ -89,7 +114,7 @@ def guard_client(
             raise DeadlineExceededError(operation=model.name, needed=needed, left=left)
 
     def needs_retry(attempts: int = 1, caught_exception: Exception | None = None, **_kwargs: Any) -> bool | None:
-        if not retry_ambiguous and isinstance(caught_exception, AMBIGUOUS_ERRORS):
+        if not retry_ambiguous and outcome_unknown(caught_exception):
             return False  # False (not None) stops botocore from asking its retry handler
         backoff = min(2.0**attempts, _MAX_BACKOFF_SECONDS)
         if not deadline.allows(backoff + one_attempt + then_seconds):

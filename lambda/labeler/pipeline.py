@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from labeler.events import build_entry
 from labeler.notifications import InvalidMessageError, S3ObjectEvent, parse_message_body, sequencer_is_newer
 from labeler.publisher import EventPublisher, PublishOutcome
 from labeler.results import LABELED, LabelResult
-from labeler.store import ObjectRef, ResultConflict, ResultStore, StoredState, StoreError
+from labeler.store import Claim, ObjectRef, ResultConflict, ResultStore, StoredState, StoreError
 
 logger = Logger(service=SERVICE_NAME, child=True)
 
@@ -102,6 +103,13 @@ class _Task:
     ref: ObjectRef
     result_id: str
     message_ids: list[str]
+    # Identifies this attempt: the writeId of the result it writes and the
+    # owner of the publish claim it takes (new for every invocation).
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    holds_claim: bool = False  # released when the record fails, so its retry need not wait
+    # An earlier PutEvents of the result may have been accepted: publishing it
+    # again may announce it twice, and is counted (AmbiguousPublishes).
+    uncertain: bool = False
 
 
 @dataclass
@@ -116,9 +124,6 @@ class _Outcome:
     latency_ms: float | None = None
     unsaved: bool = False  # a new result still to be stored
     previous: StoredState | None = None  # the state it was decided against
-    # Republishing a result whose earlier publisher stopped after claiming it:
-    # its PutEvents may have been accepted (an unknown outcome).
-    after_unknown_outcome: bool = False
 
 
 def _raise(_task: _Task, error: Exception) -> _Outcome:
@@ -273,10 +278,12 @@ class LabelingPipeline:
 
     def _prepare(self, task: _Task, state: StoredState | None, labeled: _Outcome | None = None) -> _Outcome:
         """Decide against the current state; label (once) when a new result is needed."""
-        if labeled is not None and labeled.result is not None and _is_own_write(state, labeled.result):
+        if labeled is not None and labeled.result is not None and _is_own_write(state, task.token):
             # Our result went in although the write failed (a lost answer, or an
-            # index write after it): finish its index, then publish it.
+            # index write after it): finish what it left, then publish it.
+            task.holds_claim = True  # the write took the claim for this token
             self._store.sync_label_index(task.ref, labeled.result)
+            self._store.delete_replaced_parts(labeled.result, labeled.previous)
             return _Outcome(_Action.LABEL, result=labeled.result, latency_ms=labeled.latency_ms)
         action = self._decide(task, state)
         if action in (_Action.DUPLICATE, _Action.STALE):
@@ -298,20 +305,37 @@ class LabelingPipeline:
         """A stored result was never marked published: repair its index, then publish it (no relabel)."""
         if not self._deadline.allows(STORE_SECONDS):
             raise OutOfTimeError("not enough time left to publish the stored result")
-        if not self._store.claim_publication(task.ref, task.result_id, claim_ttl_seconds=self._claim_ttl):
+        claim = self._claim(task)
+        if claim is None:
             return _Outcome(_Action.PUBLISH_STORED, retry_reason="result was claimed or replaced meanwhile")
+        task.holds_claim = True
+        # What the batch read showed counts too: a lost answer to our claim may
+        # have hidden that it took over another attempt's claim.
+        task.uncertain = claim.uncertain or (
+            state is not None
+            and (
+                state.publish_uncertain
+                or (state.publish_claimed_at is not None and state.publish_claimed_by != task.token)
+            )
+        )
+        stored = self._store.load(task.ref)
+        if stored is None or stored.get("resultId") != task.result_id:
+            raise StoreError("stored result disappeared before it was published")
+        result = LabelResult.from_item(stored)
+        # The write that stored it may have failed before the whole index was in.
+        self._store.sync_label_index(task.ref, result)
+        return _Outcome(_Action.PUBLISH_STORED, result=result)
+
+    def _claim(self, task: _Task) -> Claim | None:
+        """Claim the result for this attempt; a lost answer is retried once (idempotent for our token)."""
         try:
-            stored = self._store.load(task.ref)
-            if stored is None or stored.get("resultId") != task.result_id:
-                raise StoreError("stored result disappeared before it was published")
-            result = LabelResult.from_item(stored)
-            # The write that stored it may have failed before the whole index was in.
-            self._store.sync_label_index(task.ref, result)
-        except Exception:
-            self._release_claim(task)
-            raise
-        unknown = state is not None and state.publish_claimed_at is not None
-        return _Outcome(_Action.PUBLISH_STORED, result=result, after_unknown_outcome=unknown)
+            return self._store.claim_publication(
+                task.ref, task.result_id, task.token, claim_ttl_seconds=self._claim_ttl
+            )
+        except StoreError:
+            return self._store.claim_publication(
+                task.ref, task.result_id, task.token, claim_ttl_seconds=self._claim_ttl
+            )
 
     def _save(self, tasks: Sequence[_Task], outcomes: list[_Outcome]) -> None:
         pending = [i for i, outcome in enumerate(outcomes) if outcome.unsaved and outcome.retry_reason is None]
@@ -321,7 +345,7 @@ class LabelingPipeline:
             for index in pending:
                 outcomes[index] = self._guarded(tasks[index], _raise, OutOfTimeError("not enough time left to store"))
             return
-        pairs = [(outcomes[i].result, outcomes[i].previous) for i in pending]
+        pairs = [(outcomes[i].result, outcomes[i].previous, tasks[i].token) for i in pending]
         try:
             errors = self._store.save_many(pairs)  # type: ignore[arg-type]
         except Exception as failure:  # e.g. a bug in packing: retry these records
@@ -331,6 +355,7 @@ class LabelingPipeline:
             task, outcome = tasks[index], outcomes[index]
             if error is None:
                 outcome.unsaved = False
+                task.holds_claim = True
             else:
                 # A conflict, or an error whose write may still have gone in: decide again.
                 outcomes[index] = self._guarded(task, self._resolve_conflict, outcome, error)
@@ -344,8 +369,9 @@ class LabelingPipeline:
             if not isinstance(error, ResultConflict):
                 raise error  # it did not go in: retry the record (nothing half-done)
             try:
-                self._store.save(outcome.result, outcome.previous)  # type: ignore[arg-type]
+                self._store.save(outcome.result, outcome.previous, task.token)  # type: ignore[arg-type]
                 outcome.unsaved = False
+                task.holds_claim = True
                 return outcome
             except ResultConflict as conflict:
                 error = conflict
@@ -385,6 +411,7 @@ class LabelingPipeline:
             if outcome.retry_reason is not None:
                 report.fail(task.message_ids, outcome.retry_reason)
                 report.retries += 1
+                self._release_claim(task)
                 report.throttles += int(outcome.throttled)
                 report.out_of_time += int(outcome.out_of_time)
                 report.deployment_faults += int(outcome.deployment_fault)
@@ -415,24 +442,24 @@ class LabelingPipeline:
         # From here on events may have been accepted: nothing below may raise or
         # put an accepted record back on the queue.
         published: list[tuple[ObjectRef, str]] = []
-        for task, outcome, result in ready:
+        for task, _, result in ready:
             refusal = sent.failures.get(result.result_id)
+            unknown = result.result_id in sent.ambiguous
             extra = {"objectKey": result.key, "messageId": ",".join(task.message_ids), "resultId": result.result_id}
-            if result.result_id in sent.ambiguous:
+            # A publication that may repeat an accepted one is counted once,
+            # when it is made: accepted, or with an unknown outcome itself.
+            if task.uncertain and (refusal is None or unknown):
                 report.ambiguous_publishes += 1
-                logger.warning("PutEvents outcome unknown; the retry may announce this result twice", extra=extra)
+                logger.warning("Published a result that may already have been announced", extra=extra)
             if refusal is not None:
+                if unknown:
+                    logger.warning("PutEvents outcome unknown; the retry may announce this result twice", extra=extra)
+                    task.uncertain = True  # kept on the result by the release: its next publication counts
                 logger.warning("Event not accepted by EventBridge; retrying record", extra={**extra, "error": refusal})
                 report.fail(task.message_ids, refusal)
                 report.retries += 1
                 self._release_claim(task)
                 continue
-            if outcome.after_unknown_outcome:
-                report.ambiguous_publishes += 1
-                logger.warning(
-                    "Published a result whose earlier publisher stopped after claiming it; may be a duplicate",
-                    extra=extra,
-                )
             published.append((task.ref, result.result_id))
             if result.status == LABELED:
                 report.labeled += 1
@@ -472,9 +499,13 @@ class LabelingPipeline:
                 delay = min(delay * 2, cap)
 
     def _release_claim(self, task: _Task) -> None:
+        """Release the claim this attempt holds (keeping any uncertainty on the result)."""
+        if not task.holds_claim:
+            return
+        task.holds_claim = False
         try:
-            self._store.release_claim(task.ref, task.result_id)
-        except Exception as error:  # the claim then expires on its own
+            self._store.release_claim(task.ref, task.result_id, task.token, uncertain=task.uncertain)
+        except Exception as error:  # the claim then expires; its taker counts the uncertainty
             logger.warning("Could not release publish claim", extra={"objectKey": task.obj.key, "error": str(error)})
 
     def _pool(self) -> ThreadPoolExecutor:
@@ -484,8 +515,9 @@ class LabelingPipeline:
             return self._executor
 
 
-def _is_own_write(state: StoredState | None, result: LabelResult) -> bool:
-    return state is not None and state.result_id == result.result_id and state.processed_at == result.processed_at
+def _is_own_write(state: StoredState | None, token: str) -> bool:
+    """The current result is the one this attempt wrote (its answer may have been lost)."""
+    return state is not None and state.write_id == token and not state.published
 
 
 def build_pipeline(config: LabelerConfig, clients: AwsClients) -> LabelingPipeline:

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from labeler.deadline import AMBIGUOUS_ERRORS
+from labeler.deadline import outcome_unknown
 from labeler.events import MAX_ENTRY_BYTES, EventEntry
 
 MAX_ENTRIES_PER_REQUEST = 10
@@ -70,7 +70,7 @@ class EventPublisher:
                 )
             except (ClientError, BotoCoreError) as error:
                 failures.update({entry.result_id: f"PutEvents failed: {error}" for entry in request})
-                if isinstance(error, AMBIGUOUS_ERRORS):
+                if outcome_unknown(error):
                     outcome.ambiguous.update(entry.result_id for entry in request)
                 continue
             if not response.get("FailedEntryCount"):

@@ -18,6 +18,9 @@ _INTERNAL_ATTRIBUTES = (
     "itemType",
     "sequencerOrder",
     "publishClaimedAt",
+    "publishClaimedBy",
+    "publishUncertain",
+    "writeId",
     "parts",
 )
 

@@ -11,8 +11,8 @@ dropped connection) becomes a ``StoreError``: the record is retried.
 
 from __future__ import annotations
 
-import contextlib
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +47,9 @@ _STATE_ATTRIBUTES = (
     "processedAt",
     "eventPublished",
     "publishClaimedAt",
+    "publishClaimedBy",
+    "publishUncertain",
+    "writeId",
     "labelNames",
     "parts",
     "status",
@@ -69,6 +72,24 @@ class ResultConflict(Exception):
 
 
 @dataclass(frozen=True)
+class Claim:
+    """A publish claim we hold; ``uncertain``: an earlier PutEvents of the result may have been accepted."""
+
+    uncertain: bool
+
+
+def needs_index_sync(actions: Sequence[dict[str, Any]], previous: StoredState | None) -> bool:
+    """Whether a result write must be followed by a sync of the label index.
+
+    More than 99 index changes do not fit in the write's transaction; and a
+    previous result that never finished (unpublished) may have left its own
+    index incomplete, which the write's deletes (derived from its labelNames)
+    would not repair.
+    """
+    return len(actions) > MAX_TRANSACTION_ACTIONS or (previous is not None and not previous.published)
+
+
+@dataclass(frozen=True)
 class StoredState:
     """The current result item of one object for one model, as far as decisions go."""
 
@@ -77,6 +98,10 @@ class StoredState:
     processed_at: str
     published: bool
     publish_claimed_at: float | None
+    publish_claimed_by: str | None
+    # A PutEvents for this result may have been accepted without being recorded.
+    publish_uncertain: bool
+    write_id: str | None  # the token of the attempt that wrote this result item
     label_names: tuple[str, ...]
     parts: int
 
@@ -89,6 +114,9 @@ class StoredState:
             processed_at=str(item.get("processedAt", "")),
             published=bool(item.get("eventPublished", False)),
             publish_claimed_at=float(claimed) if claimed is not None else None,
+            publish_claimed_by=item.get("publishClaimedBy"),
+            publish_uncertain=bool(item.get("publishUncertain", False)),
+            write_id=item.get("writeId"),
             label_names=tuple(item.get("labelNames", [])),
             parts=int(item.get("parts", 0)),
         )
@@ -272,11 +300,18 @@ class ResultStore:
     # -- writes ------------------------------------------------------------
 
     def _write_actions(
-        self, result: LabelResult, previous: StoredState | None
+        self, result: LabelResult, previous: StoredState | None, token: str
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """(transaction actions, continuation items): result put first, then label-index changes."""
+        """(transaction actions, continuation items): result put first, then label-index changes.
+
+        ``token`` identifies the writing attempt: it is the result's ``writeId``
+        (so the writer can recognise its own write after a lost answer) and
+        the owner of the publish claim the write takes.
+        """
         item, parts = result_items(result)
+        item["writeId"] = token
         item["publishClaimedAt"] = self._clock()  # this writer publishes next
+        item["publishClaimedBy"] = token
         if previous is None:
             condition: dict[str, Any] = {
                 "ConditionExpression": "attribute_not_exists(#pk)",
@@ -306,32 +341,37 @@ class ResultStore:
         ]
         return actions, parts
 
-    def save(self, result: LabelResult, previous: StoredState | None) -> None:
+    def save(self, result: LabelResult, previous: StoredState | None, token: str | None = None) -> None:
         """Make ``result`` the current result, if the current one is still ``previous``.
 
         Raises ResultConflict when another writer changed the current result
-        since ``previous`` was read; StoreError when DynamoDB refused the write.
+        since ``previous`` was read; StoreError when DynamoDB refused the write
+        (the result item may then be in: the caller checks its ``writeId``).
+        ``token`` identifies the writing attempt (a new one when not given).
         """
-        actions, parts = self._write_actions(result, previous)
+        actions, parts = self._write_actions(result, previous, token or uuid.uuid4().hex)
         if parts:  # keyed by resultId: harmless until the result item points at them
             self._batch_write([{"PutRequest": {"Item": serialize_item(part)}} for part in parts])
         self._transact(actions[:MAX_TRANSACTION_ACTIONS], conflict_index=0)
-        if len(actions) > MAX_TRANSACTION_ACTIONS:
-            # More than 99 index changes: the rest by comparison with what is stored.
-            ref = (result.bucket, result.key, result.project_version_arn)
-            try:
-                self.sync_label_index(ref, result)
-            except StoreError:
-                self._release_quietly(ref, result.result_id)  # so the retry need not wait for the claim
-                raise
-        if previous is not None and previous.parts and previous.result_id != result.result_id:
-            old_parts = [
-                layout.part_sort_key(result.project_version_arn, previous.result_id, n)
-                for n in range(1, previous.parts + 1)
-            ]
-            self._batch_write([{"DeleteRequest": {"Key": _key(result.bucket, result.key, sk)}} for sk in old_parts])
+        if needs_index_sync(actions, previous):
+            self.sync_label_index((result.bucket, result.key, result.project_version_arn), result)
+        self.delete_replaced_parts(result, previous)
 
-    def save_many(self, pairs: Sequence[tuple[LabelResult, StoredState | None]]) -> list[Exception | None]:
+    def delete_replaced_parts(self, result: LabelResult, previous: StoredState | None) -> None:
+        """Delete the continuation items of the result ``result`` replaced (idempotent).
+
+        A replaced result id never becomes current again (an older version is
+        never written over a newer one), so its parts are safe to delete.
+        """
+        if previous is None or not previous.parts or previous.result_id == result.result_id:
+            return
+        old_parts = [
+            layout.part_sort_key(result.project_version_arn, previous.result_id, n)
+            for n in range(1, previous.parts + 1)
+        ]
+        self._batch_write([{"DeleteRequest": {"Key": _key(result.bucket, result.key, sk)}} for sk in old_parts])
+
+    def save_many(self, pairs: Sequence[tuple[LabelResult, StoredState | None, str]]) -> list[Exception | None]:
         """Save several results, packed into as few transactions as fit (100 actions, 4 MB).
 
         Returns, per pair, None when saved, else the ResultConflict or
@@ -343,10 +383,10 @@ class ResultStore:
         alone: list[int] = []
         group: list[tuple[int, list[dict[str, Any]]]] = []
         group_actions = group_bytes = 0
-        for index, (result, previous) in enumerate(pairs):
-            actions, parts = self._write_actions(result, previous)
-            if parts or (previous is not None and previous.parts) or len(actions) > MAX_TRANSACTION_ACTIONS:
-                alone.append(index)  # continuation items: the general path
+        for index, (result, previous, token) in enumerate(pairs):
+            actions, parts = self._write_actions(result, previous, token)
+            if parts or (previous is not None and previous.parts) or needs_index_sync(actions, previous):
+                alone.append(index)  # continuation items, or an index to sync: the general path
                 continue
             size = sum(estimated_item_size(deserialize_item(a["Put"]["Item"])) for a in actions if "Put" in a)
             if group and (
@@ -394,23 +434,25 @@ class ResultStore:
                 outcomes[index] = error
 
     def sync_label_index(self, ref: ObjectRef, result: LabelResult) -> None:
-        """Make the label index of ``ref`` equal the current result (which ``result`` is, as far as we know).
+        """Make the label index of ``ref`` equal its current result (``result``, as far as we know).
 
-        Idempotent: compares the stored index items with the result's and
-        writes only the difference. If the current result changed meanwhile
-        (a concurrent writer), this writer may have overwritten the newer
-        index, so it syncs again to the current result until it stays put.
+        Compares the stored index items with the result's and writes only the
+        difference, so any retry can finish what a failed write left undone.
+        Every write is a transaction guarded by "this result is still the
+        current one": a slow or stale syncer can never write an old result's
+        labels over a newer one's. When the guard fails, the current result
+        is loaded and synced instead.
         """
         target = result
         for _ in range(SYNC_ROUNDS):
-            self._sync_index_once(target)
-            state = self.current_state(ref)
-            if state is None or state.result_id == target.result_id:
+            try:
+                self._sync_index_once(target)
                 return
-            stored = self.load(ref)
-            if stored is None:
-                return
-            target = LabelResult.from_item(stored)
+            except ResultConflict:
+                stored = self.load(ref)
+                if stored is None:
+                    return
+                target = LabelResult.from_item(stored)
         raise StoreError("the result kept changing while its label index was synced")
 
     def _sync_index_once(self, result: LabelResult) -> None:
@@ -421,61 +463,96 @@ class ResultStore:
         except AWS_ERRORS as error:
             raise StoreError(f"Query (label index) failed: {error}") from error
         wanted = {item[layout.SORT_KEY]: item for item in label_index_items(result)}
-        requests: list[dict[str, Any]] = [
-            {"PutRequest": {"Item": serialize_item(item)}}
+        changes: list[dict[str, Any]] = [
+            {"Put": {"TableName": self._table, "Item": serialize_item(item)}}
             for sort_key, item in wanted.items()
             if _index_fields(stored.get(sort_key)) != _index_fields(item)
         ]
-        requests.extend(
-            {"DeleteRequest": {"Key": _key(result.bucket, result.key, sort_key)}}
+        changes.extend(
+            {"Delete": {"TableName": self._table, "Key": _key(result.bucket, result.key, sort_key)}}
             for sort_key in stored
             if sort_key not in wanted
         )
-        self._batch_write(requests)
+        guard = {
+            "ConditionCheck": {
+                "TableName": self._table,
+                "Key": result_key(result.bucket, result.key, result.project_version_arn),
+                "ConditionExpression": "#rid = :rid",
+                "ExpressionAttributeNames": {"#rid": "resultId"},
+                "ExpressionAttributeValues": {":rid": {"S": result.result_id}},
+            }
+        }
+        for chunk in _chunks(changes, MAX_TRANSACTION_ACTIONS - 1):
+            self._transact([guard, *chunk], conflict_index=0)
 
-    def _release_quietly(self, ref: ObjectRef, result_id: str) -> None:
-        with contextlib.suppress(StoreError):  # the claim then expires on its own
-            self.release_claim(ref, result_id)
+    def claim_publication(
+        self, ref: ObjectRef, result_id: str, token: str, *, claim_ttl_seconds: float
+    ) -> Claim | None:
+        """Take the right to publish a stored but unpublished result, as ``token``.
 
-    def claim_publication(self, ref: ObjectRef, result_id: str, *, claim_ttl_seconds: float) -> bool:
-        """Take the right to publish a stored but unpublished result.
-
-        False when it was published meanwhile, replaced, or another worker
-        claimed it less than ``claim_ttl_seconds`` ago.
+        None when it was published meanwhile, replaced, or another attempt
+        claimed it less than ``claim_ttl_seconds`` ago. The claim says whether
+        an earlier PutEvents for the result may have been accepted: the result
+        was marked uncertain, or a claim of an attempt that stopped was taken
+        over (it may have sent before it stopped).
         """
         now = self._clock()
         try:
-            self._client.update_item(
+            response = self._client.update_item(
                 TableName=self._table,
                 Key=result_key(*ref),
-                UpdateExpression="SET #claim = :now",
+                UpdateExpression="SET #claim = :now, #by = :me, #unc = if_not_exists(#unc, :false)",
                 ConditionExpression=(
-                    "#rid = :rid AND #pub = :false AND (attribute_not_exists(#claim) OR #claim < :stale)"
+                    "#rid = :rid AND #pub = :false AND (attribute_not_exists(#claim) OR #claim < :stale OR #by = :me)"
                 ),
-                ExpressionAttributeNames={"#claim": "publishClaimedAt", "#rid": "resultId", "#pub": "eventPublished"},
+                ExpressionAttributeNames={
+                    "#claim": "publishClaimedAt",
+                    "#by": "publishClaimedBy",
+                    "#unc": "publishUncertain",
+                    "#rid": "resultId",
+                    "#pub": "eventPublished",
+                },
                 ExpressionAttributeValues={
                     ":now": serialize(now),
+                    ":me": {"S": token},
                     ":rid": {"S": result_id},
                     ":false": {"BOOL": False},
                     ":stale": serialize(now - claim_ttl_seconds),
                 },
+                # The whole old item (only on this rare recovery path): UPDATED_OLD
+                # may leave out attributes whose value did not change.
+                ReturnValues="ALL_OLD",
             )
         except AWS_ERRORS as error:
             if error_code(error) == "ConditionalCheckFailedException":
-                return False
+                return None
             raise StoreError(f"UpdateItem (claim) failed: {error}") from error
-        return True
+        old = deserialize_item(response.get("Attributes", {}))
+        taken_over = old.get("publishClaimedAt") is not None and old.get("publishClaimedBy") != token
+        return Claim(uncertain=bool(old.get("publishUncertain", False)) or taken_over)
 
-    def release_claim(self, ref: ObjectRef, result_id: str) -> None:
-        """Give up a publish claim after PutEvents refused the event, so the retry need not wait."""
+    def release_claim(self, ref: ObjectRef, result_id: str, token: str, *, uncertain: bool) -> None:
+        """Give up our publish claim so a retry need not wait for it to expire.
+
+        ``uncertain``: a PutEvents for this result may have been accepted (ours
+        had an unknown outcome, or we took the result over from an attempt
+        that stopped). That is kept on the result, never erased, so whoever
+        publishes it next counts the publication as a possible duplicate.
+        """
+        update = "REMOVE #claim, #by" + (" SET #unc = :true" if uncertain else "")
+        values: dict[str, Any] = {":rid": {"S": result_id}, ":false": {"BOOL": False}, ":me": {"S": token}}
+        names = {"#claim": "publishClaimedAt", "#by": "publishClaimedBy", "#rid": "resultId", "#pub": "eventPublished"}
+        if uncertain:
+            values[":true"] = {"BOOL": True}
+            names["#unc"] = "publishUncertain"
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key=result_key(*ref),
-                UpdateExpression="REMOVE #claim",
-                ConditionExpression="#rid = :rid AND #pub = :false",
-                ExpressionAttributeNames={"#claim": "publishClaimedAt", "#rid": "resultId", "#pub": "eventPublished"},
-                ExpressionAttributeValues={":rid": {"S": result_id}, ":false": {"BOOL": False}},
+                UpdateExpression=update,
+                ConditionExpression="#rid = :rid AND #pub = :false AND #by = :me",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
         except AWS_ERRORS as error:
             if error_code(error) != "ConditionalCheckFailedException":
@@ -492,11 +569,12 @@ class ResultStore:
             return {
                 "TableName": self._table,
                 "Key": result_key(*ref),
-                "UpdateExpression": "SET #pub = :true REMOVE #claim",
+                "UpdateExpression": "SET #pub = :true REMOVE #claim, #by",
                 "ConditionExpression": "#rid = :rid",
                 "ExpressionAttributeNames": {
                     "#pub": "eventPublished",
                     "#claim": "publishClaimedAt",
+                    "#by": "publishClaimedBy",
                     "#rid": "resultId",
                 },
                 "ExpressionAttributeValues": {":true": {"BOOL": True}, ":rid": {"S": result_id}},

@@ -299,6 +299,18 @@ def test_alarms_on_dlq_depth_message_age_and_function_errors(template: Template)
         assert metric in dashboard
 
 
+def test_errors_alarm_means_a_bug_or_a_misconfiguration_not_throttling(template: Template) -> None:
+    alarms = template.find_resources("AWS::CloudWatch::Alarm")
+    (errors,) = [a for name, a in alarms.items() if name.startswith("MonitoringFunctionErrors")]
+    metrics = {
+        q["Id"]: q.get("MetricStat", {}).get("Metric", {}).get("MetricName") for q in errors["Properties"]["Metrics"]
+    }
+    assert metrics["raised"] == "Errors"
+    assert metrics["unexpected"] == "UnexpectedErrors" and metrics["deployment"] == "DeploymentFaults"
+    assert "RekognitionThrottles" not in json.dumps(errors)
+    assert errors["Properties"]["Threshold"] == 1
+
+
 def test_outputs_have_stable_ids(template: Template) -> None:
     outputs = template.find_outputs("*")
     assert {

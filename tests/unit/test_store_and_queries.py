@@ -192,8 +192,9 @@ def test_more_than_99_distinct_labels_are_all_indexed(dynamodb: Any) -> None:
     labels = [label(f"defect-{i:03d}", 50 + i / 10) for i in range(150)]
     counting = FaultyClient(dynamodb)
     ResultStore(counting, TABLE).save(labeled("many.png", labels), None)
-    # The result and 99 index items in one transaction; the other 51 by comparison with the stored index.
-    assert counting.calls["transact_write_items"] == 1 and counting.calls["batch_write_item"] == 3
+    # The result and 99 index items in one transaction; the other 51 by comparison with the stored
+    # index, in one more transaction guarded by "this result is still current".
+    assert counting.calls["transact_write_items"] == 2 and counting.calls["batch_write_item"] == 0
     assert all(len(find_by_label(TABLE, f"defect-{i:03d}", client=dynamodb)) == 1 for i in (0, 98, 99, 149))
     stored = get_result(TABLE, "bucket", "many.png", ARN, client=dynamodb)
     assert stored is not None and stored["customLabels"] == labels
@@ -237,16 +238,32 @@ def test_claim_mark_and_release(dynamodb: Any) -> None:
     store = ResultStore(dynamodb, TABLE, clock=lambda: now[0])
     result = labeled("a.png", [label("dent", 60)])
     ref = ("bucket", "a.png", ARN)
-    store.save(result, None)  # the saver holds the claim
-    assert not store.claim_publication(ref, result.result_id, claim_ttl_seconds=120)
+    store.save(result, None, "writer")  # the writer holds the claim
+    assert store.claim_publication(ref, result.result_id, "other", claim_ttl_seconds=120) is None
+    claim = store.claim_publication(ref, result.result_id, "writer", claim_ttl_seconds=120)
+    assert claim is not None and not claim.uncertain  # our own claim, renewed
     now[0] += 121
-    assert store.claim_publication(ref, result.result_id, claim_ttl_seconds=120)
-    store.release_claim(ref, result.result_id)
-    assert store.claim_publication(ref, result.result_id, claim_ttl_seconds=120)
+    taken = store.claim_publication(ref, result.result_id, "other", claim_ttl_seconds=120)
+    assert taken is not None and taken.uncertain  # the writer may have sent before it stopped
+    store.release_claim(ref, result.result_id, "writer", uncertain=False)  # not the owner: no effect
+    assert store.claim_publication(ref, result.result_id, "third", claim_ttl_seconds=120) is None
+    store.release_claim(ref, result.result_id, "other", uncertain=True)
+    again = store.claim_publication(ref, result.result_id, "third", claim_ttl_seconds=120)
+    assert again is not None and again.uncertain  # the release kept the uncertainty
     store.mark_published([(ref, result.result_id)])
     state = store.current_state(ref)
     assert state is not None and state.published and state.publish_claimed_at is None
-    assert not store.claim_publication(ref, result.result_id, claim_ttl_seconds=0)
+    assert store.claim_publication(ref, result.result_id, "fourth", claim_ttl_seconds=0) is None
+
+
+def test_a_clean_release_leaves_no_uncertainty(dynamodb: Any) -> None:
+    store = ResultStore(dynamodb, TABLE)
+    result = labeled("a.png", [label("dent", 60)])
+    ref = ("bucket", "a.png", ARN)
+    store.save(result, None, "writer")
+    store.release_claim(ref, result.result_id, "writer", uncertain=False)
+    claim = store.claim_publication(ref, result.result_id, "retry", claim_ttl_seconds=120)
+    assert claim is not None and not claim.uncertain
 
 
 def test_mark_published_batches_and_skips_replaced_results(dynamodb: Any) -> None:

@@ -1,0 +1,500 @@
+"""The ``autolabel`` command line (console script; also ``python -m autolabel``).
+
+Exit codes are the AWS CLI's: 0 success, 1 nothing found, 252 invalid
+parameters, 253 configuration or credentials (region, profile, stack), 254
+the service returned an error, 255 anything else (e.g. endpoint unreachable),
+130 interrupted. Every failure is one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+
+from autolabel import detect as detect_module
+from autolabel import operations
+from autolabel.config import OUTPUT_ENVIRONMENT, AwsContext
+from autolabel.errors import (
+    EXIT_BAD_PARAMETERS,
+    EXIT_CONFIGURATION,
+    EXIT_OTHER,
+    CliError,
+    NotFound,
+    ParameterError,
+    ServiceError,
+)
+from autolabel.output import OUTPUT_FORMATS, format_cell, grid
+from autolabel.output import render as render_output
+from autolabel.render import draw_labels
+from labeler.queries import find_by_label, get_result
+
+PROG = "autolabel"
+EPILOG = (
+    "Exit codes: 0 ok, 1 nothing found, 252 invalid parameters, 253 configuration/credentials, "
+    "254 service error, 255 other. Names come from the stack's outputs (--stack-name), or from "
+    + ", ".join(sorted(OUTPUT_ENVIRONMENT.values()))
+    + " for an emulator without CloudFormation."
+)
+
+
+class _UsageError(Exception):
+    def __init__(self, usage: str, message: str) -> None:
+        super().__init__(message)
+        self.usage = usage
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(self.format_usage(), message)
+
+
+def _global_options() -> argparse.ArgumentParser:
+    """Accepted before or after the subcommand, like the AWS CLI's global options."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("global options")
+    group.add_argument("--region", default=argparse.SUPPRESS, help="AWS region (default: your profile's / AWS_REGION)")
+    group.add_argument("--profile", default=argparse.SUPPRESS, help="named profile from your AWS config")
+    group.add_argument(
+        "--endpoint-url", default=argparse.SUPPRESS, help="send every request here (e.g. the local emulator)"
+    )
+    group.add_argument(
+        "--stack-name",
+        default=argparse.SUPPRESS,
+        help="the deployed stack whose outputs name the table, queues and model (default: $AUTOLABEL_STACK_NAME "
+        "or Autolabel; given here, AUTOLABEL_* variables are ignored)",
+    )
+    group.add_argument("--output", choices=OUTPUT_FORMATS, default=argparse.SUPPRESS, help="output format")
+    group.add_argument("--query", default=argparse.SUPPRESS, help="JMESPath query applied to the output")
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _global_options()
+    parser = _Parser(
+        prog=PROG,
+        description="The operator command line of an autolabel deployment: label one image, show, find and "
+        "render stored results, run the model, redrive the DLQ.",
+        epilog=EPILOG,
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(sub: Any, name: str, help_text: str, description: str | None = None) -> argparse.ArgumentParser:
+        command: argparse.ArgumentParser = sub.add_parser(
+            name, help=help_text, description=description or help_text, parents=[common], epilog=EPILOG
+        )
+        return command
+
+    detect = add(
+        commands,
+        "detect",
+        "call DetectCustomLabels on one image",
+        'Call Rekognition DetectCustomLabels on one image and print {"CustomLabels": [...]} as the API returns '
+        "it. Options given override --cli-input-json.",
+    )
+    detect.add_argument("--project-version-arn", help="model version (default: the stack's ProjectVersionArn)")
+    detect.add_argument(
+        "--image",
+        help='S3 image, JSON or shorthand: \'{"S3Object": {"Bucket": "b", "Name": "k"}}\' or '
+        "S3Object={Bucket=b,Name=k,Version=v}",
+    )
+    detect.add_argument(
+        "--image-bytes", help="local PNG/JPEG sent as bytes, at most 4 MB: fileb://photo.jpg (or a path)"
+    )
+    detect.add_argument("--min-confidence", help="0-100; 0 returns every label (default: the model's thresholds)")
+    detect.add_argument("--max-results", help="at most this many labels")
+    detect.add_argument("--cli-input-json", help="the request as JSON, inline or file://request.json")
+    detect.add_argument(
+        "--generate-cli-skeleton",
+        nargs="?",
+        const="input",
+        choices=("input", "output"),
+        help="print a request (input) or response (output) skeleton from the API model and exit",
+    )
+    detect.add_argument("--render", metavar="OUT.png", help="also draw the labels' boxes on the image into this PNG")
+    detect.set_defaults(handler=_detect, default_output="json")
+
+    show = add(commands, "show", "print the stored result of an object")
+    show.add_argument("uri", metavar="s3://BUCKET/KEY")
+    show.add_argument("--model", metavar="ARN", help="the result of this model version (default: the latest)")
+    show.set_defaults(handler=_show, default_output="table")
+
+    find = add(commands, "find", "list objects carrying a label, most confident first")
+    find.add_argument("label")
+    find.add_argument("--min-confidence", type=float, default=0.0, help="0-100 (default 0)")
+    find.add_argument("--limit", type=int, default=None, help="the N most confident")
+    find.set_defaults(handler=_find, default_output="table")
+
+    render = add(commands, "render", "draw an object's stored labels on its image")
+    render.add_argument("uri", metavar="s3://BUCKET/KEY")
+    render.add_argument("-o", "--out", required=True, metavar="OUT.png", help="where to write the PNG")
+    render.add_argument("--model", metavar="ARN", help="the result of this model version (default: the latest)")
+    render.set_defaults(handler=_render, default_output="table")
+
+    model = add(commands, "model", "the Custom Labels model version: status, start, stop")
+    actions = model.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add(actions, "status", "model status, labeler trigger, queue and DLQ depth").set_defaults(
+        handler=_model_status, default_output="table"
+    )
+    start = add(actions, "start", "start the model (billed per inference-unit hour while it runs)")
+    start.add_argument("--min-units", type=int, default=1, help="inference units to start with (default 1)")
+    start.add_argument("--max-units", type=int, default=None, help="let Rekognition scale up to this many")
+    start.set_defaults(handler=_model_start, default_output="text")
+    add(actions, "stop", "pause the labeler's trigger, then stop the model").set_defaults(
+        handler=_model_stop, default_output="text"
+    )
+
+    dlq = add(commands, "dlq", "the dead-letter queue")
+    dlq_actions = dlq.add_subparsers(dest="action", required=True, metavar="ACTION")
+    redrive = add(
+        dlq_actions,
+        "redrive",
+        "move dead letters back to the ingest queue",
+        "Move the DLQ's messages back to the ingest queue with SQS's own message move task "
+        "(StartMessageMoveTask), showing its progress until it ends.",
+    )
+    redrive.add_argument("--max-per-second", type=int, default=None, help="move at most this many messages/s")
+    redrive.add_argument("--no-wait", action="store_true", help="start the task and return")
+    redrive.add_argument("--cancel", action="store_true", help="cancel the running redrive")
+    redrive.add_argument(
+        "--by-copy",
+        action="store_true",
+        help="receive/send/delete instead of a move task (for emulators without message move tasks)",
+    )
+    redrive.add_argument("--limit", type=int, default=None, help="with --by-copy: move at most this many")
+    redrive.add_argument("--poll-seconds", type=float, default=5.0, help=argparse.SUPPRESS)
+    redrive.set_defaults(handler=_dlq_redrive, default_output="text")
+    return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("autolabel")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    parts = urlsplit(uri)
+    if parts.scheme != "s3" or not parts.netloc or len(parts.path) < 2:
+        raise ParameterError(f"expected s3://BUCKET/KEY, got {uri!r}")
+    return parts.netloc, uri[len("s3://") + len(parts.netloc) + 1 :]
+
+
+def _output(args: argparse.Namespace) -> str:
+    return str(getattr(args, "output", None) or args.default_output)
+
+
+def _emit(args: argparse.Namespace, data: Any, human: Callable[[Any], str] | None = None) -> None:
+    text = render_output(data, _output(args), getattr(args, "query", None), human=human)
+    if text:
+        print(text)
+
+
+def _labels_grid(labels: list[dict[str, Any]]) -> str:
+    rows = []
+    for label in labels:
+        box = (label.get("Geometry") or {}).get("BoundingBox") or {}
+        rows.append(
+            [
+                label.get("Name"),
+                f"{float(label.get('Confidence', 0)):.1f}",
+                *(f"{float(box[k]):.3f}" if k in box else "" for k in ("Left", "Top", "Width", "Height")),
+            ]
+        )
+    return grid(rows, ["label", "confidence", "left", "top", "width", "height"]) if rows else "(no labels)"
+
+
+def _result_table(result: dict[str, Any]) -> str:
+    head = [
+        ["object", f"s3://{result['bucket']}/{result['key']}"],
+        ["versionId", result.get("versionId", "")],
+        ["model", result.get("projectVersionArn", "")],
+        ["status", result.get("status", "")],
+        ["processedAt", result.get("processedAt", "")],
+    ]
+    if "deletedAt" in result:
+        head.append(["deletedAt", result["deletedAt"]])
+    if "error" in result:
+        head.append(["error", f"{result['error'].get('code')}: {result['error'].get('message')}"])
+    head.append(["labels", result.get("labelCount", len(result.get("customLabels", [])))])
+    width = max(len(str(row[0])) for row in head)
+    lines = [f"{row[0]:<{width}}  {format_cell(row[1])}" for row in head]
+    if result.get("customLabels"):
+        lines += ["", _labels_grid(result["customLabels"])]
+    return "\n".join(lines)
+
+
+def _stack_outputs(ctx: AwsContext) -> operations.StackOutputs:
+    return operations.StackOutputs.from_outputs(ctx.output, ctx.optional_output)
+
+
+def _stored_result(ctx: AwsContext, uri: str, model: str | None) -> dict[str, Any]:
+    bucket, key = parse_s3_uri(uri)
+    result = get_result(ctx.output("ResultsTableName"), bucket, key, model, client=ctx.client("dynamodb"))
+    if result is None:
+        raise NotFound(f"no result for {uri}" + (f" with model {model}" if model else ""))
+    return result
+
+
+def _object_bytes(ctx: AwsContext, bucket: str, key: str, version: str | None) -> bytes:
+    request = {"Bucket": bucket, "Key": key, **({"VersionId": version} if version else {})}
+    try:
+        return bytes(ctx.client("s3").get_object(**request)["Body"].read())
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        raise ServiceError(
+            f"cannot read s3://{bucket}/{key}: {details.get('Code')}: {details.get('Message')}"
+        ) from None
+
+
+# --- commands ----------------------------------------------------------------------------------------
+
+
+def _detect(ctx: AwsContext, args: argparse.Namespace) -> int:
+    if args.generate_cli_skeleton:
+        print(json.dumps(detect_module.skeleton(args.generate_cli_skeleton), indent=4))
+        return 0
+    request = detect_module.build_request(
+        cli_input_json=args.cli_input_json,
+        project_version_arn=args.project_version_arn,
+        image=args.image,
+        image_bytes=args.image_bytes,
+        min_confidence=args.min_confidence,
+        max_results=args.max_results,
+        default_project_version_arn=lambda: ctx.output("ProjectVersionArn"),
+    )
+    try:
+        response = ctx.client("rekognition").detect_custom_labels(**request)
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        code = str(details.get("Code") or "Unknown")
+        raise ServiceError(detect_module.error_line(code, str(details.get("Message") or error))) from None
+    body = detect_module.response_body(response)
+    _emit(args, body, human=lambda data: _labels_grid(data.get("CustomLabels", [])))
+    if args.render:
+        image = request["Image"]
+        if "Bytes" in image:
+            data = image["Bytes"]
+        else:
+            s3_object = image["S3Object"]
+            data = _object_bytes(ctx, s3_object["Bucket"], s3_object["Name"], s3_object.get("Version"))
+        Path(args.render).write_bytes(draw_labels(data, body.get("CustomLabels", [])))
+        print(f"wrote {args.render}", file=sys.stderr)
+    return 0
+
+
+def _show(ctx: AwsContext, args: argparse.Namespace) -> int:
+    _emit(args, _stored_result(ctx, args.uri, args.model), human=_result_table)
+    return 0
+
+
+def _find(ctx: AwsContext, args: argparse.Namespace) -> int:
+    if not 0 <= args.min_confidence <= 100:
+        raise ParameterError(f"--min-confidence must be between 0 and 100, got {args.min_confidence}")
+    if args.limit is not None and args.limit < 1:
+        raise ParameterError(f"--limit must be >= 1, got {args.limit}")
+    found = find_by_label(
+        ctx.output("ResultsTableName"),
+        args.label,
+        args.min_confidence,
+        limit=args.limit,
+        client=ctx.client("dynamodb"),
+    )
+
+    def human(entries: list[dict[str, Any]]) -> str:
+        if not entries:
+            return f"no object carries {args.label!r} at confidence >= {args.min_confidence:g}"
+        return grid(
+            [
+                [
+                    f"{e['confidence']:.1f}",
+                    f"s3://{e['bucket']}/{e['key']}",
+                    e.get("versionId", ""),
+                    e["projectVersionArn"],
+                ]
+                for e in entries
+            ],
+            ["confidence", "object", "versionId", "model"],
+        )
+
+    _emit(args, found, human=human)
+    return 0
+
+
+def _render(ctx: AwsContext, args: argparse.Namespace) -> int:
+    result = _stored_result(ctx, args.uri, args.model)
+    if result.get("status") != "LABELED":
+        reason = result.get("error", {}).get("code") or result.get("status")
+        raise NotFound(f"{args.uri} has no labels to draw: its result is {result.get('status')} ({reason})")
+    data = _object_bytes(ctx, result["bucket"], result["key"], result.get("versionId"))
+    Path(args.out).write_bytes(draw_labels(data, result.get("customLabels", [])))
+    _emit(
+        args,
+        {"out": args.out, "labels": len(result.get("customLabels", []))},
+        human=lambda d: f"wrote {d['out']} ({d['labels']} label(s) drawn)",
+    )
+    return 0
+
+
+def _model_status(ctx: AwsContext, args: argparse.Namespace) -> int:
+    status = operations.model_status(
+        _stack_outputs(ctx),
+        rekognition=ctx.client("rekognition"),
+        sqs=ctx.client("sqs"),
+        lambda_client=ctx.client("lambda"),
+    )
+    _emit(args, status, human=lambda data: grid([[k, v] for k, v in data.items()], ["", ""]).split("\n", 2)[2])
+    return 0
+
+
+def _model_start(ctx: AwsContext, args: argparse.Namespace) -> int:
+    print(
+        operations.model_start(
+            _stack_outputs(ctx),
+            rekognition=ctx.client("rekognition"),
+            min_units=args.min_units,
+            max_units=args.max_units,
+        )
+    )
+    return 0
+
+
+def _model_stop(ctx: AwsContext, args: argparse.Namespace) -> int:
+    outputs = _stack_outputs(ctx)
+    print(operations.model_stop(outputs, rekognition=ctx.client("rekognition"), lambda_client=ctx.client("lambda")))
+    return 0
+
+
+def _dlq_outputs(ctx: AwsContext) -> operations.StackOutputs:
+    return operations.StackOutputs(
+        project_version_arn="",
+        project_arn=None,
+        queue_url=ctx.output("IngestQueueUrl"),
+        dead_letter_queue_url=ctx.output("DeadLetterQueueUrl"),
+        event_source_mapping_id="",
+        model_manager=False,
+    )
+
+
+def _dlq_redrive(ctx: AwsContext, args: argparse.Namespace) -> int:
+    if args.limit is not None and not args.by_copy:
+        raise ParameterError("--limit works only with --by-copy (a message move task moves the whole DLQ)")
+    outputs, sqs = _dlq_outputs(ctx), ctx.client("sqs")
+    if args.cancel:
+        print(operations.cancel_redrive(outputs, sqs=sqs))
+        return 0
+    if args.by_copy:
+        print(f"moved {operations.redrive_by_copy(outputs, sqs=sqs, limit=args.limit)} message(s) back")
+        return 0
+    try:
+        task = operations.redrive(
+            outputs,
+            sqs=sqs,
+            max_per_second=args.max_per_second,
+            wait=not args.no_wait,
+            progress=lambda line: print(line, file=sys.stderr),
+            poll_seconds=args.poll_seconds,
+        )
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status in (404, 500, 501) and "MessageMove" in str(error.operation_name):
+            raise ServiceError(
+                f"this endpoint does not implement {error.operation_name} (HTTP {status}): use --by-copy"
+            ) from None
+        raise ServiceError(f"{details.get('Code')}: {details.get('Message')}") from None
+    if args.no_wait:
+        print(
+            f"redrive started (task {task['TaskHandle']}); follow it with `autolabel dlq redrive --no-wait` again "
+            "or in the SQS console"
+        )
+    else:
+        print(operations.progress_line(task))
+    return 0
+
+
+# --- entry point -------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None, *, client_factory: Callable[[str], Any] | None = None) -> int:
+    """Run one command; returns the exit code. ``client_factory`` injects clients (tests)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as error:
+        sys.stderr.write(f"{error.usage}{PROG}: error: {error.message}\n")
+        return EXIT_BAD_PARAMETERS
+    except SystemExit as done:  # --help, --version
+        return int(done.code or 0)
+    ctx = AwsContext(
+        region=getattr(args, "region", None),
+        profile=getattr(args, "profile", None),
+        endpoint_url=getattr(args, "endpoint_url", None),
+        stack_name=getattr(args, "stack_name", None),
+        client_factory=client_factory,
+    )
+    handler: Callable[[AwsContext, argparse.Namespace], int] = args.handler
+    try:
+        return handler(ctx, args)
+    except CliError as error:
+        return _fail(error.message, error.exit_code)
+    except (NoCredentialsError, PartialCredentialsError):
+        return _fail(
+            "no AWS credentials: run `aws configure` or `aws sso login`, pass --profile, or set "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+            EXIT_CONFIGURATION,
+        )
+    except NoRegionError:
+        return _fail(
+            "no AWS region: pass --region, set AWS_REGION, or set a region in your profile", EXIT_CONFIGURATION
+        )
+    except ProfileNotFound as error:
+        return _fail(f"{error}: check --profile / AWS_PROFILE", EXIT_CONFIGURATION)
+    except ParamValidationError as error:
+        return _fail(" ".join(str(error).split()), EXIT_BAD_PARAMETERS)
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        return _fail(f"{details.get('Code')}: {details.get('Message')}", ServiceError.exit_code)
+    except BotoConnectionError as error:
+        return _fail(f"cannot reach AWS: {error} (check --endpoint-url, --region and your network)", EXIT_OTHER)
+    except BotoCoreError as error:
+        return _fail(str(error), EXIT_OTHER)
+    except KeyboardInterrupt:
+        return 130
+
+
+def one_line(message: str, limit: int = 400) -> str:
+    """Whatever an endpoint answered (an HTML error page...) as one readable line."""
+    text = " ".join(re.sub(r"<[^>]+>", " ", message).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"{PROG}: {one_line(message)}", file=sys.stderr)
+    return code
