@@ -5,6 +5,7 @@
 #   make synth   cdk synth (offline, no credentials), cdk-nag checks included
 #   make deploy  cdk deploy (needs AWS credentials); both take CDK_ARGS="-c key=value ..."
 #   make soak / make benchmark / make cost   reliability, speed and cost figures
+#   make property  the property-based tests with the larger Hypothesis profile (make test runs the small one)
 SHELL := /bin/bash
 # The one Python version (.python-version): the venv, the tests and the Lambda runtime.
 PYTHON_VERSION := $(shell cat .python-version)
@@ -16,7 +17,7 @@ NODE_STAMP := node_modules/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test lint typecheck pytest local synth deploy benchmark soak cost clean
+.PHONY: setup test lint typecheck pytest property local synth deploy benchmark soak cost clean
 
 # The pinned requirements, then the project itself (editable), which puts the
 # `autolabel` command in .venv/bin (pyproject.toml [project.scripts]).
@@ -43,6 +44,11 @@ pytest: setup
 	$(PY) -m pytest
 
 test: lint typecheck pytest
+
+# Many more and longer random runs than the "ci" profile; a failure prints its
+# seed (replay: make property HYPOTHESIS_SEED=<n>) and a @reproduce_failure blob.
+property: setup
+	HYPOTHESIS_PROFILE=deep $(PY) -m pytest tests/property
 
 # make local SERVE=1 keeps the emulator running afterwards and prints the
 # environment to export for `autolabel` (and the aws CLI) in another shell.
