@@ -83,20 +83,22 @@ class SoakConfig:
     # Scaled clock: 1/3 runs the stack's 60 s function timeout as 20 s, its 360 s
     # visibility timeout as 120 s; botocore backoff and client timeouts alike.
     time_scale: float = 1 / 3
+    # The fault windows below recur every prime number of seconds: a period that divides the
+    # visibility timeout (120 s) would redeliver a failed message in the same window every time.
     visibility_timeout_seconds: int = 0  # 0: the stack's, scaled
     retry_delay_seconds: int = -1  # -1: failed messages wait their visibility timeout, as in Lambda
     throttle_rate: float = 0.05  # per call: ThrottlingException
-    burst_every_seconds: float = 15.0  # ProvisionedThroughputExceeded for burst_seconds every ...
+    burst_every_seconds: float = 17.0  # ProvisionedThroughputExceeded for burst_seconds every ...
     burst_seconds: float = 1.0
-    not_ready_every_seconds: float = 20.0  # ResourceNotReady (model not running) windows
+    not_ready_every_seconds: float = 23.0  # ResourceNotReady (model not running) windows
     not_ready_seconds: float = 2.0
-    stall_every_seconds: float = 90.0  # model stalls: every call hangs until the (scaled) read timeout
+    stall_every_seconds: float = 97.0  # model stalls: every call hangs until the (scaled) read timeout
     stall_seconds: float = 8.0
     dynamodb_throttle_rate: float = 0.03
     put_events_failure_rate: float = 0.03
     drop_rate: float = 0.005  # per call and service: clean connection drop (never applied)
     ambiguous_drop_rate: float = 0.005  # per call and service: applied, then the response is lost
-    outage_every_seconds: float = 45.0  # DynamoDB / EventBridge unreachable (clean drops) for outage_seconds
+    outage_every_seconds: float = 47.0  # DynamoDB / EventBridge unreachable (clean drops) for outage_seconds
     outage_seconds: float = 1.5
     kill_after_detect_rate: float = 0.002  # per call: the worker process dies (os._exit) at this point
     kill_after_store_rate: float = 0.01
