@@ -179,14 +179,23 @@ class EventSourceMappingPoller:
         return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
     def run_until_idle(self, *, max_seconds: float = 120.0, pause_seconds: float = 0.05) -> None:
-        """Poll until no message is left, visible or waiting for a retry."""
+        """Poll until no message is left, visible or waiting for a retry.
+
+        Idle means two empty looks in a row: moto counts the visible and the
+        invisible messages of one GetQueueAttributes at two instants, so a
+        retried message that becomes visible between them is counted by
+        neither, and one look could stop while it is about to reappear.
+        """
         deadline = time.monotonic() + max_seconds
+        empty_looks = 0
         while True:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"queue not drained within {max_seconds}s")
             if self.poll_once():
+                empty_looks = 0
                 continue
-            if self.in_flight() == 0:
+            empty_looks = empty_looks + 1 if self.in_flight() == 0 else 0
+            if empty_looks == 2:
                 return
             time.sleep(pause_seconds)
 
