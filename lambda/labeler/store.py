@@ -287,7 +287,10 @@ class ResultStore:
     def load(self, ref: ObjectRef) -> dict[str, Any] | None:
         """The full stored result (continuation items reassembled), as ``queries.get_result``."""
         bucket, key, project_version_arn = ref
-        return get_result(self._table, bucket, key, project_version_arn, client=self._client)
+        try:
+            return get_result(self._table, bucket, key, project_version_arn, client=self._client)
+        except AWS_ERRORS as error:  # a fault of the read, like every other store call: retried
+            raise StoreError(f"Query (load result) failed: {error}") from error
 
     def current_state(self, ref: ObjectRef) -> StoredState | None:
         try:

@@ -355,3 +355,23 @@ def test_a_lone_throttled_message_is_a_batch_item_failure_not_a_function_error(h
     harness.discard_notifications()
     response = invoke(harness, ["a.png"])  # raised BatchProcessingError before: the errors alarm paged
     assert len(response["batchItemFailures"]) == 1
+
+
+# -- a transient error on the recovery path is a fault, not a bug ------------------
+
+
+def test_connection_error_while_loading_a_stored_result_is_retried_not_counted_as_a_bug(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    harness.events.faults["put_events"] = fail_times(1, endpoint_unreachable)  # stored, not yet published
+    harness.upload("a.png", SCRATCH)
+    harness.run()
+    assert len(harness.new_events()) == 1  # the retry published the stored result
+    capsys.readouterr()
+    harness.dynamodb.faults["query"] = fail_times(1, read_timeout)  # load() of the recovery path
+    harness.events.faults["put_events"] = fail_times(1, endpoint_unreachable)
+    harness.upload("b.png", DENT)
+    harness.run()
+    assert len(harness.new_events()) == 1
+    out = capsys.readouterr().out
+    assert emitted(out, "UnexpectedErrors") == 0
