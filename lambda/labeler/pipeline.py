@@ -393,10 +393,8 @@ class LabelingPipeline:
         if not self._deadline.allows(PUBLISH_SECONDS):
             for task, _, _ in ready:  # stored, unpublished, unclaimed: the retry publishes it
                 logger.warning("Out of time before publishing; retrying record", extra={"objectKey": task.obj.key})
-                report.fail(task.message_ids, "not enough time left to publish")
-                report.retries += 1
+                self._retry_record(task, "not enough time left to publish", report)
                 report.out_of_time += 1
-                self._release_claim(task)
             return
         self._announce(ready, report)
 
@@ -409,9 +407,7 @@ class LabelingPipeline:
             if outcome.latency_ms is not None:
                 report.rekognition_latencies_ms.append(outcome.latency_ms)
             if outcome.retry_reason is not None:
-                report.fail(task.message_ids, outcome.retry_reason)
-                report.retries += 1
-                self._release_claim(task)
+                self._retry_record(task, outcome.retry_reason, report)
                 report.throttles += int(outcome.throttled)
                 report.out_of_time += int(outcome.out_of_time)
                 report.deployment_faults += int(outcome.deployment_fault)
@@ -456,9 +452,7 @@ class LabelingPipeline:
                     logger.warning("PutEvents outcome unknown; the retry may announce this result twice", extra=extra)
                     task.uncertain = True  # kept on the result by the release: its next publication counts
                 logger.warning("Event not accepted by EventBridge; retrying record", extra={**extra, "error": refusal})
-                report.fail(task.message_ids, refusal)
-                report.retries += 1
-                self._release_claim(task)
+                self._retry_record(task, refusal, report)
                 continue
             published.append((task.ref, result.result_id))
             if result.status == LABELED:
@@ -497,6 +491,12 @@ class LabelingPipeline:
                 logger.warning("Mark published failed; retrying", extra={"error": str(error), "attempt": attempt})
                 self._sleep(wait)
                 delay = min(delay * 2, cap)
+
+    def _retry_record(self, task: _Task, reason: str, report: BatchReport) -> None:
+        """Name the task's messages as batch item failures and release any claim it holds."""
+        report.fail(task.message_ids, reason)
+        report.retries += 1
+        self._release_claim(task)
 
     def _release_claim(self, task: _Task) -> None:
         """Release the claim this attempt holds (keeping any uncertainty on the result)."""
