@@ -2,8 +2,10 @@
 
 In its own process, the labeler's AWS calls are real I/O waits as in Lambda,
 instead of emulator CPU competing with the handler for one GIL. It also removes
-one moto cost that real DynamoDB does not have: TransactWriteItems deep-copies
-the whole table once per action (for rollback); here only the touched items.
+two moto costs that real DynamoDB does not have: TransactWriteItems deep-copies
+the whole table once per action (for rollback), here only the touched items;
+and a Query on the table sorts every item of the table to find one partition,
+here only that partition's items.
 
     python -m local.moto_process PORT
 """
@@ -78,8 +80,41 @@ def _snapshot_touched_items_instead_of_tables() -> None:
     models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
+def _query_reads_only_its_partition() -> None:
+    """moto's Table.query sorts ``all_items()`` (the whole table) and then keeps one
+    partition, so a Query costs O(table log table); with tens of thousands of
+    label-index items that is a second per call. For a Query on the table itself
+    (not an index), hand it only the items of the queried partition."""
+    from moto.dynamodb.models.table import Table
+
+    only = threading.local()
+    original_all_items = Table.all_items
+    original_query = Table.query
+
+    def all_items(self: Any) -> Any:
+        hash_key = getattr(only, "hash_key", None)
+        if hash_key is None or not self.range_key_attr:
+            return original_all_items(self)
+        partition = self.items.get(hash_key, {})  # .get: never creates the partition
+        return sorted(partition.values(), key=lambda item: item.range_key)
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        if index_name or hash_key is None:
+            return original_query(self, hash_key, *args, **kwargs)
+        only.hash_key = hash_key
+        try:
+            return original_query(self, hash_key, *args, **kwargs)
+        finally:
+            only.hash_key = None
+
+    Table.all_items = all_items  # type: ignore[method-assign]
+    Table.query = query  # type: ignore[method-assign]
+
+
 def serve(port: int) -> None:
     _snapshot_touched_items_instead_of_tables()
+    _query_reads_only_its_partition()
     import logging
 
     from moto.server import ThreadedMotoServer
