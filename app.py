@@ -2,10 +2,6 @@
 """CDK entry point (`npx cdk synth`, `npx cdk deploy`). See README: Configuration."""
 
 import sys
-from pathlib import Path
-
-# lambda/ is not an importable name; the stack shares the labeler's validators.
-sys.path.insert(0, str(Path(__file__).resolve().parent / "lambda"))
 
 from infra.app import build_app
 from infra.settings import SettingsError

@@ -1,6 +1,6 @@
 """Local (Docker-free, network-free) bundling of the labeler Lambda asset.
 
-The asset is ``lambda/labeler`` and ``lambda/manager`` plus the pure-Python runtime dependencies
+The asset is ``lambda/labeler``, ``lambda/manager`` and ``lambda/shared`` plus the pure-Python runtime dependencies
 pinned in ``lambda/requirements.txt``, copied from the project's venv (where
 ``make setup`` installed exactly those pins). boto3 comes with the runtime.
 Everything is compiled to bytecode by the runtime's Python version
@@ -27,8 +27,8 @@ from infra.runtime import require_build_python
 
 LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambda"
 _REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-# Both functions share one asset: the model manager reuses the labeler's adapters.
-PACKAGES = ("labeler", "manager")
+# Both functions share one asset: the two function packages and their shared kit.
+PACKAGES = ("labeler", "manager", "shared")
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.dist-info", "tests")
 
 

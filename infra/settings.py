@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from labeler.config import (
+from shared.validation import (
     ConfigError,
     parse_event_source,
     parse_min_confidence,

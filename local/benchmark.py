@@ -31,9 +31,9 @@ import boto3
 from moto import mock_aws
 
 from labeler import handler
-from labeler.clients import AwsClients
+from labeler.adapters.clients import AwsClients
 from labeler.config import LabelerConfig
-from labeler.pipeline import build_pipeline
+from labeler.logic.pipeline import build_pipeline
 from local.emulator import create_resources
 from local.faults import FaultyClient
 from local.moto_process import moto_server_process

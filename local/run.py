@@ -28,9 +28,9 @@ from moto.server import ThreadedMotoServer
 from PIL import Image, ImageDraw
 
 from labeler import handler
-from labeler.clients import create_clients
+from labeler.adapters.clients import create_clients
 from labeler.config import LabelerConfig
-from labeler.pipeline import build_pipeline
+from labeler.logic.pipeline import build_pipeline
 from labeler.queries import find_by_label, get_result
 from local.emulator import (
     REGION,

@@ -174,7 +174,7 @@ class Version:
         }
 
     def result_id(self, bucket: str) -> str:
-        from labeler.notifications import S3ObjectEvent
+        from labeler.domain.s3_notification import S3ObjectEvent
 
         return S3ObjectEvent(
             "ObjectCreated:Put", bucket, self.key, self.size, self.etag, self.version_id, self.sequencer
@@ -325,8 +325,8 @@ class _Faults:
         """Before the model runs: capacity, clean drops, not-running windows, bursts, throttling."""
         from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 
-        from labeler.clients import REKOGNITION_CONFIG
         from local.faults import client_error, timeout_wait
+        from shared.aws_config import REKOGNITION_CONFIG
 
         config = self.config
         self.journal.write("model-call")
@@ -351,8 +351,8 @@ class _Faults:
         """After the model answered: a stall (hangs until the read timeout) or an ambiguous drop."""
         from botocore.exceptions import ReadTimeoutError
 
-        from labeler.clients import REKOGNITION_CONFIG
         from local.faults import timeout_wait, transport_error
+        from shared.aws_config import REKOGNITION_CONFIG
 
         if _windowed(time.time() + 31, self.config.stall_every_seconds, self.config.stall_seconds):
             self.journal.write("stall", service="rekognition")
@@ -409,8 +409,8 @@ PRELOADED_MODULES = (
     "local.fake_model",
     "local.botocore_model",
     "labeler.handler",
-    "labeler.pipeline",
-    "labeler.clients",
+    "labeler.logic.pipeline",
+    "labeler.adapters.clients",
     "botocore.httpsession",
 )
 
@@ -424,12 +424,13 @@ def _environment(setup: WorkerSetup) -> Handler:
     import warnings
 
     from labeler import handler
-    from labeler.clients import REKOGNITION_CONFIG, create_clients
+    from labeler.adapters.clients import create_clients
     from labeler.config import LabelerConfig
-    from labeler.pipeline import build_pipeline
+    from labeler.logic.pipeline import build_pipeline
     from local.botocore_model import emulated_rekognition_client
     from local.fake_model import FakeCustomLabelsModel
     from local.faults import FaultyClient, install_kill_points, put_events_rejecting
+    from shared.aws_config import REKOGNITION_CONFIG
 
     warnings.filterwarnings("ignore", message="No application metrics to publish")  # batches with nothing new
     config = setup.config
@@ -769,8 +770,8 @@ def _check_label_index(
     label's best confidence and the current versionId; nothing listed for an
     object without a current result.
     """
+    from labeler.domain.label_result import best_confidences
     from labeler.queries import find_by_label
-    from labeler.results import best_confidences
     from local.fake_model import PALETTE
 
     parts = [f"part-{n:03d}" for n in range(400)]

@@ -6,7 +6,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
-from labeler.config import METRICS_NAMESPACE
+from shared.names import METRICS_NAMESPACE
 
 
 def at_least(

@@ -22,8 +22,8 @@ from constructs import Construct
 from infra.constructs.alarms import app_metric, at_least
 from infra.constructs.exact_role_function import Grant, exact_role_function
 from infra.settings import StackSettings
+from shared.names import MANAGER_SERVICE
 
-SERVICE = "autolabel-model-manager"  # manager.handler.SERVICE_NAME
 STARTING_TIMEOUT_MINUTES = 30
 # The cost guard allows idleMinutes plus this margin (the manager's tick, the
 # STOPPING minutes, metric delay) before it calls a running, idle model a leak.
@@ -123,7 +123,7 @@ class ModelManager(Construct):
         )
 
         def metric(name: str) -> cloudwatch.Metric:
-            return app_metric(SERVICE, name, "Maximum")
+            return app_metric(MANAGER_SERVICE, name, "Maximum")
 
         self.alarms = [
             at_least(
@@ -194,7 +194,7 @@ class ModelManager(Construct):
                 "units": units,
                 "visible": queue.metric_approximate_number_of_messages_visible(period=period, statistic="Maximum"),
                 "inFlight": queue.metric_approximate_number_of_messages_not_visible(period=period, statistic="Maximum"),
-                "keptOn": app_metric(SERVICE, "ModelKeptOn", "Maximum"),
+                "keptOn": app_metric(MANAGER_SERVICE, "ModelKeptOn", "Maximum"),
             },
             period=period,
         )

@@ -6,7 +6,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-from labeler import table_layout as layout
+from shared import table_layout as layout
 
 
 class ResultsTable(Construct):

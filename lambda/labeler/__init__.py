@@ -1,6 +1,8 @@
 """autolabel labeler: labels S3 images with a Rekognition Custom Labels model.
 
-Layout: ``handler`` (thin Lambda entry point) -> ``pipeline`` (batch logic) ->
-adapters (``detector`` for Rekognition, ``store`` for DynamoDB, ``publisher``
-for EventBridge). ``queries`` is the read side used by tests and operators.
+``handler`` (thin Lambda entry point) -> ``logic`` (``decisions``: pure;
+``pipeline``: carries one SQS batch out) -> ``adapters`` (Rekognition detector,
+results store and its item mapping) and the shared EventBridge publisher.
+``domain`` holds what flows through: the inbound S3 notification, the label
+result, the outbound event. ``queries`` is the public read side.
 """

@@ -2,7 +2,7 @@
 
 Thin on purpose: configuration and clients are built once per execution
 environment (on the first invocation, never at import), the batch logic is
-``pipeline.LabelingPipeline``, and this module only translates its report into
+``logic.pipeline.LabelingPipeline``, and this module only translates its report into
 the SQS partial batch response, structured logs and EMF metrics.
 """
 
@@ -15,30 +15,27 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from labeler.clients import create_clients
-from labeler.config import METRICS_NAMESPACE, SERVICE_NAME, LabelerConfig
-from labeler.deadline import InvocationDeadline
-from labeler.pipeline import BatchReport, InboundMessage, LabelingPipeline, build_pipeline
+from labeler.adapters.clients import create_clients
+from labeler.config import LabelerConfig
+from labeler.logic.pipeline import BatchReport, InboundMessage, LabelingPipeline, build_pipeline
+from shared.deadline import InvocationDeadline
+from shared.lambda_setup import BuiltOnFirstUse
+from shared.names import LABELER_SERVICE, METRICS_NAMESPACE
 
-logger = Logger(service=SERVICE_NAME)
-metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
-
-_pipeline: LabelingPipeline | None = None
-
-
-def use_pipeline(pipeline: LabelingPipeline | None) -> None:
-    """Inject a pipeline (tests, local run); None rebuilds from the environment."""
-    global _pipeline
-    _pipeline = pipeline
+logger = Logger(service=LABELER_SERVICE)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=LABELER_SERVICE)
 
 
-def current_pipeline() -> LabelingPipeline:
-    global _pipeline
-    if _pipeline is None:
-        # Fails the cold start with a message naming the bad variable.
-        config = LabelerConfig.from_environ(os.environ)
-        _pipeline = build_pipeline(config, create_clients(InvocationDeadline()))
-    return _pipeline
+def _pipeline_from_environment() -> LabelingPipeline:
+    # Fails the invocation with a message naming the bad variable.
+    config = LabelerConfig.from_environ(os.environ)
+    return build_pipeline(config, create_clients(InvocationDeadline()))
+
+
+_pipeline = BuiltOnFirstUse(_pipeline_from_environment)
+# Tests and the local run inject their own pipeline; None rebuilds from the environment.
+use_pipeline = _pipeline.use
+current_pipeline = _pipeline.get
 
 
 def emit_metrics(report: BatchReport) -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from labeler import table_layout as layout
-from labeler.dynamo_codec import deserialize_item, serialize
+from shared import table_layout as layout
+from shared.dynamo_codec import deserialize_item, serialize
 
 # Bookkeeping attributes that are not part of the result contract.
 _INTERNAL_ATTRIBUTES = (

@@ -10,8 +10,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from labeler.dynamo_codec import deserialize_item, serialize
 from manager.logic import ManagerState
+from shared.dynamo_codec import deserialize_item, serialize
 
 STATE_KEY = "pk"
 MAX_MESSAGE_ATTRIBUTES = 10  # SQS's limit per message

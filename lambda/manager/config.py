@@ -6,13 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from labeler.config import (
-    ConfigError,
-    parse_event_source,
-    parse_positive_int,
-    parse_project_version_arn,
-    required,
-)
+from shared.validation import ConfigError, parse_event_source, parse_positive_int, parse_project_version_arn, required
 
 PROJECT_ARN_PATTERN = re.compile(r"^arn:[a-z\d-]+:rekognition:[a-z\d-]+:\d{12}:project/[a-zA-Z0-9_.\-]{1,255}/[0-9]+$")
 WINDOW_PATTERN = re.compile(

@@ -21,23 +21,22 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from labeler.clients import DATA_CONFIG
-from labeler.config import METRICS_NAMESPACE
-from labeler.events import EventEntry
-from labeler.publisher import EventPublisher
 from manager.adapters import CustomLabelsModel, IngestQueue, LabelerTrigger, ManagerStateStore
 from manager.config import ManagerConfig
 from manager.logic import FAILED, RUNNING, Observation, Plan, decide, in_window
+from shared.aws_config import DATA_CONFIG
+from shared.event_publisher import EventEntry, EventPublisher
+from shared.lambda_setup import BuiltOnFirstUse
+from shared.names import MANAGER_SERVICE, METRICS_NAMESPACE
 
-SERVICE_NAME = "autolabel-model-manager"
 MODEL_STATE_CHANGED = "Model State Changed"
 LEASE_SECONDS = 50.0  # under the one-minute schedule
 # Up to 1,000 messages moved to the DLQ per run (about 300 SQS calls, seconds),
 # well inside the function's timeout and the lease.
 MOVE_BATCHES_PER_RUN = 100
 
-logger = Logger(service=SERVICE_NAME)
-metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+logger = Logger(service=MANAGER_SERVICE)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=MANAGER_SERVICE)
 
 
 @dataclass
@@ -158,27 +157,22 @@ class Manager:
             logger.warning("Could not publish Model State Changed", extra={"error": next(iter(failures.values()))})
 
 
-_manager: Manager | None = None
+def _manager_from_environment() -> Manager:
+    config = ManagerConfig.from_environ(os.environ)
+    return Manager.from_clients(
+        config,
+        rekognition=boto3.client("rekognition", config=DATA_CONFIG),
+        sqs=boto3.client("sqs", config=DATA_CONFIG),
+        lambda_client=boto3.client("lambda", config=DATA_CONFIG),
+        dynamodb=boto3.client("dynamodb", config=DATA_CONFIG),
+        events=boto3.client("events", config=DATA_CONFIG),
+    )
 
 
-def use_manager(manager: Manager | None) -> None:
-    global _manager
-    _manager = manager
-
-
-def current_manager() -> Manager:
-    global _manager
-    if _manager is None:
-        config = ManagerConfig.from_environ(os.environ)
-        _manager = Manager.from_clients(
-            config,
-            rekognition=boto3.client("rekognition", config=DATA_CONFIG),
-            sqs=boto3.client("sqs", config=DATA_CONFIG),
-            lambda_client=boto3.client("lambda", config=DATA_CONFIG),
-            dynamodb=boto3.client("dynamodb", config=DATA_CONFIG),
-            events=boto3.client("events", config=DATA_CONFIG),
-        )
-    return _manager
+_manager = BuiltOnFirstUse(_manager_from_environment)
+# Tests and the simulations inject their own manager; None rebuilds from the environment.
+use_manager = _manager.use
+current_manager = _manager.get
 
 
 @metrics.log_metrics

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Annotations, Match, Template
 
-from labeler import table_layout as layout
+from shared import table_layout as layout
 from tests.infra.conftest import ARN, PROJECT_ARN, synth
 
 TLS_DENY = Match.object_like(

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
 
-from labeler.pipeline import BatchReport, InboundMessage, LabelingPipeline
+from labeler.logic.pipeline import BatchReport, InboundMessage, LabelingPipeline
 from local.faults import Call, client_error, fail_times
 from local.samples import make_image
 from tests.integration.test_fault_scenarios import (
@@ -374,11 +374,11 @@ def test_takeover_whose_putevents_fails_undercounts_republications(harness: Harn
     ("not-sent"): B's PutEvents is throttled, B releases the claim, and C
     republishes A's possibly accepted event without counting it at all.
     """
-    from labeler.events import build_entry
-    from labeler.notifications import parse_message_body
-    from labeler.publisher import EventPublisher
-    from labeler.results import LabelResult
-    from labeler.store import ResultStore
+    from labeler.adapters.results_store import ResultStore
+    from labeler.domain.label_result import LabelResult
+    from labeler.domain.result_event import build_entry
+    from labeler.domain.s3_notification import parse_message_body
+    from shared.event_publisher import EventPublisher
 
     upload = harness.upload_quietly("a.png", SCRATCH)
     body = notification_body(harness.record_for("a.png", upload, sequencer="0010"))
@@ -529,7 +529,7 @@ def test_same_key_twice_in_a_batch_shorter_newer_sequencer_wins(harness: Harness
 
 def test_putevents_refused_by_the_deadline_guard_is_not_counted_ambiguous(harness: Harness) -> None:
     """DeadlineExceededError (a BotoCoreError) is 'not sent': retried, no duplicate, not counted."""
-    from labeler.deadline import DeadlineExceededError
+    from shared.deadline import DeadlineExceededError
 
     upload = harness.upload_quietly("a.png", SCRATCH)
     body = notification_body(harness.record_for("a.png", upload, sequencer="0010"))
@@ -561,7 +561,7 @@ def test_failed_result_replaced_by_a_labeled_one_and_back(harness: Harness) -> N
 
 def test_mark_retry_loop_is_bounded_by_the_remaining_time(harness: Harness) -> None:
     """Mark always failing: with 45 s left it stops before the deadline; with plenty, after MARK_ATTEMPTS."""
-    from labeler.pipeline import MARK_ATTEMPTS
+    from labeler.logic.pipeline import MARK_ATTEMPTS
 
     def always(_kwargs: dict[str, Any], _call: Call) -> Any:
         raise EndpointConnectionError(endpoint_url=URL)

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from labeler import handler
-from labeler.notifications import parse_message_body
-from labeler.results import LabelResult
-from labeler.store import ResultStore
+from labeler.adapters.results_store import ResultStore
+from labeler.domain.label_result import LabelResult
+from labeler.domain.s3_notification import parse_message_body
 from local.samples import make_image
 from tests.support.builders import notification_body
 from tests.support.harness import Harness

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from labeler import handler
-from labeler.config import ConfigError
 from local.faults import client_error, fail_times, put_events_rejecting
 from local.samples import make_image
+from shared.validation import ConfigError
 from tests.support.builders import notification_body, s3_record, sqs_event
 from tests.support.harness import ARN, Harness
 

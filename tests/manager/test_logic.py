@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from labeler.config import ConfigError
 from manager.config import ManagerConfig, parse_windows
 from manager.logic import ManagerState, Observation, decide
+from shared.validation import ConfigError
 
 VERSION_ARN = "arn:aws:rekognition:us-east-1:123456789012:project/widgets/version/widgets.1/1700000000000"
 PROJECT_ARN = "arn:aws:rekognition:us-east-1:123456789012:project/widgets/1690000000000"

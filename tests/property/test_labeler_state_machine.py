@@ -53,14 +53,15 @@ from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_s
 from moto import mock_aws
 
 from labeler import handler
-from labeler import table_layout as layout
-from labeler.clients import AwsClients
-from labeler.config import SERVICE_NAME, LabelerConfig
-from labeler.pipeline import LabelingPipeline, build_pipeline
+from labeler.adapters.clients import AwsClients
+from labeler.config import LabelerConfig
+from labeler.logic.pipeline import LabelingPipeline, build_pipeline
 from labeler.queries import find_by_label, get_result
 from local.emulator import create_table
 from local.poller import FakeLambdaContext
 from local.stack_template import StackFacts
+from shared import table_layout as layout
+from shared.names import LABELER_SERVICE
 from tests.support.builders import notification_body, s3_record
 from tests.support.doubles import (
     DYNAMODB_ENDPOINT,
@@ -161,7 +162,7 @@ def quiet_handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     loggers = [
         logging.getLogger(name)
         for name in list(logging.root.manager.loggerDict)
-        if name == SERVICE_NAME or name.startswith(f"{SERVICE_NAME}.")
+        if name == LABELER_SERVICE or name.startswith(f"{LABELER_SERVICE}.")
     ]
     levels = [each.level for each in loggers]
     for each in loggers:

@@ -9,9 +9,9 @@ from typing import Any
 import boto3
 
 from labeler import handler
-from labeler.clients import AwsClients
+from labeler.adapters.clients import AwsClients
 from labeler.config import LabelerConfig
-from labeler.pipeline import LabelingPipeline, build_pipeline
+from labeler.logic.pipeline import LabelingPipeline, build_pipeline
 from labeler.queries import find_by_label, get_result
 from local.emulator import LocalResources, consumed_events, create_resources, drain_queue
 from local.fake_model import FakeCustomLabelsModel

@@ -22,10 +22,9 @@ import boto3
 import pytest
 from botocore.exceptions import HTTPClientError, SSLError
 
-from labeler.clients import DATA_CONFIG
-from labeler.deadline import InvocationDeadline, guard_client
-from labeler.events import EventEntry
-from labeler.publisher import EventPublisher
+from shared.aws_config import DATA_CONFIG
+from shared.deadline import InvocationDeadline, guard_client
+from shared.event_publisher import EventEntry, EventPublisher
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from labeler.config import ConfigError, LabelerConfig
+from labeler.config import LabelerConfig
+from shared.validation import ConfigError
 
 ARN = "arn:aws:rekognition:eu-west-1:123456789012:project/widgets/version/widgets.2026-11-01T10.00.00/1730455200000"
 BASE = {"PROJECT_VERSION_ARN": ARN, "RESULTS_TABLE_NAME": "results", "EVENT_BUS_NAME": "bus"}

@@ -10,9 +10,10 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from labeler.clients import DATA_CONFIG, LABEL_SECONDS, PUBLISH_SECONDS, REKOGNITION_CONFIG, STORE_SECONDS
-from labeler.deadline import DeadlineExceededError, InvocationDeadline, attempt_seconds, guard_client
+from labeler.adapters.clients import LABEL_SECONDS, PUBLISH_SECONDS, STORE_SECONDS
 from local.faults import http_response
+from shared.aws_config import DATA_CONFIG, REKOGNITION_CONFIG, attempt_seconds
+from shared.deadline import DeadlineExceededError, InvocationDeadline, guard_client
 
 ARN = "arn:aws:rekognition:us-east-1:123456789012:project/p/version/v/1700000000000"
 

@@ -8,14 +8,14 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from labeler.config import LabelerConfig
-from labeler.detector import (
+from labeler.adapters.rekognition_detector import (
     MAX_IMAGE_BYTES,
     CustomLabelsDetector,
     PermanentImageError,
     RetryableDetectionError,
 )
-from labeler.notifications import S3ObjectEvent
+from labeler.config import LabelerConfig
+from labeler.domain.s3_notification import S3ObjectEvent
 
 ARN = "arn:aws:rekognition:us-east-1:123456789012:project/p/version/p.1/1700000000000"
 LABEL = {

@@ -11,9 +11,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from labeler.publisher import EventPublisher
 from manager.config import ManagerConfig
 from manager.handler import MODEL_STATE_CHANGED, Manager
+from shared.event_publisher import EventPublisher
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SCHEMA = json.loads((DOCS / "event-schema.json").read_text())

@@ -9,9 +9,10 @@ from typing import Any
 import jsonschema
 
 from labeler.config import LabelerConfig
-from labeler.events import DETECTED, FAILED_DETAIL_TYPE, MAX_ENTRY_BYTES, build_entry
-from labeler.notifications import S3ObjectEvent
-from labeler.results import LabelResult
+from labeler.domain.label_result import LabelResult
+from labeler.domain.result_event import DETECTED, FAILED_DETAIL_TYPE, build_entry
+from labeler.domain.s3_notification import S3ObjectEvent
+from shared.event_publisher import MAX_ENTRY_BYTES
 from tests.support.builders import EVENTS_DIR
 
 ARN = "arn:aws:rekognition:us-east-1:123456789012:project/p/version/p.1/1700000000000"

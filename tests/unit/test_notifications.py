@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from labeler.notifications import (
+from labeler.domain.s3_notification import (
     InvalidMessageError,
     S3ObjectEvent,
     comparable_sequencer,

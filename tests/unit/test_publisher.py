@@ -7,9 +7,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
-from labeler.events import EventEntry
-from labeler.publisher import EventPublisher
 from local.faults import client_error
+from shared.event_publisher import EventEntry, EventPublisher
 
 
 class FakeEvents:

@@ -10,16 +10,16 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from labeler import table_layout as layout
+from labeler.adapters.results_store import ResultConflict, ResultStore, result_items
 from labeler.config import LabelerConfig
-from labeler.dynamo_codec import serialize_item
-from labeler.notifications import S3ObjectEvent
+from labeler.domain.label_result import LabelResult
+from labeler.domain.s3_notification import S3ObjectEvent
 from labeler.queries import find_by_label, get_result
-from labeler.results import LabelResult
-from labeler.store import ResultConflict, ResultStore, result_items
 from local.emulator import create_table
 from local.faults import FaultyClient
 from local.stack_template import StackFacts
+from shared import table_layout as layout
+from shared.dynamo_codec import serialize_item
 
 TABLE = "results"
 ARN = "arn:aws:rekognition:us-east-1:123456789012:project/p/version/p.1/1700000000000"

@@ -9,7 +9,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from labeler.config import LabelerConfig
-from labeler.notifications import S3ObjectEvent
+from labeler.domain.s3_notification import S3ObjectEvent
 
 # Rekognition cannot label these images: a FAILED result, never retried.
 PERMANENT_ERROR_CODES = frozenset(

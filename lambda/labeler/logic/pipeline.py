@@ -29,17 +29,18 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from labeler.clients import LABEL_SECONDS, PUBLISH_SECONDS, STORE_SECONDS, AwsClients
-from labeler.config import SERVICE_NAME, LabelerConfig
-from labeler.deadline import InvocationDeadline, RemainingMillis
-from labeler.detector import CustomLabelsDetector, PermanentImageError, RetryableDetectionError
-from labeler.events import build_entry
-from labeler.notifications import InvalidMessageError, S3ObjectEvent, parse_message_body, sequencer_is_newer
-from labeler.publisher import EventPublisher, PublishOutcome
-from labeler.results import LABELED, LabelResult
-from labeler.store import Claim, ObjectRef, ResultConflict, ResultStore, StoredState, StoreError
+from labeler.adapters.clients import LABEL_SECONDS, PUBLISH_SECONDS, STORE_SECONDS, AwsClients
+from labeler.adapters.rekognition_detector import CustomLabelsDetector, PermanentImageError, RetryableDetectionError
+from labeler.adapters.results_store import Claim, ObjectRef, ResultConflict, ResultStore, StoredState, StoreError
+from labeler.config import LabelerConfig
+from labeler.domain.label_result import LABELED, LabelResult
+from labeler.domain.result_event import build_entry
+from labeler.domain.s3_notification import InvalidMessageError, S3ObjectEvent, parse_message_body, sequencer_is_newer
+from shared.deadline import InvocationDeadline, RemainingMillis
+from shared.event_publisher import EventPublisher, PublishOutcome
+from shared.names import LABELER_SERVICE
 
-logger = Logger(service=SERVICE_NAME, child=True)
+logger = Logger(service=LABELER_SERVICE, child=True)
 
 # A result stored but not yet published is left to the worker that stored it
 # for this long; must stay well under the ingest queue's visibility timeout.

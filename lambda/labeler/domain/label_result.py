@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from labeler.config import LabelerConfig
-from labeler.notifications import S3ObjectEvent
+from labeler.domain.s3_notification import S3ObjectEvent
 
 LABELED = "LABELED"
 FAILED = "FAILED"

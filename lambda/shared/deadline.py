@@ -24,6 +24,8 @@ from botocore.exceptions import (
     SSLError,
 )
 
+from shared.aws_config import attempt_seconds
+
 RemainingMillis = Callable[[], int]
 
 # Kept back for returning the batch response and flushing logs and metrics.
@@ -81,11 +83,6 @@ class InvocationDeadline:
 
     def allows(self, seconds: float) -> bool:
         return self.remaining() >= seconds
-
-
-def attempt_seconds(config: Any) -> float:
-    """Worst case of one attempt of a client with this botocore Config."""
-    return float(config.connect_timeout) + float(config.read_timeout)
 
 
 # botocore's standard retry mode waits up to 20 s between attempts.

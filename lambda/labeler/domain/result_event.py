@@ -1,36 +1,22 @@
-"""EventBridge event details for results (docs/events.md), kept under the size limit."""
+"""The outbound event: a result as the EventBridge entry consumers receive (docs/events.md).
+
+Kept under the PutEvents entry size limit by dropping polygons, then the
+least confident labels; ``labelNames`` and ``labelCount`` stay complete.
+"""
 
 from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
 from typing import Any
 
-from labeler.results import FAILED, LabelResult
+from labeler.domain.label_result import FAILED, LabelResult
+from shared.event_publisher import MAX_ENTRY_BYTES, EventEntry, entry_size
 
 SCHEMA_VERSION = "1"
 DETECTED = "Custom Labels Detected"
 FAILED_DETAIL_TYPE = "Custom Labels Failed"
-# PutEvents accepts 256 KB per request; we plan each entry to fit alone.
-MAX_ENTRY_BYTES = 256 * 1024
-_TIME_FIELD_BYTES = 14  # how EventBridge counts the Time field of an entry
 MAX_ERROR_MESSAGE_CHARS = 2000
-
-
-@dataclass(frozen=True)
-class EventEntry:
-    detail_type: str
-    detail: dict[str, Any]
-    detail_json: str
-    result_id: str
-
-    def size(self, source: str) -> int:
-        return entry_size(source, self.detail_type, self.detail_json)
-
-
-def entry_size(source: str, detail_type: str, detail_json: str) -> int:
-    return _TIME_FIELD_BYTES + len(source.encode()) + len(detail_type.encode()) + len(detail_json.encode())
 
 
 def _dumps(detail: dict[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """boto3 clients of the labeler, each with a deliberate retry configuration.
 
-Every client is bound to the invocation's deadline (``labeler.deadline``): no
+Every client is bound to the invocation's deadline (``shared.deadline``): no
 call or SDK retry starts that could outlast the invocation. The budgets below
 are what each phase of a record needs at worst, so the pipeline can refuse to
 start a phase it could not finish.
@@ -12,32 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-from botocore.config import Config
 
-from labeler.deadline import InvocationDeadline, attempt_seconds, guard_client
-
-# Rekognition: throttling on the model's inference units is the common fault.
-# Standard mode: exponential backoff with jitter, three retries in-process
-# (``max_attempts`` in ``retries`` counts retries: four calls at most),
-# then the record goes back to SQS (which retries later) instead of burning the
-# Lambda's time. Adaptive mode was measured too (docs/performance.md, P4): its
-# client-side rate limiter, new in every execution environment and cut on the
-# first throttles, held a capped model at 88% of its capacity; standard mode
-# kept it at 100% with no message dead-lettered.
-REKOGNITION_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=3,
-    read_timeout=15,
-    max_pool_connections=16,
-)
-# DynamoDB and EventBridge: standard mode (exponential backoff with jitter,
-# throttling and transient errors), short timeouts: these answer in milliseconds.
-DATA_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 5},
-    connect_timeout=2,
-    read_timeout=5,
-    max_pool_connections=16,
-)
+from shared.aws_config import DATA_CONFIG, REKOGNITION_CONFIG, attempt_seconds
+from shared.deadline import InvocationDeadline, guard_client
 
 # Worst-case seconds each phase of a record needs before the invocation ends:
 # publishing = one PutEvents attempt and one attempt of the mark that follows;

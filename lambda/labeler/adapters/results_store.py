@@ -19,11 +19,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from labeler import table_layout as layout
-from labeler.dynamo_codec import deserialize_item, estimated_item_size, estimated_size, serialize, serialize_item
-from labeler.notifications import comparable_sequencer
+from labeler.domain.label_result import LabelResult, best_confidences
+from labeler.domain.s3_notification import comparable_sequencer
 from labeler.queries import get_result
-from labeler.results import LabelResult, best_confidences
+from shared import table_layout as layout
+from shared.dynamo_codec import deserialize_item, estimated_item_size, estimated_size, serialize, serialize_item
 
 # What a call can raise: the service's error answer, or a connection-level error.
 AWS_ERRORS = (ClientError, BotoCoreError)

@@ -1,0 +1,1 @@
+"""The labeler's AWS adapters: Rekognition detector, results table store, clients."""

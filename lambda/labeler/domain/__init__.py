@@ -1,0 +1,1 @@
+"""What the labeler works with: the inbound S3 notification, the label result, the outbound event."""
