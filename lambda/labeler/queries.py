@@ -8,21 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from labeler.adapters.result_items import assemble, public_view
+from labeler.adapters.results_store import query_partition
 from shared import table_layout as layout
 from shared.dynamo_codec import deserialize_item, serialize
-
-# Bookkeeping attributes that are not part of the result contract.
-_INTERNAL_ATTRIBUTES = (
-    layout.PARTITION_KEY,
-    layout.SORT_KEY,
-    "itemType",
-    "sequencerOrder",
-    "publishClaimedAt",
-    "publishClaimedBy",
-    "publishUncertain",
-    "writeId",
-    "parts",
-)
 
 
 def _client_or_default(client: Any | None) -> Any:
@@ -31,16 +20,6 @@ def _client_or_default(client: Any | None) -> Any:
     import boto3  # only when the caller brings no client
 
     return boto3.client("dynamodb")
-
-
-def _query_all(client: Any, **request: Any) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    while True:
-        response = client.query(**request)
-        items.extend(deserialize_item(raw) for raw in response.get("Items", []))
-        if "LastEvaluatedKey" not in response:
-            return items
-        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
 def get_result(
@@ -58,37 +37,9 @@ def get_result(
     """
     client = _client_or_default(client)
     prefix = layout.result_sort_key(project_version_arn) if project_version_arn else layout.RESULT_PREFIX
-    items = _query_all(
-        client,
-        TableName=table_name,
-        KeyConditionExpression="#pk = :pk AND begins_with(#sk, :prefix)",
-        ExpressionAttributeNames={"#pk": layout.PARTITION_KEY, "#sk": layout.SORT_KEY},
-        ExpressionAttributeValues={
-            ":pk": serialize(layout.object_partition(bucket, key)),
-            ":prefix": serialize(prefix),
-        },
-        ConsistentRead=True,
-    )
-    results = [item for item in items if item.get("itemType") == layout.ITEM_TYPE_RESULT]
-    if project_version_arn:
-        results = [item for item in results if item[layout.SORT_KEY] == layout.result_sort_key(project_version_arn)]
-    if not results:
-        return None
-    current = max(results, key=lambda item: str(item.get("processedAt", "")))
-    parts_prefix = layout.part_sort_key_prefix(current["projectVersionArn"], current["resultId"])
-    parts = sorted(
-        (item for item in items if str(item[layout.SORT_KEY]).startswith(parts_prefix)),
-        key=lambda item: int(item["partNumber"]),
-    )
-    if len(parts) != int(current.get("parts", 0)):
-        raise RuntimeError(
-            f"result {current['resultId']} expects {current.get('parts')} continuation items, found {len(parts)}"
-        )
-    labels = list(current.get("customLabels", []))
-    for part in parts:
-        labels.extend(part.get("customLabels", []))
-    current["customLabels"] = labels
-    return {name: value for name, value in current.items() if name not in _INTERNAL_ATTRIBUTES}
+    items = query_partition(client, table_name, layout.object_partition(bucket, key), prefix)
+    current = assemble(items.values(), project_version_arn)
+    return public_view(current) if current is not None else None
 
 
 def find_by_label(

@@ -10,7 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from labeler.adapters.results_store import ResultConflict, ResultStore, result_items
+from labeler.adapters.result_items import to_items
+from labeler.adapters.results_store import ResultConflict, ResultStore
 from labeler.config import LabelerConfig
 from labeler.domain.label_result import LabelResult
 from labeler.domain.s3_notification import S3ObjectEvent
@@ -169,7 +170,7 @@ def test_result_over_400_kb_is_split_and_reassembled(dynamodb: Any) -> None:
         for i in range(12)
     ]
     result = labeled("big.png", labels)
-    item, parts = result_items(result)
+    item, parts = to_items(result)
     assert len(parts) >= 1 and item["parts"] == len(parts)
     assert len(item["customLabels"]) + sum(len(p["customLabels"]) for p in parts) == 12
     ResultStore(dynamodb, TABLE).save(result, None)
@@ -210,7 +211,7 @@ def test_sync_label_index_repairs_missing_extra_and_outdated_items(dynamodb: Any
     store.save(old, None)
     new = labeled("a.png", [label("dent", 90), label("logo", 55)], version="v2")
     # A write that stored the new result item but none of its index changes:
-    item, _ = result_items(new)
+    item, _ = to_items(new)
     dynamodb.put_item(TableName=TABLE, Item=serialize_item(item))
     store.sync_label_index(("bucket", "a.png", ARN), new)
     assert indexed(dynamodb, ["dent", "scratch", "rust", "logo"]) == {

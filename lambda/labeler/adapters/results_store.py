@@ -19,19 +19,15 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from labeler.domain.label_result import LabelResult, best_confidences
-from labeler.domain.s3_notification import comparable_sequencer
-from labeler.queries import get_result
+from labeler.adapters.result_items import IncompleteResultError, assemble, label_index_items, to_items, to_result
+from labeler.domain.label_result import LabelResult
 from shared import table_layout as layout
-from shared.dynamo_codec import deserialize_item, estimated_item_size, estimated_size, serialize, serialize_item
+from shared.dynamo_codec import deserialize_item, estimated_item_size, serialize, serialize_item
 
 # What a call can raise: the service's error answer, or a connection-level error.
 AWS_ERRORS = (ClientError, BotoCoreError)
 SYNC_ROUNDS = 3
 
-MAX_ITEM_BYTES = 400 * 1024
-# Headroom under the 400 KB limit for our size estimate's error.
-ITEM_BUDGET_BYTES = MAX_ITEM_BYTES - 24 * 1024
 MAX_TRANSACTION_ACTIONS = 100
 MAX_TRANSACTION_BYTES = 3 * 1024 * 1024  # DynamoDB allows 4 MB; our sizes are estimates
 MAX_BATCH_GET_KEYS = 100
@@ -135,88 +131,6 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def result_items(result: LabelResult) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The result item and its continuation items (plain values).
-
-    The result item keeps as many labels as fit in one item; the rest go, in
-    order, to continuation items in the same partition. Nothing is dropped.
-    """
-    item: dict[str, Any] = {
-        layout.PARTITION_KEY: layout.object_partition(result.bucket, result.key),
-        layout.SORT_KEY: layout.result_sort_key(result.project_version_arn),
-        "itemType": layout.ITEM_TYPE_RESULT,
-        "bucket": result.bucket,
-        "key": result.key,
-        "versionId": result.version_id,
-        "etag": result.etag,
-        "size": result.size,
-        "sequencer": result.sequencer,
-        "sequencerOrder": comparable_sequencer(result.sequencer),
-        "projectVersionArn": result.project_version_arn,
-        "minConfidence": result.min_confidence,
-        "maxResults": result.max_results,
-        "status": result.status,
-        "labelNames": result.label_names,
-        "labelCount": result.label_count,
-        "error": result.error,
-        "processedAt": result.processed_at,
-        "resultId": result.result_id,
-        "eventPublished": False,
-        "parts": 0,
-        "customLabels": [],
-    }
-    labels = result.custom_labels
-    room = ITEM_BUDGET_BYTES - estimated_item_size(item)
-    kept = _fitting_prefix(labels, room)
-    item["customLabels"] = labels[:kept]
-    parts: list[dict[str, Any]] = []
-    rest = labels[kept:]
-    while rest:
-        part: dict[str, Any] = {
-            layout.PARTITION_KEY: item[layout.PARTITION_KEY],
-            layout.SORT_KEY: layout.part_sort_key(result.project_version_arn, result.result_id, len(parts) + 1),
-            "itemType": layout.ITEM_TYPE_RESULT_PART,
-            "resultId": result.result_id,
-            "partNumber": len(parts) + 1,
-            "customLabels": [],
-        }
-        take = max(1, _fitting_prefix(rest, ITEM_BUDGET_BYTES - estimated_item_size(part)))
-        part["customLabels"] = rest[:take]
-        parts.append(part)
-        rest = rest[take:]
-    item["parts"] = len(parts)
-    return item, parts
-
-
-def _fitting_prefix(labels: Sequence[dict[str, Any]], room: int) -> int:
-    used = 0
-    for index, label in enumerate(labels):
-        used += 1 + estimated_size(label)
-        if used > room:
-            return index
-    return len(labels)
-
-
-def label_index_items(result: LabelResult) -> list[dict[str, Any]]:
-    """One item per distinct label, carrying that label's best confidence."""
-    partition = layout.object_partition(result.bucket, result.key)
-    return [
-        {
-            layout.PARTITION_KEY: partition,
-            layout.SORT_KEY: layout.label_sort_key(result.project_version_arn, name),
-            "itemType": layout.ITEM_TYPE_LABEL,
-            layout.LABEL_INDEX_PARTITION_KEY: name,
-            layout.LABEL_INDEX_SORT_KEY: confidence,
-            "bucket": result.bucket,
-            "key": result.key,
-            "versionId": result.version_id,
-            "projectVersionArn": result.project_version_arn,
-            "resultId": result.result_id,
-        }
-        for name, confidence in best_confidences(result.custom_labels).items()
-    ]
-
-
 def _index_fields(item: dict[str, Any] | None) -> tuple[Any, ...] | None:
     """What makes a stored index item current: its result and confidence."""
     if item is None:
@@ -224,7 +138,7 @@ def _index_fields(item: dict[str, Any] | None) -> tuple[Any, ...] | None:
     return (item.get("resultId"), float(item.get(layout.LABEL_INDEX_SORT_KEY, -1)), item.get("versionId"))
 
 
-def _query_partition(client: Any, table: str, partition: str, prefix: str) -> dict[str, dict[str, Any]]:
+def query_partition(client: Any, table: str, partition: str, prefix: str) -> dict[str, dict[str, Any]]:
     """All items of one partition whose sort key starts with ``prefix``, by sort key (strongly consistent)."""
     request: dict[str, Any] = {
         "TableName": table,
@@ -284,13 +198,20 @@ class ResultStore:
                 raise StoreError("BatchGetItem left keys unprocessed after retries")
         return states
 
-    def load(self, ref: ObjectRef) -> dict[str, Any] | None:
-        """The full stored result (continuation items reassembled), as ``queries.get_result``."""
+    def load(self, ref: ObjectRef) -> LabelResult | None:
+        """The current stored result of ``ref`` (continuation items reassembled), or None."""
         bucket, key, project_version_arn = ref
         try:
-            return get_result(self._table, bucket, key, project_version_arn, client=self._client)
-        except AWS_ERRORS as error:  # a fault of the read, like every other store call: retried
+            items = query_partition(
+                self._client,
+                self._table,
+                layout.object_partition(bucket, key),
+                layout.result_sort_key(project_version_arn),
+            )
+            item = assemble(items.values(), project_version_arn)
+        except (*AWS_ERRORS, IncompleteResultError) as error:  # a fault of the read: retried
             raise StoreError(f"Query (load result) failed: {error}") from error
+        return to_result(item) if item is not None else None
 
     def current_state(self, ref: ObjectRef) -> StoredState | None:
         try:
@@ -311,7 +232,7 @@ class ResultStore:
         (so the writer can recognise its own write after a lost answer) and
         the owner of the publish claim the write takes.
         """
-        item, parts = result_items(result)
+        item, parts = to_items(result)
         item["writeId"] = token
         item["publishClaimedAt"] = self._clock()  # this writer publishes next
         item["publishClaimedBy"] = token
@@ -455,14 +376,14 @@ class ResultStore:
                 stored = self.load(ref)
                 if stored is None:
                     return
-                target = LabelResult.from_item(stored)
+                target = stored
         raise StoreError("the result kept changing while its label index was synced")
 
     def _sync_index_once(self, result: LabelResult) -> None:
         partition = layout.object_partition(result.bucket, result.key)
         prefix = layout.label_sort_key(result.project_version_arn, "")
         try:
-            stored = _query_partition(self._client, self._table, partition, prefix)
+            stored = query_partition(self._client, self._table, partition, prefix)
         except AWS_ERRORS as error:
             raise StoreError(f"Query (label index) failed: {error}") from error
         wanted = {item[layout.SORT_KEY]: item for item in label_index_items(result)}

@@ -12,6 +12,19 @@ from labeler.domain.s3_notification import S3ObjectEvent
 LABELED = "LABELED"
 FAILED = "FAILED"
 
+# What identifies a result and the object version it is about: the same
+# attribute names in the stored item and in the event (name -> field).
+IDENTITY_ATTRIBUTES = {
+    "resultId": "result_id",
+    "bucket": "bucket",
+    "key": "key",
+    "versionId": "version_id",
+    "etag": "etag",
+    "size": "size",
+    "sequencer": "sequencer",
+    "projectVersionArn": "project_version_arn",
+}
+
 
 def iso_timestamp(moment: datetime) -> str:
     """ISO-8601 UTC with milliseconds and 'Z', e.g. 2026-11-24T10:00:00.123Z."""
@@ -65,25 +78,9 @@ class LabelResult:
     def label_count(self) -> int:
         return len(self.custom_labels)
 
-    @classmethod
-    def from_item(cls, item: dict[str, Any]) -> LabelResult:
-        """The result as ``queries.get_result`` returns it (continuation items reassembled)."""
-        return cls(
-            result_id=item["resultId"],
-            bucket=item["bucket"],
-            key=item["key"],
-            version_id=item.get("versionId"),
-            etag=item.get("etag", ""),
-            size=int(item.get("size", 0)),
-            sequencer=item.get("sequencer"),
-            project_version_arn=item["projectVersionArn"],
-            min_confidence=item.get("minConfidence"),
-            max_results=item.get("maxResults"),
-            status=item["status"],
-            processed_at=item["processedAt"],
-            custom_labels=item.get("customLabels", []),
-            error=item.get("error"),
-        )
+    def identity(self) -> dict[str, Any]:
+        """The identifying attributes, by their stored and published names."""
+        return {name: getattr(self, field_name) for name, field_name in IDENTITY_ATTRIBUTES.items()}
 
     @classmethod
     def _base(cls, obj: S3ObjectEvent, config: LabelerConfig, processed_at: datetime) -> dict[str, Any]:

@@ -24,17 +24,7 @@ def _dumps(detail: dict[str, Any]) -> str:
 
 
 def _common(result: LabelResult) -> dict[str, Any]:
-    return {
-        "schemaVersion": SCHEMA_VERSION,
-        "resultId": result.result_id,
-        "bucket": result.bucket,
-        "key": result.key,
-        "versionId": result.version_id,
-        "etag": result.etag,
-        "size": result.size,
-        "sequencer": result.sequencer,
-        "projectVersionArn": result.project_version_arn,
-    }
+    return {"schemaVersion": SCHEMA_VERSION, **result.identity()}
 
 
 def build_entry(result: LabelResult, source: str) -> EventEntry:

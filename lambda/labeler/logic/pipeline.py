@@ -319,10 +319,9 @@ class LabelingPipeline:
                 or (state.publish_claimed_at is not None and state.publish_claimed_by != task.token)
             )
         )
-        stored = self._store.load(task.ref)
-        if stored is None or stored.get("resultId") != task.result_id:
+        result = self._store.load(task.ref)
+        if result is None or result.result_id != task.result_id:
             raise StoreError("stored result disappeared before it was published")
-        result = LabelResult.from_item(stored)
         # The write that stored it may have failed before the whole index was in.
         self._store.sync_label_index(task.ref, result)
         return _Outcome(_Action.PUBLISH_STORED, result=result)

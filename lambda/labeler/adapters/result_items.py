@@ -1,0 +1,165 @@
+"""The mapping between a label result and its DynamoDB items, both ways.
+
+result -> items: the result item (as many labels as fit in one item), its
+continuation items (the remaining labels, in order) and one label-index item
+per distinct label. items -> result: the result item with its continuation
+items reassembled, as the stored result (``to_result``) or as the public view
+``queries.get_result`` returns (``public_view``). docs/behaviour.md#stored-attributes
+describes every attribute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from labeler.domain.label_result import IDENTITY_ATTRIBUTES, LabelResult, best_confidences
+from labeler.domain.s3_notification import comparable_sequencer
+from shared import table_layout as layout
+from shared.dynamo_codec import estimated_item_size, estimated_size
+
+MAX_ITEM_BYTES = 400 * 1024
+# Headroom under the 400 KB limit for our size estimate's error.
+ITEM_BUDGET_BYTES = MAX_ITEM_BYTES - 24 * 1024
+
+# Bookkeeping attributes of a result item, not part of the result contract.
+INTERNAL_ATTRIBUTES = (
+    layout.PARTITION_KEY,
+    layout.SORT_KEY,
+    "itemType",
+    "sequencerOrder",
+    "publishClaimedAt",
+    "publishClaimedBy",
+    "publishUncertain",
+    "writeId",
+    "parts",
+)
+
+
+class IncompleteResultError(RuntimeError):
+    """A result item points at continuation items that are not all there."""
+
+
+def to_items(result: LabelResult) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The result item and its continuation items (plain values).
+
+    The result item keeps as many labels as fit in one item; the rest go, in
+    order, to continuation items in the same partition. Nothing is dropped.
+    """
+    item: dict[str, Any] = {
+        layout.PARTITION_KEY: layout.object_partition(result.bucket, result.key),
+        layout.SORT_KEY: layout.result_sort_key(result.project_version_arn),
+        "itemType": layout.ITEM_TYPE_RESULT,
+        **result.identity(),
+        "sequencerOrder": comparable_sequencer(result.sequencer),
+        "minConfidence": result.min_confidence,
+        "maxResults": result.max_results,
+        "status": result.status,
+        "labelNames": result.label_names,
+        "labelCount": result.label_count,
+        "error": result.error,
+        "processedAt": result.processed_at,
+        "eventPublished": False,
+        "parts": 0,
+        "customLabels": [],
+    }
+    labels = result.custom_labels
+    kept = _fitting_prefix(labels, ITEM_BUDGET_BYTES - estimated_item_size(item))
+    item["customLabels"] = labels[:kept]
+    parts: list[dict[str, Any]] = []
+    rest = labels[kept:]
+    while rest:
+        part: dict[str, Any] = {
+            layout.PARTITION_KEY: item[layout.PARTITION_KEY],
+            layout.SORT_KEY: layout.part_sort_key(result.project_version_arn, result.result_id, len(parts) + 1),
+            "itemType": layout.ITEM_TYPE_RESULT_PART,
+            "resultId": result.result_id,
+            "partNumber": len(parts) + 1,
+            "customLabels": [],
+        }
+        take = max(1, _fitting_prefix(rest, ITEM_BUDGET_BYTES - estimated_item_size(part)))
+        part["customLabels"] = rest[:take]
+        parts.append(part)
+        rest = rest[take:]
+    item["parts"] = len(parts)
+    return item, parts
+
+
+def _fitting_prefix(labels: Sequence[dict[str, Any]], room: int) -> int:
+    used = 0
+    for index, label in enumerate(labels):
+        used += 1 + estimated_size(label)
+        if used > room:
+            return index
+    return len(labels)
+
+
+def label_index_items(result: LabelResult) -> list[dict[str, Any]]:
+    """One item per distinct label, carrying that label's best confidence."""
+    partition = layout.object_partition(result.bucket, result.key)
+    return [
+        {
+            layout.PARTITION_KEY: partition,
+            layout.SORT_KEY: layout.label_sort_key(result.project_version_arn, name),
+            "itemType": layout.ITEM_TYPE_LABEL,
+            layout.LABEL_INDEX_PARTITION_KEY: name,
+            layout.LABEL_INDEX_SORT_KEY: confidence,
+            "bucket": result.bucket,
+            "key": result.key,
+            "versionId": result.version_id,
+            "projectVersionArn": result.project_version_arn,
+            "resultId": result.result_id,
+        }
+        for name, confidence in best_confidences(result.custom_labels).items()
+    ]
+
+
+def assemble(items: Iterable[dict[str, Any]], project_version_arn: str | None = None) -> dict[str, Any] | None:
+    """The current result item among ``items`` (one object's partition, plain values), labels reassembled.
+
+    ``items`` may hold any items of the partition; with ``project_version_arn``
+    only that model's result counts, otherwise the most recently processed of
+    any model. None when there is no result.
+    """
+    partition = list(items)
+    results = [item for item in partition if item.get("itemType") == layout.ITEM_TYPE_RESULT]
+    if project_version_arn:
+        results = [item for item in results if item[layout.SORT_KEY] == layout.result_sort_key(project_version_arn)]
+    if not results:
+        return None
+    newest: dict[str, Any] = max(results, key=lambda item: str(item.get("processedAt", "")))
+    current = dict(newest)
+    parts_prefix = layout.part_sort_key_prefix(current["projectVersionArn"], current["resultId"])
+    parts = sorted(
+        (item for item in partition if str(item[layout.SORT_KEY]).startswith(parts_prefix)),
+        key=lambda item: int(item["partNumber"]),
+    )
+    if len(parts) != int(current.get("parts", 0)):
+        raise IncompleteResultError(
+            f"result {current['resultId']} expects {current.get('parts')} continuation items, found {len(parts)}"
+        )
+    labels = list(current.get("customLabels", []))
+    for part in parts:
+        labels.extend(part.get("customLabels", []))
+    current["customLabels"] = labels
+    return current
+
+
+def public_view(item: dict[str, Any]) -> dict[str, Any]:
+    """An assembled result item without its bookkeeping attributes (what ``get_result`` returns)."""
+    return {name: value for name, value in item.items() if name not in INTERNAL_ATTRIBUTES}
+
+
+def to_result(item: dict[str, Any]) -> LabelResult:
+    """The result an assembled result item (or its public view) stores: the inverse of ``to_items``."""
+    identity: dict[str, Any] = {attribute: item.get(name) for name, attribute in IDENTITY_ATTRIBUTES.items()}
+    identity.update(etag=identity["etag"] or "", size=int(identity["size"] or 0))
+    return LabelResult(
+        **identity,
+        min_confidence=item.get("minConfidence"),
+        max_results=item.get("maxResults"),
+        status=item["status"],
+        processed_at=item["processedAt"],
+        custom_labels=list(item.get("customLabels", [])),
+        error=item.get("error"),
+    )
