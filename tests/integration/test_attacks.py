@@ -263,7 +263,7 @@ def test_rival_write_with_the_same_processed_at_is_taken_for_our_own_and_publish
     deterministic, so both build the identical result (same resultId, same
     processedAt: here forced with one clock). A stores and publishes it. B's
     conditional write then conflicts; ``_resolve_conflict`` re-reads and
-    ``_is_own_write`` says "ours" (it only compares resultId and processedAt),
+    ``decisions.is_own_write`` says "ours" (it only compares resultId and processedAt),
     so B syncs and publishes too: an ordinary conflict, no ambiguity at all,
     and a second, uncounted event. (B's write also did not set
     publishClaimedAt, so B publishes without any claim.)

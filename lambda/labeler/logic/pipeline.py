@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -35,7 +34,17 @@ from labeler.adapters.results_store import Claim, ObjectRef, ResultConflict, Res
 from labeler.config import LabelerConfig
 from labeler.domain.label_result import LABELED, LabelResult
 from labeler.domain.result_event import build_entry
-from labeler.domain.s3_notification import InvalidMessageError, S3ObjectEvent, parse_message_body, sequencer_is_newer
+from labeler.domain.s3_notification import InvalidMessageError, S3ObjectEvent, parse_message_body
+from labeler.logic.decisions import (
+    Action,
+    Delivery,
+    Intake,
+    collapse,
+    decide,
+    intake,
+    is_own_write,
+    publication_uncertain,
+)
 from shared.deadline import InvocationDeadline, RemainingMillis
 from shared.event_publisher import EventPublisher, PublishOutcome
 from shared.names import LABELER_SERVICE
@@ -90,14 +99,6 @@ class BatchReport:
             self.failed_messages.setdefault(message_id, reason)
 
 
-class _Action(Enum):
-    LABEL = "label"
-    PUBLISH_STORED = "publish-stored"
-    DUPLICATE = "duplicate"
-    STALE = "stale"
-    IN_PROGRESS = "in-progress"
-
-
 @dataclass
 class _Task:
     obj: S3ObjectEvent
@@ -115,7 +116,7 @@ class _Task:
 
 @dataclass
 class _Outcome:
-    action: _Action
+    action: Action
     result: LabelResult | None = None
     retry_reason: str | None = None
     throttled: bool = False
@@ -186,8 +187,7 @@ class LabelingPipeline:
 
     def _collect(self, messages: Sequence[InboundMessage], report: BatchReport) -> list[_Task]:
         """Parse messages; one task per object key (its newest version in the batch)."""
-        by_object: dict[tuple[str, str], list[tuple[int, str, S3ObjectEvent]]] = {}
-        position = 0
+        deliveries: list[Delivery] = []
         for message in messages:
             try:
                 records = parse_message_body(message.body)
@@ -203,58 +203,33 @@ class LabelingPipeline:
                 report.test_events += 1
                 logger.info("Acknowledged s3:TestEvent", extra={"messageId": message.message_id})
             for obj in records:
-                if not obj.is_object_created:
+                kind = intake(obj)
+                if kind is Intake.NOT_CREATED:
                     report.ignored_events += 1
                     logger.info(
                         "Ignored non-ObjectCreated event",
                         extra={"messageId": message.message_id, "objectKey": obj.key, "eventName": obj.event_name},
                     )
-                elif not obj.has_image_extension:
+                elif kind is Intake.NOT_AN_IMAGE:
                     report.skipped += 1
                     logger.info(
                         "Skipped object without a .jpg/.jpeg/.png key",
                         extra={"messageId": message.message_id, "objectKey": obj.key},
                     )
                 else:
-                    by_object.setdefault((obj.bucket, obj.key), []).append((position, message.message_id, obj))
-                    position += 1
+                    deliveries.append(Delivery(len(deliveries), message.message_id, obj))
         tasks: list[_Task] = []
-        for candidates in by_object.values():
-            # Newest by sequencer; without sequencers, the latest in the batch.
-            newest = max(candidates, key=lambda c: (c[2].sequencer_order or "", c[0]))[2]
-            task = _Task(
-                newest,
-                (newest.bucket, newest.key, self._config.project_version_arn),
-                newest.result_id(self._config.project_version_arn),
-                [],
-            )
-            for _, message_id, obj in candidates:
-                if obj.object_identity == newest.object_identity:
-                    if message_id not in task.message_ids:
-                        task.message_ids.append(message_id)
-                else:
-                    report.stale += 1
-                    logger.info(
-                        "Superseded by a newer version in the same batch",
-                        extra={"messageId": message_id, "objectKey": obj.key},
-                    )
-            tasks.append(task)
+        arn = self._config.project_version_arn
+        for work in collapse(deliveries):
+            for message_id in work.superseded:
+                report.stale += 1
+                logger.info(
+                    "Superseded by a newer version in the same batch",
+                    extra={"messageId": message_id, "objectKey": work.newest.key},
+                )
+            newest = work.newest
+            tasks.append(_Task(newest, (newest.bucket, newest.key, arn), newest.result_id(arn), work.message_ids))
         return tasks
-
-    def _decide(self, task: _Task, state: StoredState | None) -> _Action:
-        if state is None:
-            return _Action.LABEL
-        if state.result_id == task.result_id:
-            if state.published:
-                return _Action.DUPLICATE
-            claimed_at = state.publish_claimed_at
-            now = self._clock().timestamp()
-            if claimed_at is not None and now - claimed_at < self._claim_ttl:
-                return _Action.IN_PROGRESS
-            return _Action.PUBLISH_STORED
-        if sequencer_is_newer(state.sequencer, task.obj.sequencer):
-            return _Action.STALE
-        return _Action.LABEL
 
     def _guarded(self, task: _Task, step: Callable[..., _Outcome], *args: Any) -> _Outcome:
         """Run a step for a task; any failure becomes a retry of that task's messages."""
@@ -263,44 +238,50 @@ class LabelingPipeline:
             return step(task, *args)
         except OutOfTimeError as error:
             logger.warning("Out of time; retrying record", extra={**extra, "error": str(error)})
-            return _Outcome(_Action.LABEL, retry_reason=str(error), out_of_time=True)
+            return _Outcome(Action.LABEL, retry_reason=str(error), out_of_time=True)
         except (StoreError, RetryableDetectionError) as error:
             detection = error if isinstance(error, RetryableDetectionError) else None
             logger.warning("Retrying record", extra={**extra, "error": str(error)})
             return _Outcome(
-                _Action.LABEL,
+                Action.LABEL,
                 retry_reason=str(error),
                 throttled=detection is not None and detection.is_throttle,
                 deployment_fault=detection is not None and detection.is_deployment_fault,
             )
         except Exception as error:  # a bug must not lose the record: retry it
             logger.exception("Unexpected error; retrying record", extra=extra)
-            return _Outcome(_Action.LABEL, retry_reason=f"{type(error).__name__}: {error}", unexpected=True)
+            return _Outcome(Action.LABEL, retry_reason=f"{type(error).__name__}: {error}", unexpected=True)
 
     def _prepare(self, task: _Task, state: StoredState | None, labeled: _Outcome | None = None) -> _Outcome:
         """Decide against the current state; label (once) when a new result is needed."""
-        if labeled is not None and labeled.result is not None and _is_own_write(state, task.token):
+        if labeled is not None and labeled.result is not None and is_own_write(state, task.token):
             # Our result went in although the write failed (a lost answer, or an
             # index write after it): finish what it left, then publish it.
             task.holds_claim = True  # the write took the claim for this token
             self._store.sync_label_index(task.ref, labeled.result)
             self._store.delete_replaced_parts(labeled.result, labeled.previous)
-            return _Outcome(_Action.LABEL, result=labeled.result, latency_ms=labeled.latency_ms)
-        action = self._decide(task, state)
-        if action in (_Action.DUPLICATE, _Action.STALE):
+            return _Outcome(Action.LABEL, result=labeled.result, latency_ms=labeled.latency_ms)
+        action = decide(
+            state,
+            task.result_id,
+            task.obj.sequencer,
+            now=self._clock().timestamp(),
+            claim_ttl_seconds=self._claim_ttl,
+        )
+        if action in (Action.DUPLICATE, Action.STALE):
             return _Outcome(action)
-        if action is _Action.IN_PROGRESS:
+        if action is Action.IN_PROGRESS:
             return _Outcome(action, retry_reason="another worker is publishing this result")
-        if action is _Action.PUBLISH_STORED:
+        if action is Action.PUBLISH_STORED:
             return self._recover_stored(task, state)
         if labeled is not None and labeled.result is not None:
             return _Outcome(
-                _Action.LABEL, result=labeled.result, latency_ms=labeled.latency_ms, unsaved=True, previous=state
+                Action.LABEL, result=labeled.result, latency_ms=labeled.latency_ms, unsaved=True, previous=state
             )
         if not self._deadline.allows(LABEL_SECONDS):
             raise OutOfTimeError("not enough time left to label, store and publish")
         result, latency_ms = self._label(task.obj)
-        return _Outcome(_Action.LABEL, result=result, latency_ms=latency_ms, unsaved=True, previous=state)
+        return _Outcome(Action.LABEL, result=result, latency_ms=latency_ms, unsaved=True, previous=state)
 
     def _recover_stored(self, task: _Task, state: StoredState | None) -> _Outcome:
         """A stored result was never marked published: repair its index, then publish it (no relabel)."""
@@ -308,23 +289,15 @@ class LabelingPipeline:
             raise OutOfTimeError("not enough time left to publish the stored result")
         claim = self._claim(task)
         if claim is None:
-            return _Outcome(_Action.PUBLISH_STORED, retry_reason="result was claimed or replaced meanwhile")
+            return _Outcome(Action.PUBLISH_STORED, retry_reason="result was claimed or replaced meanwhile")
         task.holds_claim = True
-        # What the batch read showed counts too: a lost answer to our claim may
-        # have hidden that it took over another attempt's claim.
-        task.uncertain = claim.uncertain or (
-            state is not None
-            and (
-                state.publish_uncertain
-                or (state.publish_claimed_at is not None and state.publish_claimed_by != task.token)
-            )
-        )
+        task.uncertain = publication_uncertain(claim.uncertain, state, task.token)
         result = self._store.load(task.ref)
         if result is None or result.result_id != task.result_id:
             raise StoreError("stored result disappeared before it was published")
         # The write that stored it may have failed before the whole index was in.
         self._store.sync_label_index(task.ref, result)
-        return _Outcome(_Action.PUBLISH_STORED, result=result)
+        return _Outcome(Action.PUBLISH_STORED, result=result)
 
     def _claim(self, task: _Task) -> Claim | None:
         """Claim the result for this attempt; a lost answer is retried once (idempotent for our token)."""
@@ -376,7 +349,7 @@ class LabelingPipeline:
             except ResultConflict as conflict:
                 error = conflict
         return _Outcome(
-            _Action.LABEL, retry_reason="the result kept changing concurrently", latency_ms=labeled.latency_ms
+            Action.LABEL, retry_reason="the result kept changing concurrently", latency_ms=labeled.latency_ms
         )
 
     def _label(self, obj: S3ObjectEvent) -> tuple[LabelResult, float | None]:
@@ -411,13 +384,13 @@ class LabelingPipeline:
                 report.throttles += int(outcome.throttled)
                 report.out_of_time += int(outcome.out_of_time)
                 report.deployment_faults += int(outcome.deployment_fault)
-            elif outcome.action is _Action.DUPLICATE:
+            elif outcome.action is Action.DUPLICATE:
                 report.duplicates += 1
                 logger.info(
                     "Duplicate delivery; already labeled and published",
                     extra={"objectKey": task.obj.key, "messageId": ",".join(task.message_ids)},
                 )
-            elif outcome.action is _Action.STALE:
+            elif outcome.action is Action.STALE:
                 report.stale += 1
                 logger.info(
                     "Older event than the stored result; acknowledged",
@@ -513,11 +486,6 @@ class LabelingPipeline:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="labeler")
             return self._executor
-
-
-def _is_own_write(state: StoredState | None, token: str) -> bool:
-    """The current result is the one this attempt wrote (its answer may have been lost)."""
-    return state is not None and state.write_id == token and not state.published
 
 
 def build_pipeline(config: LabelerConfig, clients: AwsClients) -> LabelingPipeline:

@@ -1,0 +1,117 @@
+"""The labeler's decisions, as pure functions: no I/O, no clock, no AWS.
+
+The pipeline (``logic.pipeline``) gathers what they need (the batch's parsed
+notifications, the stored state, the time) and carries out what they decide.
+docs/behaviour.md#ordering and #delivery-guarantee state the rules in prose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+from labeler.adapters.results_store import StoredState
+from labeler.domain.s3_notification import S3ObjectEvent, sequencer_is_newer
+
+
+class Intake(Enum):
+    """What a notification record is to the labeler."""
+
+    IMAGE = "image"  # an ObjectCreated record of a .jpg/.jpeg/.png key: labeled
+    NOT_CREATED = "not-created"  # another event type: acknowledged, ignored
+    NOT_AN_IMAGE = "not-an-image"  # another extension: acknowledged, skipped
+
+
+def intake(obj: S3ObjectEvent) -> Intake:
+    if not obj.is_object_created:
+        return Intake.NOT_CREATED
+    if not obj.has_image_extension:
+        return Intake.NOT_AN_IMAGE
+    return Intake.IMAGE
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One image record of the batch: where it came from and its position in the batch."""
+
+    position: int
+    message_id: str
+    obj: S3ObjectEvent
+
+
+@dataclass
+class ObjectWork:
+    """The work for one object key in a batch: its newest version, and the messages that carried it."""
+
+    newest: S3ObjectEvent
+    message_ids: list[str] = field(default_factory=list)  # acknowledged with the newest version's outcome
+    superseded: list[str] = field(default_factory=list)  # older versions in the same batch: acknowledged as stale
+
+
+def collapse(deliveries: Sequence[Delivery]) -> list[ObjectWork]:
+    """One unit of work per object key: its newest version in the batch.
+
+    Newest by sequencer; without sequencers, the latest in the batch. Repeats
+    of the newest version share its outcome; older versions are stale.
+    """
+    by_object: dict[tuple[str, str], list[Delivery]] = {}
+    for delivery in deliveries:
+        by_object.setdefault((delivery.obj.bucket, delivery.obj.key), []).append(delivery)
+    work: list[ObjectWork] = []
+    for candidates in by_object.values():
+        newest = max(candidates, key=lambda d: (d.obj.sequencer_order or "", d.position)).obj
+        unit = ObjectWork(newest)
+        for delivery in candidates:
+            if delivery.obj.object_identity != newest.object_identity:
+                unit.superseded.append(delivery.message_id)
+            elif delivery.message_id not in unit.message_ids:
+                unit.message_ids.append(delivery.message_id)
+        work.append(unit)
+    return work
+
+
+class Action(Enum):
+    """What to do with an object version, given what the table holds for the object."""
+
+    LABEL = "label"  # no result for this version yet, and it is not older than the stored one
+    PUBLISH_STORED = "publish-stored"  # stored but never announced, and nobody is announcing it
+    DUPLICATE = "duplicate"  # stored and announced: acknowledge
+    STALE = "stale"  # older than the stored result: acknowledge
+    IN_PROGRESS = "in-progress"  # stored; another attempt holds a fresh publish claim: retry later
+
+
+def decide(
+    state: StoredState | None, result_id: str, sequencer: str | None, *, now: float, claim_ttl_seconds: float
+) -> Action:
+    """The action for the version ``result_id`` (with ``sequencer``) against the stored ``state``."""
+    if state is None:
+        return Action.LABEL
+    if state.result_id == result_id:
+        if state.published:
+            return Action.DUPLICATE
+        claimed_at = state.publish_claimed_at
+        if claimed_at is not None and now - claimed_at < claim_ttl_seconds:
+            return Action.IN_PROGRESS
+        return Action.PUBLISH_STORED
+    if sequencer_is_newer(state.sequencer, sequencer):
+        return Action.STALE
+    return Action.LABEL
+
+
+def is_own_write(state: StoredState | None, token: str) -> bool:
+    """The current result is the one the attempt ``token`` wrote (its answer may have been lost)."""
+    return state is not None and state.write_id == token and not state.published
+
+
+def publication_uncertain(claim_uncertain: bool, state: StoredState | None, token: str) -> bool:
+    """Whether publishing a stored result may repeat an event EventBridge already accepted.
+
+    True when the claim said so (the result was marked uncertain, or the claim
+    took over another attempt's), or when the batch read already showed it: a
+    lost answer to our claim may have hidden that it took over another's.
+    """
+    return claim_uncertain or (
+        state is not None
+        and (state.publish_uncertain or (state.publish_claimed_at is not None and state.publish_claimed_by != token))
+    )

@@ -1,0 +1,143 @@
+"""The labeler's pure decisions, without clients, clock or moto."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from labeler.adapters.results_store import StoredState
+from labeler.domain.s3_notification import S3ObjectEvent
+from labeler.logic.decisions import (
+    Action,
+    Delivery,
+    Intake,
+    collapse,
+    decide,
+    intake,
+    is_own_write,
+    publication_uncertain,
+)
+
+TTL = 120.0
+
+
+def _obj(
+    key: str = "a.jpg",
+    *,
+    version: str | None = "v1",
+    sequencer: str | None = "0A",
+    event: str = "ObjectCreated:Put",
+    etag: str = "e",
+) -> S3ObjectEvent:
+    return S3ObjectEvent(event, "b", key, 1, etag, version, sequencer)
+
+
+def _state(**overrides: object) -> StoredState:
+    fields: dict[str, object] = {
+        "result_id": "r1",
+        "sequencer": "0A",
+        "processed_at": "2026-11-24T10:00:00.000Z",
+        "published": False,
+        "publish_claimed_at": None,
+        "publish_claimed_by": None,
+        "publish_uncertain": False,
+        "write_id": "t1",
+        "label_names": (),
+        "parts": 0,
+    }
+    fields.update(overrides)
+    return StoredState(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        (_obj("a.JPG"), Intake.IMAGE),
+        (_obj("a.jpeg"), Intake.IMAGE),
+        (_obj("a.png"), Intake.IMAGE),
+        (_obj("a.gif"), Intake.NOT_AN_IMAGE),
+        (_obj("a.jpg", event="ObjectRemoved:Delete"), Intake.NOT_CREATED),
+    ],
+)
+def test_intake_labels_only_created_images(obj: S3ObjectEvent, expected: Intake) -> None:
+    assert intake(obj) is expected
+
+
+def test_collapse_keeps_the_newest_version_per_key_by_sequencer_not_by_position() -> None:
+    newer, older = _obj(version="v2", sequencer="0B"), _obj(version="v1", sequencer="0A")
+    other = _obj("b.jpg")
+    work = collapse(
+        [
+            Delivery(0, "m-new", newer),
+            Delivery(1, "m-old", older),
+            Delivery(2, "m-other", other),
+            Delivery(3, "m-new-again", newer),
+        ]
+    )
+    by_key = {unit.newest.key: unit for unit in work}
+    assert by_key["a.jpg"].newest == newer
+    assert by_key["a.jpg"].message_ids == ["m-new", "m-new-again"]
+    assert by_key["a.jpg"].superseded == ["m-old"]
+    assert by_key["b.jpg"].message_ids == ["m-other"] and not by_key["b.jpg"].superseded
+
+
+def test_collapse_without_sequencers_keeps_the_latest_in_the_batch() -> None:
+    first, last = _obj(version=None, sequencer=None, etag="e1"), _obj(version=None, sequencer=None, etag="e2")
+    (unit,) = collapse([Delivery(0, "m1", first), Delivery(1, "m2", last)])
+    assert unit.newest == last and unit.superseded == ["m1"]
+
+
+def test_collapse_compares_sequencers_of_different_lengths_after_right_padding() -> None:
+    # S3: pad the shorter sequencer with zeros on the right, then compare.
+    longer_older = _obj(version="v1", sequencer="0055AED6DCD90281E5")
+    shorter_newer = _obj(version="v2", sequencer="0055AED6DCD9029")
+    (unit,) = collapse([Delivery(0, "m-new", shorter_newer), Delivery(1, "m-old", longer_older)])
+    assert unit.newest == shorter_newer
+
+
+def test_decide_labels_what_has_no_result() -> None:
+    assert decide(None, "r1", "0A", now=0, claim_ttl_seconds=TTL) is Action.LABEL
+
+
+def test_decide_acknowledges_a_published_result_as_a_duplicate() -> None:
+    assert decide(_state(published=True), "r1", "0A", now=0, claim_ttl_seconds=TTL) is Action.DUPLICATE
+
+
+def test_decide_waits_for_a_fresh_claim_and_takes_over_an_expired_one() -> None:
+    claimed = _state(publish_claimed_at=1000.0, publish_claimed_by="other")
+    assert decide(claimed, "r1", "0A", now=1000 + TTL - 1, claim_ttl_seconds=TTL) is Action.IN_PROGRESS
+    assert decide(claimed, "r1", "0A", now=1000 + TTL, claim_ttl_seconds=TTL) is Action.PUBLISH_STORED
+    assert decide(_state(), "r1", "0A", now=0, claim_ttl_seconds=TTL) is Action.PUBLISH_STORED
+
+
+def test_decide_never_lets_an_older_version_replace_a_newer_result() -> None:
+    stored = _state(result_id="r-new", sequencer="0B")
+    assert decide(stored, "r-old", "0A", now=0, claim_ttl_seconds=TTL) is Action.STALE
+    assert decide(stored, "r-newer", "0C", now=0, claim_ttl_seconds=TTL) is Action.LABEL
+    # No sequencer to compare (events without one): the last writer wins.
+    assert decide(replace(stored, sequencer=None), "r-other", None, now=0, claim_ttl_seconds=TTL) is Action.LABEL
+
+
+def test_own_write_is_recognised_by_token_until_published() -> None:
+    assert is_own_write(_state(write_id="t1"), "t1")
+    assert not is_own_write(_state(write_id="t2"), "t1")
+    assert not is_own_write(_state(write_id="t1", published=True), "t1")
+    assert not is_own_write(None, "t1")
+
+
+@pytest.mark.parametrize(
+    ("claim_uncertain", "state", "expected"),
+    [
+        (False, _state(), False),
+        (True, _state(), True),
+        (False, _state(publish_uncertain=True), True),
+        (False, _state(publish_claimed_at=5.0, publish_claimed_by="someone-else"), True),
+        (False, _state(publish_claimed_at=5.0, publish_claimed_by="me"), False),
+        (False, None, False),
+    ],
+)
+def test_publication_is_uncertain_when_an_earlier_putevents_may_have_been_accepted(
+    claim_uncertain: bool, state: StoredState | None, expected: bool
+) -> None:
+    assert publication_uncertain(claim_uncertain, state, "me") is expected
