@@ -14,7 +14,7 @@ from moto import mock_aws
 from autolabel.cli import build_parser
 from local.run import register_stack_outputs
 from ops.__main__ import translate
-from tests.cli.conftest import RunCli
+from tests.support.cli import RunCli
 
 OUTPUTS = {
     "ResultsTableName": "results-from-stack",

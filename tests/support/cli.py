@@ -1,4 +1,4 @@
-"""Helpers for the command line's tests: run `autolabel` in-process and capture what it prints."""
+"""The command line's test kit: run `autolabel` in-process and capture what it prints (fixtures for conftest)."""
 
 from __future__ import annotations
 

@@ -23,8 +23,8 @@ from autolabel.operations import (
     redrive_by_copy,
 )
 from local.model_lifecycle import FakeEventSourceMappings, FakeModelLifecycle
-from tests.cli.conftest import RunCli
-from tests.manager.test_logic import PROJECT_ARN, VERSION_ARN
+from tests.support.cli import RunCli
+from tests.unit.manager.test_logic import PROJECT_ARN, VERSION_ARN
 
 
 @pytest.fixture

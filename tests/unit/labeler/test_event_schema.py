@@ -15,7 +15,7 @@ from manager.config import ManagerConfig
 from manager.handler import MODEL_STATE_CHANGED, Manager
 from shared.event_publisher import EventPublisher
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = Path(__file__).resolve().parents[3] / "docs"
 SCHEMA = json.loads((DOCS / "event-schema.json").read_text())
 ARN = "arn:aws:rekognition:us-east-1:123456789012:project/p/version/p.1/1700000000000"
 

@@ -11,7 +11,7 @@ from PIL import Image
 from autolabel.render import draw_labels, font_size_for
 from local.fake_model import PALETTE
 from local.samples import BACKGROUND, make_image
-from tests.cli.conftest import RunCli
+from tests.support.cli import RunCli
 from tests.support.harness import ARN, Harness
 
 PART_1 = "line-1/part 0001.png"

@@ -18,7 +18,7 @@ from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
 from labeler.logic.pipeline import BatchReport, InboundMessage, LabelingPipeline
 from local.faults import Call, client_error, fail_times
 from local.samples import make_image
-from tests.integration.test_fault_scenarios import (
+from tests.integration.labeler.test_fault_scenarios import (
     applied_once,
     fail_index_writes_once,
     is_mark,

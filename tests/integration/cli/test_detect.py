@@ -18,7 +18,7 @@ from PIL import Image
 
 from autolabel import detect
 from local.samples import make_image
-from tests.cli.conftest import RunCli
+from tests.support.cli import RunCli
 
 ARN = "arn:aws:rekognition:us-east-1:123456789012:project/widgets/version/widgets.2026-11-01T10.00.00/1730455200000"
 LABELS = [

@@ -19,7 +19,7 @@ from local.model_lifecycle import FakeEventSourceMappings, FakeModelLifecycle, c
 from local.outage_sim import sqs_follows
 from manager.config import ManagerConfig
 from manager.handler import Manager
-from tests.manager.test_logic import PROJECT_ARN, VERSION_ARN
+from tests.unit.manager.test_logic import PROJECT_ARN, VERSION_ARN
 
 
 class Clock:
