@@ -93,7 +93,6 @@ class StackSettings:
     max_concurrency: int = 2
     max_receive_count: int = 5
     function_timeout_seconds: int = 60
-    log_retention_days: int = 30
     model_manager: bool = True
     project_arn: str | None = None
     idle_minutes: int = 15

@@ -6,7 +6,7 @@ A function, not a construct, so the callers' resources keep their ids
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Duration, RemovalPolicy
@@ -21,9 +21,15 @@ from infra.runtime import RUNTIME
 
 @dataclass(frozen=True)
 class Grant:
+    """An explicit statement: for what no L2 helper grants this narrowly."""
+
     sid: str
     actions: Sequence[str]
     resource: str
+
+
+# An L2 helper granting exact actions on one resource, e.g. ``bus.grant_put_events_to``.
+L2Grant = Callable[[iam.IGrantable], iam.Grant]
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ def exact_role_function(
     role_description: str,
     handler: str,
     grants: Sequence[Grant],
+    l2_grants: Sequence[L2Grant] = (),
     environment: Mapping[str, str],
     memory_size: int,
     timeout: Duration,
@@ -56,6 +63,8 @@ def exact_role_function(
         *grants,
     ]:
         role.add_to_policy(iam.PolicyStatement(sid=grant.sid, actions=list(grant.actions), resources=[grant.resource]))
+    for l2_grant in l2_grants:
+        l2_grant(role)
     function = lambda_.Function(
         scope,
         "Function",

@@ -15,7 +15,7 @@ from infra.settings import StackSettings
 
 HANDLER = "labeler.handler.handler"
 
-# DynamoDB actions the labeler's code uses (store.py, queries.get_result);
+# DynamoDB actions the labeler's code uses (adapters/results_store.py);
 # TransactWriteItems is authorized per contained Put/Update/Delete/ConditionCheck.
 TABLE_ACTIONS = [
     "dynamodb:BatchGetItem",
@@ -69,9 +69,10 @@ class LabelerFunction(Construct):
                     ["s3:GetObject", "s3:GetObjectVersion"],
                     bucket.arn_for_objects(f"{settings.key_prefix}*"),
                 ),
+                # Explicit: table.grant() would add the label index too, which the labeler never reads.
                 Grant("ResultsTable", TABLE_ACTIONS, table.table_arn),
-                Grant("PublishResults", ["events:PutEvents"], bus.event_bus_arn),
             ],
+            l2_grants=[bus.grant_put_events_to],  # events:PutEvents on this bus only
             environment=environment,
             memory_size=512,
             timeout=Duration.seconds(settings.function_timeout_seconds),

@@ -20,10 +20,12 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs.alarms import app_metric, at_least
-from infra.constructs.exact_role_function import Grant, exact_role_function
+from infra.constructs.exact_role_function import Grant, L2Grant, exact_role_function
 from infra.settings import StackSettings
 from shared.names import MANAGER_SERVICE
 
+# The one place the model start timeout lives: the ModelStuckStarting alarm's
+# threshold (the manager only reports how many minutes it has been starting).
 STARTING_TIMEOUT_MINUTES = 30
 # The cost guard allows idleMinutes plus this margin (the manager's tick, the
 # STOPPING minutes, metric delay) before it calls a running, idle model a leak.
@@ -66,18 +68,20 @@ class ModelManager(Construct):
                 ["rekognition:StartProjectVersion", "rekognition:StopProjectVersion"],
                 settings.project_version_arn,
             ),
-            ("ReadQueueDepth", ["sqs:GetQueueAttributes"], queue.queue_arn),
-            # Work that waited the grace period for a model that cannot run goes to the
-            # DLQ instead of expiring: received and deleted here, sent there.
-            ("TakeWaitingWorkOffTheIngestQueue", ["sqs:ReceiveMessage", "sqs:DeleteMessage"], queue.queue_arn),
-            ("DeadLetterWaitingWork", ["sqs:SendMessage"], dead_letter_queue.queue_arn),
             (
                 "PauseResumeTheLabelerTrigger",
                 ["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"],
                 event_source_mapping_arn,
             ),
-            ("StateAndLease", ["dynamodb:UpdateItem"], self.state_table.table_arn),
-            ("AnnounceTransitions", ["events:PutEvents"], bus.event_bus_arn),
+        ]
+        # Exact actions on exactly these resources, through the L2 helpers.
+        l2_grants: list[L2Grant] = [
+            # Queue depth; and work that waited the grace period for a model that cannot
+            # run goes to the DLQ instead of expiring: received and deleted here, sent there.
+            lambda role: queue.grant(role, "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"),
+            lambda role: dead_letter_queue.grant(role, "sqs:SendMessage"),
+            lambda role: self.state_table.grant(role, "dynamodb:UpdateItem"),  # state and lease (no index)
+            bus.grant_put_events_to,
         ]
         if settings.project_arn is None:
             # DescribeProjects has no resource-level permissions; it finds the
@@ -96,7 +100,6 @@ class ModelManager(Construct):
             "ALWAYS_ON": str(settings.always_on).lower(),
             "ALWAYS_ON_WINDOWS": settings.always_on_windows,
             "STOP_MODELS_STARTED_ELSEWHERE": str(settings.stop_models_started_elsewhere).lower(),
-            "STARTING_TIMEOUT_MINUTES": str(STARTING_TIMEOUT_MINUTES),
             "DEAD_LETTER_QUEUE_URL": dead_letter_queue.queue_url,
             "OUTAGE_GRACE_MINUTES": str(settings.model_outage_grace_hours * 60),
         }
@@ -108,6 +111,7 @@ class ModelManager(Construct):
             role_description="autolabel model manager: exactly the actions its code uses",
             handler="manager.handler.handler",
             grants=[Grant(*statement) for statement in statements],
+            l2_grants=l2_grants,
             environment=environment,
             memory_size=256,
             timeout=Duration.seconds(30),

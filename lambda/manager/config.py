@@ -98,7 +98,6 @@ class ManagerConfig:
     always_on: bool = False
     always_on_windows: tuple[Window, ...] = ()
     stop_models_started_elsewhere: bool = False
-    starting_timeout_minutes: int = 30
     # Where waiting work goes once it has waited this long for a model that is
     # not running (None: nowhere; only tests and simulations that do not care).
     dead_letter_queue_url: str | None = None
@@ -127,10 +126,6 @@ class ManagerConfig:
             stop_models_started_elsewhere=parse_bool(
                 environ.get("STOP_MODELS_STARTED_ELSEWHERE"), "STOP_MODELS_STARTED_ELSEWHERE"
             ),
-            starting_timeout_minutes=parse_positive_int(
-                environ.get("STARTING_TIMEOUT_MINUTES"), "STARTING_TIMEOUT_MINUTES"
-            )
-            or 30,
             dead_letter_queue_url=_required(environ, "DEAD_LETTER_QUEUE_URL"),
             outage_grace_minutes=parse_positive_int(
                 environ.get("OUTAGE_GRACE_MINUTES"), "OUTAGE_GRACE_MINUTES", maximum=MAX_OUTAGE_GRACE_MINUTES

@@ -16,33 +16,76 @@ def template() -> Template:
     return synth(idleMinutes=20, minInferenceUnits=2, maxInferenceUnits=4, alwaysOnWindows="Mon-Fri 08:00-18:00")[1]
 
 
-def manager_statements(template: Template) -> dict[str, dict[str, Any]]:
+def manager_statements(template: Template) -> list[dict[str, Any]]:
     roles = template.find_resources(
         "AWS::IAM::Role", {"Properties": {"Description": Match.string_like_regexp("model manager")}}
     )
     (role_id,) = roles
-    statements: dict[str, dict[str, Any]] = {}
+    statements: list[dict[str, Any]] = []
     for policy in template.find_resources("AWS::IAM::Policy").values():
         if {"Ref": role_id} in policy["Properties"]["Roles"]:
-            statements.update({s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]})
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
     return statements
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return sorted([action] if isinstance(action, str) else action)
+
+
+def granting(statements: list[dict[str, Any]], action: str) -> dict[str, Any]:
+    (statement,) = [s for s in statements if action in _actions(s)]
+    return statement
+
+
+def resource(statement: dict[str, Any]) -> Any:
+    """The one resource of a statement (L2 grants write a list of one)."""
+    value = statement["Resource"]
+    if isinstance(value, list):
+        (value,) = value
+    return value
+
+
+def logical_id(template: Template, resource_type: str, name_part: str) -> str:
+    return next(rid for rid in template.find_resources(resource_type) if name_part in rid)
 
 
 def test_manager_may_touch_only_its_model_queue_trigger_state_and_bus(template: Template) -> None:
     statements = manager_statements(template)
-    assert statements["DescribeTheProject"]["Resource"] == PROJECT_ARN
-    assert statements["DescribeTheProject"]["Action"] == "rekognition:DescribeProjectVersions"
-    assert statements["StartStopTheModelVersion"]["Resource"] == ARN
-    assert sorted(statements["StartStopTheModelVersion"]["Action"]) == [
-        "rekognition:StartProjectVersion",
-        "rekognition:StopProjectVersion",
-    ]
+    assert granting(statements, "rekognition:DescribeProjectVersions")["Resource"] == PROJECT_ARN
+    start_stop = granting(statements, "rekognition:StartProjectVersion")
+    assert start_stop["Resource"] == ARN
+    assert _actions(start_stop) == ["rekognition:StartProjectVersion", "rekognition:StopProjectVersion"]
     mapping_id = next(iter(template.find_resources("AWS::Lambda::EventSourceMapping")))
-    assert mapping_id in str(statements["PauseResumeTheLabelerTrigger"]["Resource"])
-    assert statements["StateAndLease"]["Action"] == "dynamodb:UpdateItem"
-    assert statements["ReadQueueDepth"]["Action"] == "sqs:GetQueueAttributes"
-    assert statements["AnnounceTransitions"]["Action"] == "events:PutEvents"
-    for statement in statements.values():
+    assert mapping_id in str(granting(statements, "lambda:UpdateEventSourceMapping")["Resource"])
+    # Granted through the L2 helpers, still exact actions on exactly one resource each.
+    state = granting(statements, "dynamodb:UpdateItem")
+    assert _actions(state) == ["dynamodb:UpdateItem"]
+    assert resource(state) == {"Fn::GetAtt": [logical_id(template, "AWS::DynamoDB::Table", "ModelManagerState"), "Arn"]}
+    ingest = granting(statements, "sqs:ReceiveMessage")
+    assert _actions(ingest) == ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+    dead_letters = granting(statements, "sqs:SendMessage")
+    assert _actions(dead_letters) == ["sqs:SendMessage"]
+    assert _actions(granting(statements, "events:PutEvents")) == ["events:PutEvents"]
+    granted = sorted(action for statement in statements for action in _actions(statement))
+    assert granted == sorted(
+        [
+            "dynamodb:UpdateItem",
+            "events:PutEvents",
+            "lambda:GetEventSourceMapping",
+            "lambda:UpdateEventSourceMapping",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+            "rekognition:DescribeProjectVersions",
+            "rekognition:StartProjectVersion",
+            "rekognition:StopProjectVersion",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:ReceiveMessage",
+            "sqs:SendMessage",
+        ]
+    ), "nothing beyond the exact actions its code uses"
+    for statement in statements:
         assert statement["Resource"] != "*"
 
 
@@ -116,21 +159,22 @@ def test_manager_can_be_switched_off() -> None:
 def test_without_project_arn_the_manager_looks_it_up_by_name() -> None:
     stack, template = synth(projectArn="")
     statements = manager_statements(template)
-    assert statements["FindTheProjectByName"] == {
+    assert granting(statements, "rekognition:DescribeProjects") == {
         "Sid": "FindTheProjectByName",
         "Effect": "Allow",
         "Action": "rekognition:DescribeProjects",
         "Resource": "*",
     }
     project = ARN.split("/version/", 1)[0]
-    assert statements["DescribeTheProject"]["Resource"] == f"{project}/*"
-    assert statements["StartStopTheModelVersion"]["Resource"] == ARN  # still exact
+    assert granting(statements, "rekognition:DescribeProjectVersions")["Resource"] == f"{project}/*"
+    assert granting(statements, "rekognition:StartProjectVersion")["Resource"] == ARN  # still exact
     assert Annotations.from_stack(stack).find_error("*", Match.string_like_regexp(r"AwsSolutions-")) == []
     assert "ProjectArn" not in template.find_outputs("*")
 
 
 def test_with_project_arn_there_is_no_lookup(template: Template) -> None:
-    assert "FindTheProjectByName" not in manager_statements(template)
+    granted = {action for statement in manager_statements(template) for action in _actions(statement)}
+    assert "rekognition:DescribeProjects" not in granted
 
 
 @pytest.mark.parametrize(
@@ -210,12 +254,12 @@ def test_manager_may_move_waiting_work_from_the_ingest_queue_to_the_dlq_only(tem
     queues = template.find_resources("AWS::SQS::Queue")
     (ingest,) = [rid for rid, q in queues.items() if "RedrivePolicy" in q["Properties"]]
     (dlq,) = [rid for rid in queues if rid != ingest]
-    take = statements["TakeWaitingWorkOffTheIngestQueue"]
-    assert sorted(take["Action"]) == ["sqs:DeleteMessage", "sqs:ReceiveMessage"]
-    assert take["Resource"] == {"Fn::GetAtt": [ingest, "Arn"]}
-    assert statements["DeadLetterWaitingWork"]["Action"] == "sqs:SendMessage"
-    assert statements["DeadLetterWaitingWork"]["Resource"] == {"Fn::GetAtt": [dlq, "Arn"]}
-    assert statements["ReadQueueDepth"]["Resource"] == {"Fn::GetAtt": [ingest, "Arn"]}
+    take = granting(statements, "sqs:ReceiveMessage")
+    assert _actions(take) == ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+    assert resource(take) == {"Fn::GetAtt": [ingest, "Arn"]}
+    send = granting(statements, "sqs:SendMessage")
+    assert _actions(send) == ["sqs:SendMessage"]
+    assert resource(send) == {"Fn::GetAtt": [dlq, "Arn"]}
     template.has_resource_properties(
         "AWS::Lambda::Function",
         {
