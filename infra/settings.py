@@ -1,4 +1,4 @@
-"""CDK context -> validated, typed stack settings (documented in the README's Configuration table).
+"""CDK context -> validated, typed stack settings (documented in docs/behaviour.md#configuration).
 
 Context values arrive as strings from ``-c key=value`` and as JSON values from
 cdk.json; both are accepted. Every error names the context key.
@@ -37,7 +37,7 @@ class SettingsError(ConfigError):
     """A CDK context value is missing or invalid; the message names the key."""
 
 
-# Every context key the stack reads (README: Configuration). A key given with
+# Every context key the stack reads (docs/behaviour.md#configuration). A key given with
 # -c or in cdk.json that is not here fails the synth, with the closest match.
 CONTEXT_KEYS = (
     "projectVersionArn",

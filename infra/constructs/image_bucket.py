@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
+
+
+def _secure_bucket(scope: Construct, construct_id: str, **options: Any) -> s3.Bucket:
+    """A bucket with the options every bucket of the stack has: private, encrypted, TLS only, retained."""
+    return s3.Bucket(
+        scope,
+        construct_id,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        enforce_ssl=True,
+        removal_policy=RemovalPolicy.RETAIN,
+        **options,
+    )
 
 
 class ImageBucket(Construct):
@@ -15,22 +30,15 @@ class ImageBucket(Construct):
             # Its policies and encryption are its owner's; we only add a notification.
             self.bucket: s3.IBucket = s3.Bucket.from_bucket_name(self, "Images", existing_bucket_name)
             return
-        self.access_logs = s3.Bucket(
+        self.access_logs = _secure_bucket(
             self,
             "AccessLogs",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
-            removal_policy=RemovalPolicy.RETAIN,
         )
-        self.bucket = s3.Bucket(
+        self.bucket = _secure_bucket(
             self,
             "Images",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
             # Versioned: notifications carry the versionId, so the labeled bytes
             # are exactly the uploaded bytes even if the key is overwritten.
             versioned=True,
@@ -42,5 +50,4 @@ class ImageBucket(Construct):
             ],
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="images/",
-            removal_policy=RemovalPolicy.RETAIN,
         )

@@ -53,6 +53,7 @@ def emit_metrics(report: BatchReport) -> None:
         "DeploymentFaults": report.deployment_faults,
         "PublishMarksFailed": report.publish_marks_failed,
         "AmbiguousPublishes": report.ambiguous_publishes,
+        "RetryDelaysNotSet": report.retry_delays_not_set,
     }
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
@@ -67,7 +68,16 @@ def emit_metrics(report: BatchReport) -> None:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     pipeline = current_pipeline()
     records = event.get("Records", [])
-    messages = [InboundMessage(r["messageId"], r.get("body", "")) for r in records]
+    messages = [
+        InboundMessage(
+            r["messageId"],
+            r.get("body", ""),
+            receipt_handle=r.get("receiptHandle", ""),
+            receive_count=int(r.get("attributes", {}).get("ApproximateReceiveCount", 1)),
+            queue_arn=r.get("eventSourceARN", ""),
+        )
+        for r in records
+    ]
     report = pipeline.process(messages, remaining_ms=context.get_remaining_time_in_millis)
     emit_metrics(report)
     return partial_batch_response(messages, report)

@@ -1,4 +1,4 @@
-"""Single-table layout of the results table (keys and item types).
+"""Single-table layout of the results table (keys and item types; docs/behaviour.md#stored-attributes).
 
 Partition ``pk`` = ``<bucket>/<key>`` (bucket names cannot contain '/'), so
 every item about one object lives in one partition and one Query answers

@@ -32,6 +32,7 @@ class AwsClients:
     events: Any
     # The deadline the clients are bound to; the pipeline starts it per invocation.
     deadline: InvocationDeadline = field(default_factory=InvocationDeadline)
+    sqs: Any = None  # shortens retried records' visibility timeout; None: the queue's timeout applies
 
 
 def create_clients(deadline: InvocationDeadline | None = None) -> AwsClients:
@@ -39,9 +40,11 @@ def create_clients(deadline: InvocationDeadline | None = None) -> AwsClients:
     rekognition = boto3.client("rekognition", config=REKOGNITION_CONFIG)
     dynamodb = boto3.client("dynamodb", config=DATA_CONFIG)
     events = boto3.client("events", config=DATA_CONFIG)
+    sqs = boto3.client("sqs", config=DATA_CONFIG)
     guard_client(rekognition, deadline, then_seconds=STORE_SECONDS)
     guard_client(dynamodb, deadline)
     # PutEvents has no idempotency token: a resend after a lost response is a
     # duplicate, so the publisher (which counts it) decides, not the SDK.
     guard_client(events, deadline, then_seconds=attempt_seconds(DATA_CONFIG), retry_ambiguous=False)
-    return AwsClients(rekognition=rekognition, dynamodb=dynamodb, events=events, deadline=deadline)
+    guard_client(sqs, deadline)
+    return AwsClients(rekognition=rekognition, dynamodb=dynamodb, events=events, deadline=deadline, sqs=sqs)

@@ -1,4 +1,4 @@
-"""DynamoDB adapter: the write side of the results table.
+"""DynamoDB adapter: the write side of the results table (docs/behaviour.md#stored-attributes).
 
 Writes are conditional so that concurrent or late deliveries can never
 overwrite a newer result. A result and its label-index items change together

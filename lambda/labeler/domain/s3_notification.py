@@ -26,7 +26,10 @@ def comparable_sequencer(sequencer: str | None) -> str | None:
 
 
 def sequencer_is_newer(candidate: str | None, current: str | None) -> bool:
-    """True when ``candidate`` is strictly later than ``current``; False if either is unknown."""
+    """True when ``candidate`` is strictly later than ``current``; False if either is unknown.
+
+    As S3 documents: right-pad the shorter with zeros, then compare (docs/behaviour.md#ordering).
+    """
     if not candidate or not current:
         return False
     width = max(len(candidate), len(current))

@@ -7,7 +7,8 @@ docs/behaviour.md#ordering and #delivery-guarantee state the rules in prose.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -115,3 +116,28 @@ def publication_uncertain(claim_uncertain: bool, state: StoredState | None, toke
         state is not None
         and (state.publish_uncertain or (state.publish_claimed_at is not None and state.publish_claimed_by != token))
     )
+
+
+# Retried records come back after a short, growing, jittered delay instead of
+# the queue's visibility timeout: 5, 10, 20, 40 s (each drawn from its upper
+# half), then at most a minute.
+RETRY_BASE_SECONDS = 5
+RETRY_CAP_SECONDS = 60
+
+
+def retry_delay_seconds(receive_count: int, draw: Callable[[float, float], float], *, not_before: float = 0.0) -> int:
+    """Seconds until a record retried after its ``receive_count``-th receive is visible again.
+
+    ``draw(low, high)`` picks the jitter (``random.uniform``): records that
+    failed together (a throttled batch) do not all come back at once.
+    ``not_before``: no sooner than this (a publish claim that must expire first).
+    """
+    ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, receive_count - 1))
+    return max(1, math.ceil(max(draw(ceiling / 2, ceiling), not_before)))
+
+
+def claim_expires_in(state: StoredState | None, *, now: float, claim_ttl_seconds: float) -> float:
+    """Seconds until the publish claim on ``state`` expires (0 when there is none)."""
+    if state is None or state.publish_claimed_at is None:
+        return 0.0
+    return max(0.0, state.publish_claimed_at + claim_ttl_seconds - now)

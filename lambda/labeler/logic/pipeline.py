@@ -6,7 +6,7 @@ concurrently (bounded), store each result conditionally, publish all events
 in PutEvents requests of up to 10 entries, then mark them published in one
 transaction. Every record ends acknowledged or named as a batch item failure.
 
-Faults between the steps (docs/reliability.md): no phase starts that could not
+Faults between the steps (docs/behaviour.md#delivery-guarantee, docs/reliability.md): no phase starts that could not
 finish before the invocation ends; a record that runs out of time is failed
 with nothing half-done (a stored result keeps no publish claim, so the retry
 publishes it without relabeling). Once EventBridge has accepted an event,
@@ -29,6 +29,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from labeler.adapters.clients import LABEL_SECONDS, PUBLISH_SECONDS, STORE_SECONDS, AwsClients
+from labeler.adapters.ingest_queue import IngestQueue, RetryDelay
 from labeler.adapters.rekognition_detector import CustomLabelsDetector, PermanentImageError, RetryableDetectionError
 from labeler.adapters.results_store import Claim, ObjectRef, ResultConflict, ResultStore, StoredState, StoreError
 from labeler.config import LabelerConfig
@@ -39,11 +40,13 @@ from labeler.logic.decisions import (
     Action,
     Delivery,
     Intake,
+    claim_expires_in,
     collapse,
     decide,
     intake,
     is_own_write,
     publication_uncertain,
+    retry_delay_seconds,
 )
 from shared.deadline import InvocationDeadline, RemainingMillis
 from shared.event_publisher import EventPublisher, PublishOutcome
@@ -69,6 +72,10 @@ class OutOfTimeError(Exception):
 class InboundMessage:
     message_id: str
     body: str
+    # Where it came from, to bring it back sooner when it is retried.
+    receipt_handle: str = ""
+    receive_count: int = 1
+    queue_arn: str = ""
 
 
 @dataclass
@@ -94,9 +101,19 @@ class BatchReport:
     labels_per_image: list[int] = field(default_factory=list)
     rekognition_latencies_ms: list[float] = field(default_factory=list)
 
-    def fail(self, message_ids: Sequence[str], reason: str) -> None:
+    # Failed messages to bring back before the queue's visibility timeout:
+    # messageId -> the fewest seconds to wait (a claim that must expire first).
+    retry_soon: dict[str, float] = field(default_factory=dict)
+    retry_delays_not_set: int = 0
+
+    def fail(self, message_ids: Sequence[str], reason: str, *, soon: bool = True, not_before: float = 0.0) -> None:
+        """Name messages as batch item failures; ``soon``: a transient fault, retried after a short delay."""
         for message_id in message_ids:
             self.failed_messages.setdefault(message_id, reason)
+            if soon:
+                self.retry_soon[message_id] = max(self.retry_soon.get(message_id, 0.0), not_before)
+            else:
+                self.retry_soon.pop(message_id, None)
 
 
 @dataclass
@@ -122,6 +139,8 @@ class _Outcome:
     throttled: bool = False
     out_of_time: bool = False
     deployment_fault: bool = False  # AccessDenied, model not found: alarms
+    waits_for_model: bool = False  # the model is not running: the queue's timeout, not a short delay
+    retry_not_before: float = 0.0  # seconds before a retry can succeed (another attempt's claim)
     unexpected: bool = False  # a bug, not a fault: counted so that it alarms
     latency_ms: float | None = None
     unsaved: bool = False  # a new result still to be stored
@@ -145,6 +164,8 @@ class LabelingPipeline:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         deadline: InvocationDeadline | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        ingest_queue: IngestQueue | None = None,
+        draw: Callable[[float, float], float] = random.uniform,
     ) -> None:
         self._config = config
         self._detector = detector
@@ -155,6 +176,8 @@ class LabelingPipeline:
         self._clock = clock
         self._deadline = deadline or InvocationDeadline()
         self._sleep = sleep
+        self._ingest_queue = ingest_queue
+        self._draw = draw
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
 
@@ -164,9 +187,14 @@ class LabelingPipeline:
         """Process one batch; ``remaining_ms`` is the Lambda context's clock (None: unbounded)."""
         self._deadline.start(remaining_ms)
         report = BatchReport()
+        self._process(messages, report)
+        self._delay_retries(messages, report)
+        return report
+
+    def _process(self, messages: Sequence[InboundMessage], report: BatchReport) -> None:
         tasks = self._collect(messages, report)
         if not tasks:
-            return report
+            return
         try:
             states = self._store.current_states([task.ref for task in tasks])
         except StoreError as error:
@@ -174,14 +202,36 @@ class LabelingPipeline:
             for task in tasks:
                 report.fail(task.message_ids, str(error))
             report.retries += len(tasks)
-            return report
+            return
         # Label concurrently (bounded), then store all new results in as few
         # transactions as fit, then publish them in PutEvents calls of 10.
         outcomes = list(self._pool().map(lambda task: self._guarded(task, self._prepare, states[task.ref]), tasks))
         self._save(tasks, outcomes)
         self._publish(tasks, outcomes, report)
         report.unexpected_errors += sum(1 for outcome in outcomes if outcome.unexpected)
-        return report
+
+    def _delay_retries(self, messages: Sequence[InboundMessage], report: BatchReport) -> None:
+        """Bring transient failures back after a short delay instead of the queue's visibility timeout."""
+        if self._ingest_queue is None or not report.retry_soon:
+            return
+        delays = [
+            RetryDelay(
+                message.queue_arn,
+                message.receipt_handle,
+                retry_delay_seconds(
+                    message.receive_count, self._draw, not_before=report.retry_soon[message.message_id]
+                ),
+            )
+            for message in messages
+            if message.message_id in report.retry_soon and message.receipt_handle and message.queue_arn
+        ]
+        if not delays:
+            return
+        try:
+            report.retry_delays_not_set = self._ingest_queue.delay(delays)
+        except Exception:  # best effort: the queue's visibility timeout still brings them back
+            logger.exception("Could not shorten the retry delay")
+            report.retry_delays_not_set = len(delays)
 
     # -- steps -----------------------------------------------------------------
 
@@ -196,7 +246,7 @@ class LabelingPipeline:
                     "Invalid message; it will be retried and end in the DLQ",
                     extra={"messageId": message.message_id, "error": str(error)},
                 )
-                report.fail([message.message_id], str(error))
+                report.fail([message.message_id], str(error), soon=False)  # it can only end in the DLQ
                 report.invalid_messages += 1
                 continue
             if not records:
@@ -247,6 +297,7 @@ class LabelingPipeline:
                 retry_reason=str(error),
                 throttled=detection is not None and detection.is_throttle,
                 deployment_fault=detection is not None and detection.is_deployment_fault,
+                waits_for_model=detection is not None and detection.waits_for_the_model,
             )
         except Exception as error:  # a bug must not lose the record: retry it
             logger.exception("Unexpected error; retrying record", extra=extra)
@@ -271,7 +322,13 @@ class LabelingPipeline:
         if action in (Action.DUPLICATE, Action.STALE):
             return _Outcome(action)
         if action is Action.IN_PROGRESS:
-            return _Outcome(action, retry_reason="another worker is publishing this result")
+            return _Outcome(
+                action,
+                retry_reason="another worker is publishing this result",
+                retry_not_before=claim_expires_in(
+                    state, now=self._clock().timestamp(), claim_ttl_seconds=self._claim_ttl
+                ),
+            )
         if action is Action.PUBLISH_STORED:
             return self._recover_stored(task, state)
         if labeled is not None and labeled.result is not None:
@@ -380,7 +437,13 @@ class LabelingPipeline:
             if outcome.latency_ms is not None:
                 report.rekognition_latencies_ms.append(outcome.latency_ms)
             if outcome.retry_reason is not None:
-                self._retry_record(task, outcome.retry_reason, report)
+                self._retry_record(
+                    task,
+                    outcome.retry_reason,
+                    report,
+                    soon=not (outcome.deployment_fault or outcome.waits_for_model),
+                    not_before=outcome.retry_not_before,
+                )
                 report.throttles += int(outcome.throttled)
                 report.out_of_time += int(outcome.out_of_time)
                 report.deployment_faults += int(outcome.deployment_fault)
@@ -465,9 +528,11 @@ class LabelingPipeline:
                 self._sleep(wait)
                 delay = min(delay * 2, cap)
 
-    def _retry_record(self, task: _Task, reason: str, report: BatchReport) -> None:
+    def _retry_record(
+        self, task: _Task, reason: str, report: BatchReport, *, soon: bool = True, not_before: float = 0.0
+    ) -> None:
         """Name the task's messages as batch item failures and release any claim it holds."""
-        report.fail(task.message_ids, reason)
+        report.fail(task.message_ids, reason, soon=soon, not_before=not_before)
         report.retries += 1
         self._release_claim(task)
 
@@ -496,4 +561,5 @@ def build_pipeline(config: LabelerConfig, clients: AwsClients) -> LabelingPipeli
         store=ResultStore(clients.dynamodb, config.results_table_name),
         publisher=EventPublisher(clients.events, config.event_bus_name, config.event_source),
         deadline=clients.deadline,
+        ingest_queue=IngestQueue(clients.sqs) if clients.sqs is not None else None,
     )

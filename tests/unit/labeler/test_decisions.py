@@ -12,11 +12,13 @@ from labeler.logic.decisions import (
     Action,
     Delivery,
     Intake,
+    claim_expires_in,
     collapse,
     decide,
     intake,
     is_own_write,
     publication_uncertain,
+    retry_delay_seconds,
 )
 
 TTL = 120.0
@@ -141,3 +143,35 @@ def test_publication_is_uncertain_when_an_earlier_putevents_may_have_been_accept
     claim_uncertain: bool, state: StoredState | None, expected: bool
 ) -> None:
     assert publication_uncertain(claim_uncertain, state, "me") is expected
+
+
+def _lowest(low: float, _high: float) -> float:
+    return low
+
+
+def _highest(_low: float, high: float) -> float:
+    return high
+
+
+@pytest.mark.parametrize(
+    ("receive_count", "lowest", "highest"),
+    [(1, 3, 5), (2, 5, 10), (3, 10, 20), (4, 20, 40), (5, 30, 60), (12, 30, 60)],
+)
+def test_retry_delay_grows_with_the_receive_count_within_its_jitter_and_cap(
+    receive_count: int, lowest: int, highest: int
+) -> None:
+    assert retry_delay_seconds(receive_count, _lowest) == lowest
+    assert retry_delay_seconds(receive_count, _highest) == highest
+
+
+def test_retry_delay_waits_for_a_claim_to_expire_when_asked() -> None:
+    assert retry_delay_seconds(1, _highest, not_before=119.2) == 120
+    assert retry_delay_seconds(1, _highest, not_before=0.5) == 5
+
+
+def test_claim_expiry_counts_down_from_the_claim() -> None:
+    claimed = _state(publish_claimed_at=1000.0, publish_claimed_by="other")
+    assert claim_expires_in(claimed, now=1030.0, claim_ttl_seconds=TTL) == TTL - 30
+    assert claim_expires_in(claimed, now=1000.0 + TTL + 5, claim_ttl_seconds=TTL) == 0
+    assert claim_expires_in(_state(), now=0, claim_ttl_seconds=TTL) == 0
+    assert claim_expires_in(None, now=0, claim_ttl_seconds=TTL) == 0
