@@ -501,3 +501,11 @@ def test_dead_letters_about_to_expire_alarm_days_before_sqs_would_delete_them(te
             "AlarmActions": [{"Ref": Match.string_like_regexp("MonitoringAlarmTopic")}],
         },
     )
+
+
+def test_labeler_may_shorten_the_visibility_of_ingest_messages_only(template: Template) -> None:
+    """Retried records' short delay (ChangeMessageVisibility) is allowed on the ingest queue, not the DLQ."""
+    statement = statement_with(template, "sqs:ChangeMessageVisibility")
+    queues = template.find_resources("AWS::SQS::Queue")
+    (ingest,) = [rid for rid, q in queues.items() if "RedrivePolicy" in q["Properties"]]
+    assert statement["Resource"] == {"Fn::GetAtt": [ingest, "Arn"]}
