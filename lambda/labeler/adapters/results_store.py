@@ -49,6 +49,8 @@ _STATE_ATTRIBUTES = (
     "labelNames",
     "parts",
     "status",
+    "versionId",
+    "etag",
 )
 
 
@@ -100,6 +102,14 @@ class StoredState:
     write_id: str | None  # the token of the attempt that wrote this result item
     label_names: tuple[str, ...]
     parts: int
+    # The object version the result is about (a backfill compares it: a listing has no sequencer).
+    version_id: str | None = None
+    etag: str = ""
+
+    @property
+    def object_version(self) -> str:
+        """The stored result's object version, as ``S3ObjectEvent.object_identity`` names it."""
+        return self.version_id or f"etag:{self.etag}"
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> StoredState:
@@ -115,6 +125,8 @@ class StoredState:
             write_id=item.get("writeId"),
             label_names=tuple(item.get("labelNames", [])),
             parts=int(item.get("parts", 0)),
+            version_id=item.get("versionId") or None,
+            etag=str(item.get("etag") or ""),
         )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from labeler.adapters.results_store import StoredState
+from labeler.domain.backfill_request import BackfillRequest
 from labeler.domain.s3_notification import S3ObjectEvent, sequencer_is_newer
 
 
@@ -39,6 +40,7 @@ class Delivery:
     position: int
     message_id: str
     obj: S3ObjectEvent
+    backfill: BackfillRequest | None = None  # from the backfill queue: a listed object, no sequencer
 
 
 @dataclass
@@ -48,6 +50,7 @@ class ObjectWork:
     newest: S3ObjectEvent
     message_ids: list[str] = field(default_factory=list)  # acknowledged with the newest version's outcome
     superseded: list[str] = field(default_factory=list)  # older versions in the same batch: acknowledged as stale
+    backfill: BackfillRequest | None = None  # the newest version's, when it came from a backfill
 
 
 def collapse(deliveries: Sequence[Delivery]) -> list[ObjectWork]:
@@ -61,8 +64,9 @@ def collapse(deliveries: Sequence[Delivery]) -> list[ObjectWork]:
         by_object.setdefault((delivery.obj.bucket, delivery.obj.key), []).append(delivery)
     work: list[ObjectWork] = []
     for candidates in by_object.values():
-        newest = max(candidates, key=lambda d: (d.obj.sequencer_order or "", d.position)).obj
-        unit = ObjectWork(newest)
+        chosen = max(candidates, key=lambda d: (d.obj.sequencer_order or "", d.position))
+        newest = chosen.obj
+        unit = ObjectWork(newest, backfill=chosen.backfill)
         for delivery in candidates:
             if delivery.obj.object_identity != newest.object_identity:
                 unit.superseded.append(delivery.message_id)
@@ -83,20 +87,75 @@ class Action(Enum):
 
 
 def decide(
-    state: StoredState | None, result_id: str, sequencer: str | None, *, now: float, claim_ttl_seconds: float
+    state: StoredState | None,
+    result_id: str,
+    sequencer: str | None,
+    *,
+    now: float,
+    claim_ttl_seconds: float,
+    object_version: str | None = None,
 ) -> Action:
-    """The action for the version ``result_id`` (with ``sequencer``) against the stored ``state``."""
+    """The action for the version ``result_id`` (with ``sequencer``) against the stored ``state``.
+
+    ``object_version``: the version (``S3ObjectEvent.object_identity[2]``); a
+    stored result of that same version under another resultId is a forced
+    relabel of it (``autolabel backfill --force``): the notification is a duplicate.
+    """
     if state is None:
         return Action.LABEL
     if state.result_id == result_id:
-        if state.published:
-            return Action.DUPLICATE
-        claimed_at = state.publish_claimed_at
-        if claimed_at is not None and now - claimed_at < claim_ttl_seconds:
-            return Action.IN_PROGRESS
-        return Action.PUBLISH_STORED
+        return _same_result(state, now=now, claim_ttl_seconds=claim_ttl_seconds)
+    if object_version is not None and state.object_version == object_version:
+        return Action.DUPLICATE
     if sequencer_is_newer(state.sequencer, sequencer):
         return Action.STALE
+    return Action.LABEL
+
+
+def _same_result(state: StoredState, *, now: float, claim_ttl_seconds: float) -> Action:
+    """The stored result is the one this record would produce."""
+    if state.published:
+        return Action.DUPLICATE
+    claimed_at = state.publish_claimed_at
+    if claimed_at is not None and now - claimed_at < claim_ttl_seconds:
+        return Action.IN_PROGRESS
+    return Action.PUBLISH_STORED
+
+
+def decide_backfill(
+    state: StoredState | None,
+    result_id: str,
+    object_version: str,
+    *,
+    force: bool,
+    now: float,
+    claim_ttl_seconds: float,
+) -> Action:
+    """The action for a listed object (a backfill message) against the stored ``state``.
+
+    A listing has no sequencer, so a backfill fills gaps and never replaces
+    another version's result (docs/behaviour.md#backfill):
+
+    - no result for the object and model: label it;
+    - the result this message would write (same resultId: a retry, or the
+      notification of the same version got there first): as for a notification;
+    - a result of another version (newer or older, unknowable here): stale,
+      left alone; that version's notification decides;
+    - a result of the same version: done, unless ``force``, which labels it
+      again under a new resultId (``forced_result_id``), but not while another
+      attempt holds a fresh claim to publish the stored one.
+    """
+    if state is None:
+        return Action.LABEL
+    if state.result_id == result_id:
+        return _same_result(state, now=now, claim_ttl_seconds=claim_ttl_seconds)
+    if state.object_version != object_version:
+        return Action.STALE
+    if not force:
+        return Action.DUPLICATE
+    claimed_at = state.publish_claimed_at
+    if not state.published and claimed_at is not None and now - claimed_at < claim_ttl_seconds:
+        return Action.IN_PROGRESS
     return Action.LABEL
 
 

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ from labeler.adapters.ingest_queue import IngestQueue, RetryDelay
 from labeler.adapters.rekognition_detector import CustomLabelsDetector, PermanentImageError, RetryableDetectionError
 from labeler.adapters.results_store import Claim, ObjectRef, ResultConflict, ResultStore, StoredState, StoreError
 from labeler.config import LabelerConfig
+from labeler.domain.backfill_request import BackfillRequest, forced_result_id, parse_backfill_body
 from labeler.domain.label_result import LABELED, LabelResult
 from labeler.domain.result_event import build_entry
 from labeler.domain.s3_notification import InvalidMessageError, S3ObjectEvent, parse_message_body
@@ -43,6 +44,7 @@ from labeler.logic.decisions import (
     claim_expires_in,
     collapse,
     decide,
+    decide_backfill,
     intake,
     is_own_write,
     publication_uncertain,
@@ -129,6 +131,7 @@ class _Task:
     # An earlier PutEvents of the result may have been accepted: publishing it
     # again may announce it twice, and is counted (AmbiguousPublishes).
     uncertain: bool = False
+    backfill: BackfillRequest | None = None  # a listed object (the backfill queue), decided by its own rule
 
 
 @dataclass
@@ -240,7 +243,8 @@ class LabelingPipeline:
         deliveries: list[Delivery] = []
         for message in messages:
             try:
-                records = parse_message_body(message.body)
+                backfill = parse_backfill_body(message.body)
+                records = [backfill.obj] if backfill is not None else parse_message_body(message.body)
             except InvalidMessageError as error:
                 logger.error(
                     "Invalid message; it will be retried and end in the DLQ",
@@ -267,7 +271,7 @@ class LabelingPipeline:
                         extra={"messageId": message.message_id, "objectKey": obj.key},
                     )
                 else:
-                    deliveries.append(Delivery(len(deliveries), message.message_id, obj))
+                    deliveries.append(Delivery(len(deliveries), message.message_id, obj, backfill))
         tasks: list[_Task] = []
         arn = self._config.project_version_arn
         for work in collapse(deliveries):
@@ -277,8 +281,15 @@ class LabelingPipeline:
                     "Superseded by a newer version in the same batch",
                     extra={"messageId": message_id, "objectKey": work.newest.key},
                 )
-            newest = work.newest
-            tasks.append(_Task(newest, (newest.bucket, newest.key, arn), newest.result_id(arn), work.message_ids))
+            newest, backfill = work.newest, work.backfill
+            result_id = (
+                forced_result_id(newest, arn, backfill.run_id)
+                if backfill is not None and backfill.force
+                else newest.result_id(arn)
+            )
+            tasks.append(
+                _Task(newest, (newest.bucket, newest.key, arn), result_id, work.message_ids, backfill=backfill)
+            )
         return tasks
 
     def _guarded(self, task: _Task, step: Callable[..., _Outcome], *args: Any) -> _Outcome:
@@ -312,13 +323,21 @@ class LabelingPipeline:
             self._store.sync_label_index(task.ref, labeled.result)
             self._store.delete_replaced_parts(labeled.result, labeled.previous)
             return _Outcome(Action.LABEL, result=labeled.result, latency_ms=labeled.latency_ms)
-        action = decide(
-            state,
-            task.result_id,
-            task.obj.sequencer,
-            now=self._clock().timestamp(),
-            claim_ttl_seconds=self._claim_ttl,
-        )
+        now = self._clock().timestamp()
+        version = task.obj.object_identity[2]
+        if task.backfill is not None:
+            action = decide_backfill(
+                state, task.result_id, version, force=task.backfill.force, now=now, claim_ttl_seconds=self._claim_ttl
+            )
+        else:
+            action = decide(
+                state,
+                task.result_id,
+                task.obj.sequencer,
+                now=now,
+                claim_ttl_seconds=self._claim_ttl,
+                object_version=version,
+            )
         if action in (Action.DUPLICATE, Action.STALE):
             return _Outcome(action)
         if action is Action.IN_PROGRESS:
@@ -337,7 +356,14 @@ class LabelingPipeline:
             )
         if not self._deadline.allows(LABEL_SECONDS):
             raise OutOfTimeError("not enough time left to label, store and publish")
-        result, latency_ms = self._label(task.obj)
+        obj = task.obj
+        if state is not None and state.object_version == version:
+            # A forced relabel of the same version keeps that version's sequencer,
+            # so notifications are still ordered against it.
+            obj = replace(obj, sequencer=state.sequencer)
+        result, latency_ms = self._label(obj)
+        if result.result_id != task.result_id:  # a forced relabel: its own resultId
+            result = replace(result, result_id=task.result_id)
         return _Outcome(Action.LABEL, result=result, latency_ms=latency_ms, unsaved=True, previous=state)
 
     def _recover_stored(self, task: _Task, state: StoredState | None) -> _Outcome:
