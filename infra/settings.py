@@ -49,6 +49,7 @@ CONTEXT_KEYS = (
     "batchSize",
     "maxConcurrency",
     "maxReceiveCount",
+    "backfillMaxConcurrency",
     "modelManager",
     "projectArn",
     "idleMinutes",
@@ -92,6 +93,7 @@ class StackSettings:
     batch_size: int = 10
     max_concurrency: int = 2
     max_receive_count: int = 5
+    backfill_max_concurrency: int = 2
     function_timeout_seconds: int = 60
     model_manager: bool = True
     project_arn: str | None = None
@@ -128,6 +130,9 @@ class StackSettings:
                 batch_size=_int_or(get("batchSize"), "batchSize", 10, maximum=MAX_SQS_BATCH_WITHOUT_WINDOW),
                 max_concurrency=_int_or(get("maxConcurrency"), "maxConcurrency", 2, maximum=MAX_ESM_CONCURRENCY),
                 max_receive_count=_int_or(get("maxReceiveCount"), "maxReceiveCount", 5, maximum=1000),
+                backfill_max_concurrency=_int_or(
+                    get("backfillMaxConcurrency"), "backfillMaxConcurrency", 2, maximum=MAX_ESM_CONCURRENCY
+                ),
                 **_manager_settings(get, raw_arn),
             )
         except SettingsError:
@@ -138,6 +143,11 @@ class StackSettings:
             raise SettingsError(
                 f"maxConcurrency must be between {MIN_ESM_CONCURRENCY} and {MAX_ESM_CONCURRENCY} "
                 f"(Lambda's SQS maximum concurrency), got {settings.max_concurrency}"
+            )
+        if settings.backfill_max_concurrency < MIN_ESM_CONCURRENCY:
+            raise SettingsError(
+                f"backfillMaxConcurrency must be between {MIN_ESM_CONCURRENCY} and {MAX_ESM_CONCURRENCY} "
+                f"(Lambda's SQS maximum concurrency), got {settings.backfill_max_concurrency}"
             )
         return settings
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk import CfnOutput, Duration, Stack
 from constructs import Construct
 
+from infra.constructs.backfill_queue import BackfillQueue
 from infra.constructs.event_bus import ResultsEventBus
 from infra.constructs.image_bucket import ImageBucket
 from infra.constructs.ingest_queue import IngestQueue
@@ -29,6 +30,12 @@ class AutolabelStack(Stack):
             visibility_timeout=Duration.seconds(settings.queue_visibility_timeout_seconds),
             max_receive_count=settings.max_receive_count,
         )
+        self.backfill = BackfillQueue(
+            self,
+            "Backfill",
+            visibility_timeout=Duration.seconds(settings.queue_visibility_timeout_seconds),
+            max_receive_count=settings.max_receive_count,
+        )
         self.results = ResultsTable(self, "Results")
         self.events = ResultsEventBus(self, "Events")
         self.labeler = LabelerFunction(
@@ -37,6 +44,7 @@ class AutolabelStack(Stack):
             settings=settings,
             bucket=self.images.bucket,
             queue=self.ingest.queue,
+            backfill_queue=self.backfill.queue,
             table=self.results.table,
             bus=self.events.bus,
         )
@@ -50,6 +58,10 @@ class AutolabelStack(Stack):
                 dead_letter_queue=self.ingest.dead_letter_queue,
                 event_source_mapping_id=self.labeler.event_source.event_source_mapping_id,
                 event_source_mapping_arn=self.labeler.event_source.event_source_mapping_arn,
+                backfill_queue=self.backfill.queue,
+                backfill_dead_letter_queue=self.backfill.dead_letter_queue,
+                backfill_event_source_mapping_id=self.labeler.backfill_event_source.event_source_mapping_id,
+                backfill_event_source_mapping_arn=self.labeler.backfill_event_source.event_source_mapping_arn,
                 bus=self.events.bus,
             )
         self.monitoring = Monitoring(
@@ -58,7 +70,7 @@ class AutolabelStack(Stack):
             function=self.labeler.function,
             queue=self.ingest.queue,
             dead_letter_queue=self.ingest.dead_letter_queue,
-            extra_alarms=self.model_manager.alarms if self.model_manager else [],
+            extra_alarms=[*self.backfill.alarms, *(self.model_manager.alarms if self.model_manager else [])],
         )
         outputs = {
             "ImageBucketName": self.images.bucket.bucket_name,
@@ -71,6 +83,9 @@ class AutolabelStack(Stack):
             "DashboardName": self.monitoring.dashboard.dashboard_name,
             "ProjectVersionArn": settings.project_version_arn,
             "EventSourceMappingId": self.labeler.event_source.event_source_mapping_id,
+            "BackfillQueueUrl": self.backfill.queue.queue_url,
+            "BackfillDeadLetterQueueUrl": self.backfill.dead_letter_queue.queue_url,
+            "BackfillEventSourceMappingId": self.labeler.backfill_event_source.event_source_mapping_id,
         }
         if self.model_manager is not None:
             outputs["ModelManagerFunctionName"] = self.model_manager.function.function_name

@@ -29,6 +29,7 @@ class StackFacts:
     max_receive_count: int
     batch_size: int
     max_concurrency: int
+    backfill_max_concurrency: int
     function_environment: dict[str, str]  # literal values only (Refs resolved locally)
     notification_events: list[str]
     notification_prefix: str
@@ -46,11 +47,30 @@ def _only(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
     return found[0]
 
 
+def _logical_id(template: dict[str, Any], resource_type: str, prefix: str) -> str:
+    found = [rid for rid, r in template["Resources"].items() if r["Type"] == resource_type and rid.startswith(prefix)]
+    if len(found) != 1:
+        raise ValueError(f"expected one {resource_type} named {prefix}* in the template, found {len(found)}")
+    return found[0]
+
+
+def _mapping_of(template: dict[str, Any], queue_id: str) -> dict[str, Any]:
+    """The event source mapping that reads the queue ``queue_id``."""
+    return next(
+        m
+        for m in _resources_of(template, "AWS::Lambda::EventSourceMapping")
+        if m.get("EventSourceArn") == {"Fn::GetAtt": [queue_id, "Arn"]}
+    )
+
+
 def facts_from_template(template: dict[str, Any]) -> StackFacts:
     # The results table is the one with the label index (the manager's state table has none).
     table = next(t for t in _resources_of(template, "AWS::DynamoDB::Table") if t.get("GlobalSecondaryIndexes"))
-    ingest = next(q for q in _resources_of(template, "AWS::SQS::Queue") if "RedrivePolicy" in q)
-    mapping = _only(template, "AWS::Lambda::EventSourceMapping")
+    ingest_id = _logical_id(template, "AWS::SQS::Queue", "IngestQueue")
+    ingest = template["Resources"][ingest_id]["Properties"]
+    # The labeler's two triggers: the ingest queue's and the backfill queue's.
+    mapping = _mapping_of(template, ingest_id)
+    backfill_mapping = _mapping_of(template, _logical_id(template, "AWS::SQS::Queue", "BackfillQueue"))
     function = next(
         f for f in _resources_of(template, "AWS::Lambda::Function") if f.get("Handler") == "labeler.handler.handler"
     )
@@ -71,6 +91,7 @@ def facts_from_template(template: dict[str, Any]) -> StackFacts:
         max_receive_count=int(ingest["RedrivePolicy"]["maxReceiveCount"]),
         batch_size=int(mapping["BatchSize"]),
         max_concurrency=int(mapping.get("ScalingConfig", {}).get("MaximumConcurrency", 0)),
+        backfill_max_concurrency=int(backfill_mapping.get("ScalingConfig", {}).get("MaximumConcurrency", 0)),
         function_environment={k: v for k, v in function["Environment"]["Variables"].items() if isinstance(v, str)},
         notification_events=list(queue_config["Events"]),
         notification_prefix=prefix,

@@ -38,6 +38,7 @@ class LabelerFunction(Construct):
         settings: StackSettings,
         bucket: s3.IBucket,
         queue: sqs.IQueue,
+        backfill_queue: sqs.IQueue,
         table: dynamodb.ITable,
         bus: events.IEventBus,
     ) -> None:
@@ -89,6 +90,16 @@ class LabelerFunction(Construct):
         )
         # Also grants the role the queue's consume actions, on that queue only.
         self.function.add_event_source(self.event_source)
+        # The backfill lane: its own mapping and concurrency share, so that
+        # fresh uploads on the ingest queue never wait behind a backfill.
+        self.backfill_event_source = sources.SqsEventSource(
+            backfill_queue,
+            batch_size=settings.batch_size,
+            report_batch_item_failures=True,
+            max_concurrency=settings.backfill_max_concurrency,
+            enabled=not settings.model_manager,
+        )
+        self.function.add_event_source(self.backfill_event_source)
 
 
 def _number(value: float) -> str:

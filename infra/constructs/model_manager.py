@@ -44,6 +44,10 @@ class ModelManager(Construct):
         dead_letter_queue: sqs.IQueue,
         event_source_mapping_id: str,
         event_source_mapping_arn: str,
+        backfill_queue: sqs.IQueue,
+        backfill_dead_letter_queue: sqs.IQueue,
+        backfill_event_source_mapping_id: str,
+        backfill_event_source_mapping_arn: str,
         bus: events.IEventBus,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -73,6 +77,11 @@ class ModelManager(Construct):
                 ["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"],
                 event_source_mapping_arn,
             ),
+            (
+                "PauseResumeTheBackfillTrigger",
+                ["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"],
+                backfill_event_source_mapping_arn,
+            ),
         ]
         # Exact actions on exactly these resources, through the L2 helpers.
         l2_grants: list[L2Grant] = [
@@ -80,6 +89,11 @@ class ModelManager(Construct):
             # run goes to the DLQ instead of expiring: received and deleted here, sent there.
             lambda role: queue.grant(role, "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"),
             lambda role: dead_letter_queue.grant(role, "sqs:SendMessage"),
+            # The backfill lane counts as work too, and is moved to its own DLQ the same way.
+            lambda role: backfill_queue.grant(
+                role, "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"
+            ),
+            lambda role: backfill_dead_letter_queue.grant(role, "sqs:SendMessage"),
             lambda role: self.state_table.grant(role, "dynamodb:UpdateItem"),  # state and lease (no index)
             bus.grant_put_events_to,
         ]
@@ -102,6 +116,9 @@ class ModelManager(Construct):
             "STOP_MODELS_STARTED_ELSEWHERE": str(settings.stop_models_started_elsewhere).lower(),
             "DEAD_LETTER_QUEUE_URL": dead_letter_queue.queue_url,
             "OUTAGE_GRACE_MINUTES": str(settings.model_outage_grace_hours * 60),
+            "BACKFILL_QUEUE_URL": backfill_queue.queue_url,
+            "BACKFILL_DEAD_LETTER_QUEUE_URL": backfill_dead_letter_queue.queue_url,
+            "BACKFILL_EVENT_SOURCE_MAPPING_ID": backfill_event_source_mapping_id,
         }
         if settings.max_inference_units is not None:
             environment["MAX_INFERENCE_UNITS"] = str(settings.max_inference_units)
@@ -166,11 +183,11 @@ class ModelManager(Construct):
                 1,
                 "The model manager raised an error: while it fails the model is neither started nor stopped.",
             ),
-            self._cost_guard(settings, queue),
+            self._cost_guard(settings, queue, backfill_queue),
         ]
 
-    def _cost_guard(self, settings: StackSettings, queue: sqs.IQueue) -> cloudwatch.Alarm:
-        """The model RUNNING with an empty queue for longer than idleMinutes + a margin, whatever the cause.
+    def _cost_guard(self, settings: StackSettings, queue: sqs.IQueue, backfill_queue: sqs.IQueue) -> cloudwatch.Alarm:
+        """The model RUNNING with both queues empty for longer than idleMinutes + a margin, whatever the cause.
 
         Built on Rekognition's own InServiceInferenceUnits and SQS's queue depth,
         not on the manager's metrics, so it also fires when the manager is
@@ -192,12 +209,19 @@ class ModelManager(Construct):
         idle = cloudwatch.MathExpression(
             label="Model running with an empty queue (1 = yes)",
             expression=(
-                "IF(FILL(units, 0) > 0 AND FILL(visible, 0) + FILL(inFlight, 0) == 0 AND FILL(keptOn, 0) == 0, 1, 0)"
+                "IF(FILL(units, 0) > 0 AND FILL(visible, 0) + FILL(inFlight, 0) + FILL(backfillVisible, 0) "
+                "+ FILL(backfillInFlight, 0) == 0 AND FILL(keptOn, 0) == 0, 1, 0)"
             ),
             using_metrics={
                 "units": units,
                 "visible": queue.metric_approximate_number_of_messages_visible(period=period, statistic="Maximum"),
                 "inFlight": queue.metric_approximate_number_of_messages_not_visible(period=period, statistic="Maximum"),
+                "backfillVisible": backfill_queue.metric_approximate_number_of_messages_visible(
+                    period=period, statistic="Maximum"
+                ),
+                "backfillInFlight": backfill_queue.metric_approximate_number_of_messages_not_visible(
+                    period=period, statistic="Maximum"
+                ),
                 "keptOn": app_metric(MANAGER_SERVICE, "ModelKeptOn", "Maximum"),
             },
             period=period,

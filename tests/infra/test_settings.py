@@ -57,6 +57,9 @@ def test_empty_strings_mean_unset() -> None:
         ("maxConcurrency", "1"),
         ("maxConcurrency", "1001"),
         ("maxReceiveCount", "0"),
+        ("backfillMaxConcurrency", "1"),
+        ("backfillMaxConcurrency", "1001"),
+        ("backfillMaxConcurrency", "many"),
     ],
 )
 def test_invalid_value_names_its_key(key: str, value: str) -> None:

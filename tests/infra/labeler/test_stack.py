@@ -107,12 +107,12 @@ def test_labeler_publishes_only_to_its_bus(template: Template) -> None:
     assert statement["Resource"] == {"Fn::GetAtt": [bus_id, "Arn"]}
 
 
-def test_labeler_consumes_only_its_queue_and_writes_only_its_logs(template: Template) -> None:
-    queue_id = next(
-        rid for rid, r in template.find_resources("AWS::SQS::Queue").items() if "RedrivePolicy" in r["Properties"]
+def test_labeler_consumes_only_its_two_queues_and_writes_only_its_logs(template: Template) -> None:
+    consumed = [s["Resource"] for s in labeler_statements(template) if "sqs:ReceiveMessage" in actions_of(s)]
+    assert sorted(consumed, key=str) == sorted(
+        [{"Fn::GetAtt": [ingest_queue_id(template), "Arn"]}, {"Fn::GetAtt": [backfill_queue_id(template), "Arn"]}],
+        key=str,
     )
-    consume = statement_with(template, "sqs:ReceiveMessage")
-    assert consume["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
     logs = statement_with(template, "logs:PutLogEvents")
     log_group_id = next(iter(template.find_resources("AWS::Logs::LogGroup")))
     assert logs["Resource"] == {"Fn::GetAtt": [log_group_id, "Arn"]}
@@ -135,9 +135,7 @@ def test_labeler_role_has_no_managed_policies(template: Template) -> None:
 
 
 def test_bucket_notifies_the_ingest_queue_of_every_created_object(template: Template) -> None:
-    queue_id = next(
-        rid for rid, r in template.find_resources("AWS::SQS::Queue").items() if "RedrivePolicy" in r["Properties"]
-    )
+    queue_id = ingest_queue_id(template)
     template.has_resource_properties(
         "Custom::S3BucketNotifications",
         {
@@ -190,7 +188,7 @@ def test_queue_visibility_is_six_function_timeouts_with_a_dlq(template: Template
 
 def test_queues_and_bucket_policies_deny_non_tls(template: Template) -> None:
     queue_policies = template.find_resources("AWS::SQS::QueuePolicy")
-    assert len(queue_policies) == 2
+    assert len(queue_policies) == 4  # ingest, backfill and their DLQs
     for policy in queue_policies.values():
         assert any(
             s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
@@ -387,9 +385,12 @@ def test_customized_stack_is_nag_clean_too() -> None:
 
 
 def ingest_queue_id(template: Template) -> str:
-    (queue_id,) = [
-        rid for rid, r in template.find_resources("AWS::SQS::Queue").items() if "RedrivePolicy" in r["Properties"]
-    ]
+    (queue_id,) = [rid for rid in template.find_resources("AWS::SQS::Queue") if rid.startswith("IngestQueue")]
+    return queue_id
+
+
+def backfill_queue_id(template: Template) -> str:
+    (queue_id,) = [rid for rid in template.find_resources("AWS::SQS::Queue") if rid.startswith("BackfillQueue")]
     return queue_id
 
 
@@ -491,7 +492,7 @@ def test_cloudwatch_alarms_of_this_account_may_publish_to_the_alarm_topic(templa
 
 def test_dead_letters_about_to_expire_alarm_days_before_sqs_would_delete_them(template: Template) -> None:
     queues = template.find_resources("AWS::SQS::Queue")
-    (dlq,) = [rid for rid, q in queues.items() if "RedrivePolicy" not in q["Properties"]]
+    (dlq,) = [rid for rid in queues if rid.startswith("IngestDeadLetterQueue")]
     template.has_resource_properties(
         "AWS::CloudWatch::Alarm",
         {
@@ -503,9 +504,10 @@ def test_dead_letters_about_to_expire_alarm_days_before_sqs_would_delete_them(te
     )
 
 
-def test_labeler_may_shorten_the_visibility_of_ingest_messages_only(template: Template) -> None:
-    """Retried records' short delay (ChangeMessageVisibility) is allowed on the ingest queue, not the DLQ."""
-    statement = statement_with(template, "sqs:ChangeMessageVisibility")
-    queues = template.find_resources("AWS::SQS::Queue")
-    (ingest,) = [rid for rid, q in queues.items() if "RedrivePolicy" in q["Properties"]]
-    assert statement["Resource"] == {"Fn::GetAtt": [ingest, "Arn"]}
+def test_labeler_may_shorten_the_visibility_of_ingest_and_backfill_messages_only(template: Template) -> None:
+    """Retried records' short delay (ChangeMessageVisibility) is allowed on the two queues it reads, not the DLQs."""
+    resources = [s["Resource"] for s in labeler_statements(template) if "sqs:ChangeMessageVisibility" in actions_of(s)]
+    assert sorted(resources, key=str) == sorted(
+        [{"Fn::GetAtt": [ingest_queue_id(template), "Arn"]}, {"Fn::GetAtt": [backfill_queue_id(template), "Arn"]}],
+        key=str,
+    )

@@ -56,18 +56,20 @@ def test_manager_may_touch_only_its_model_queue_trigger_state_and_bus(template: 
     start_stop = granting(statements, "rekognition:StartProjectVersion")
     assert start_stop["Resource"] == ARN
     assert _actions(start_stop) == ["rekognition:StartProjectVersion", "rekognition:StopProjectVersion"]
-    mapping_id = next(iter(template.find_resources("AWS::Lambda::EventSourceMapping")))
-    assert mapping_id in str(granting(statements, "lambda:UpdateEventSourceMapping")["Resource"])
+    mappings = [s["Resource"] for s in statements if "lambda:UpdateEventSourceMapping" in _actions(s)]
+    assert len(mappings) == 2  # the ingest and the backfill triggers, each exactly
+    for mapping_id in template.find_resources("AWS::Lambda::EventSourceMapping"):
+        assert sum(mapping_id in str(resource) for resource in mappings) == 1
     # Granted through the L2 helpers, still exact actions on exactly one resource each.
     state = granting(statements, "dynamodb:UpdateItem")
     assert _actions(state) == ["dynamodb:UpdateItem"]
     assert resource(state) == {"Fn::GetAtt": [logical_id(template, "AWS::DynamoDB::Table", "ModelManagerState"), "Arn"]}
-    ingest = granting(statements, "sqs:ReceiveMessage")
-    assert _actions(ingest) == ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
-    dead_letters = granting(statements, "sqs:SendMessage")
-    assert _actions(dead_letters) == ["sqs:SendMessage"]
+    for take in (s for s in statements if "sqs:ReceiveMessage" in _actions(s)):
+        assert _actions(take) == ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+    for dead_letters in (s for s in statements if "sqs:SendMessage" in _actions(s)):
+        assert _actions(dead_letters) == ["sqs:SendMessage"]
     assert _actions(granting(statements, "events:PutEvents")) == ["events:PutEvents"]
-    granted = sorted(action for statement in statements for action in _actions(statement))
+    granted = sorted({action for statement in statements for action in _actions(statement)})
     assert granted == sorted(
         [
             "dynamodb:UpdateItem",
@@ -249,17 +251,34 @@ def test_outage_grace_defaults_to_a_day_and_is_configurable() -> None:
     assert StackSettings.from_context({**base, "modelOutageGraceHours": 312}.get).model_outage_grace_hours == 312
 
 
-def test_manager_may_move_waiting_work_from_the_ingest_queue_to_the_dlq_only(template: Template) -> None:
+def test_manager_may_move_waiting_work_from_each_queue_to_its_own_dlq_only(template: Template) -> None:
     statements = manager_statements(template)
     queues = template.find_resources("AWS::SQS::Queue")
-    (ingest,) = [rid for rid, q in queues.items() if "RedrivePolicy" in q["Properties"]]
-    (dlq,) = [rid for rid in queues if rid != ingest]
-    take = granting(statements, "sqs:ReceiveMessage")
-    assert _actions(take) == ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
-    assert resource(take) == {"Fn::GetAtt": [ingest, "Arn"]}
-    send = granting(statements, "sqs:SendMessage")
-    assert _actions(send) == ["sqs:SendMessage"]
-    assert resource(send) == {"Fn::GetAtt": [dlq, "Arn"]}
+    (ingest,) = [rid for rid in queues if rid.startswith("IngestQueue")]
+    (dlq,) = [rid for rid in queues if rid.startswith("IngestDeadLetterQueue")]
+    (backfill,) = [rid for rid in queues if rid.startswith("BackfillQueue")]
+    (backfill_dlq,) = [rid for rid in queues if rid.startswith("BackfillDeadLetterQueue")]
+    taken = [s for s in statements if "sqs:ReceiveMessage" in _actions(s)]
+    assert all(_actions(s) == ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"] for s in taken)
+    assert sorted(str(resource(s)) for s in taken) == sorted(
+        str({"Fn::GetAtt": [queue, "Arn"]}) for queue in (ingest, backfill)
+    )
+    sent = [s for s in statements if "sqs:SendMessage" in _actions(s)]
+    assert all(_actions(s) == ["sqs:SendMessage"] for s in sent)
+    assert sorted(str(resource(s)) for s in sent) == sorted(
+        str({"Fn::GetAtt": [queue, "Arn"]}) for queue in (dlq, backfill_dlq)
+    )
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "manager.handler.handler",
+            "Environment": {
+                "Variables": Match.object_like(
+                    {"BACKFILL_QUEUE_URL": {"Ref": backfill}, "BACKFILL_DEAD_LETTER_QUEUE_URL": {"Ref": backfill_dlq}}
+                )
+            },
+        },
+    )
     template.has_resource_properties(
         "AWS::Lambda::Function",
         {
