@@ -102,6 +102,11 @@ class ManagerConfig:
     # not running (None: nowhere; only tests and simulations that do not care).
     dead_letter_queue_url: str | None = None
     outage_grace_minutes: int = DEFAULT_OUTAGE_GRACE_MINUTES
+    # The backfill lane: counted as work, paused and resumed with the ingest
+    # trigger, moved to its own DLQ after the grace (None: no backfill lane).
+    backfill_queue_url: str | None = None
+    backfill_dead_letter_queue_url: str | None = None
+    backfill_event_source_mapping_id: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> ManagerConfig:
@@ -131,4 +136,7 @@ class ManagerConfig:
                 environ.get("OUTAGE_GRACE_MINUTES"), "OUTAGE_GRACE_MINUTES", maximum=MAX_OUTAGE_GRACE_MINUTES
             )
             or DEFAULT_OUTAGE_GRACE_MINUTES,
+            backfill_queue_url=environ.get("BACKFILL_QUEUE_URL") or None,
+            backfill_dead_letter_queue_url=environ.get("BACKFILL_DEAD_LETTER_QUEUE_URL") or None,
+            backfill_event_source_mapping_id=environ.get("BACKFILL_EVENT_SOURCE_MAPPING_ID") or None,
         )

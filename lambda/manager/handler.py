@@ -1,6 +1,7 @@
 """Scheduled (every minute) entry point of the model manager.
 
-One run: take the lease, observe (model status, queue depth, trigger state),
+One run: take the lease, observe (model status, the depth of the ingest and
+backfill queues, the state of their triggers),
 decide (``logic.decide``), act in a safe order (pause the trigger before a
 stop; record the intent before a start; resume the trigger only once RUNNING),
 announce transitions it causes, save the state and release the lease.
@@ -51,6 +52,9 @@ class Manager:
     last_observation: Observation | None = None
     last_moved: int = 0  # messages the last run moved to the DLQ
     move_batches_per_run: int = MOVE_BATCHES_PER_RUN
+    # The backfill lane (None: not deployed): counted as work, its trigger follows the ingest one.
+    backfill_queue: IngestQueue | None = None
+    backfill_trigger: LabelerTrigger | None = None
 
     @classmethod
     def from_clients(
@@ -75,6 +79,12 @@ class Manager:
             ),
             publisher=EventPublisher(events, config.event_bus_name, config.event_source),
             clock=now,
+            backfill_queue=IngestQueue(sqs, config.backfill_queue_url) if config.backfill_queue_url else None,
+            backfill_trigger=(
+                LabelerTrigger(lambda_client, config.backfill_event_source_mapping_id)
+                if config.backfill_event_source_mapping_id
+                else None
+            ),
         )
 
     def run_once(self, owner: str | None = None) -> Plan | None:
@@ -87,7 +97,16 @@ class Manager:
         plan: Plan | None = None
         try:
             visible, in_flight = self.queue.depth()
-            observation = Observation(self.model.status(), visible, in_flight, self.trigger.enabled())
+            backfill_visible, backfill_in_flight = self.backfill_queue.depth() if self.backfill_queue else (0, 0)
+            observation = Observation(
+                self.model.status(),
+                visible,
+                in_flight,
+                self.trigger.enabled(),
+                backfill_visible=backfill_visible,
+                backfill_in_flight=backfill_in_flight,
+                backfill_trigger_enabled=self.backfill_trigger.enabled() if self.backfill_trigger else None,
+            )
             plan = decide(observation, state, self.config, self.clock())
             self._act(owner, observation, plan)
             return plan
@@ -99,11 +118,16 @@ class Manager:
             "status": observation.status,
             "visible": observation.visible,
             "inFlight": observation.in_flight,
+            "backfillVisible": observation.backfill_visible,
+            "backfillInFlight": observation.backfill_in_flight,
             "reason": plan.reason,
         }
         if observation.trigger_enabled and not plan.trigger_enabled:
             self.trigger.set_enabled(False)  # first: no batch may meet a stopping model
             logger.info("Paused the labeler's SQS trigger", extra=extra)
+        if self.backfill_trigger is not None and observation.backfill_trigger_enabled and not plan.trigger_enabled:
+            self.backfill_trigger.set_enabled(False)
+            logger.info("Paused the labeler's backfill trigger", extra=extra)
         if plan.move_to_dead_letter_queue:
             self._dead_letter_waiting_work(observation, plan, extra)
         if plan.start:
@@ -121,6 +145,9 @@ class Manager:
         if plan.trigger_enabled and not observation.trigger_enabled:
             self.trigger.set_enabled(True)
             logger.info("Resumed the labeler's SQS trigger", extra=extra)
+        if self.backfill_trigger is not None and plan.trigger_enabled and not observation.backfill_trigger_enabled:
+            self.backfill_trigger.set_enabled(True)
+            logger.info("Resumed the labeler's backfill trigger", extra=extra)
         self.last_observation = observation
 
     def _dead_letter_waiting_work(self, observation: Observation, plan: Plan, extra: dict[str, Any]) -> None:
@@ -135,6 +162,11 @@ class Manager:
         self.last_moved = self.queue.move_waiting_to(
             self.config.dead_letter_queue_url, reason=reason, max_batches=self.move_batches_per_run
         )
+        # Backfill messages go to the backfill DLQ (redriven to the backfill lane, not ahead of fresh uploads).
+        if self.backfill_queue is not None and self.config.backfill_dead_letter_queue_url:
+            self.last_moved += self.backfill_queue.move_waiting_to(
+                self.config.backfill_dead_letter_queue_url, reason=reason, max_batches=self.move_batches_per_run
+            )
         logger.warning(
             "Moved waiting messages to the DLQ: the model has not run for the grace period; redrive once it runs",
             extra={**extra, "moved": self.last_moved, "waitingMinutes": round(plan.waiting_minutes)},

@@ -3,7 +3,8 @@
 Rules:
 - The labeler's SQS trigger is enabled only while the model is RUNNING, so no
   message burns its receive count against a model that cannot answer.
-- Work waiting (messages visible or in flight), an always-on window or the
+- Work waiting (messages visible or in flight, in the ingest queue or the
+  backfill queue), an always-on window or the
   always-on switch make the model wanted; a wanted, stopped model is started.
 - A running model is stopped after ``idle_minutes`` with no work, unless it
   is wanted for another reason, or it was started by someone else (unless
@@ -41,10 +42,14 @@ class Observation:
     visible: int  # messages waiting in the ingest queue
     in_flight: int  # messages received and not yet deleted
     trigger_enabled: bool
+    # The backfill lane (autolabel backfill): its own queue and trigger, counted as work too.
+    backfill_visible: int = 0
+    backfill_in_flight: int = 0
+    backfill_trigger_enabled: bool | None = None  # None: no backfill lane
 
     @property
     def work(self) -> bool:
-        return self.visible + self.in_flight > 0
+        return self.visible + self.in_flight + self.backfill_visible + self.backfill_in_flight > 0
 
 
 @dataclass(frozen=True)

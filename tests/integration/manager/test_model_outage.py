@@ -18,7 +18,7 @@ def deployed() -> tuple[int, float]:
     """(ingest queue retention in seconds, outage grace in hours) as the stack deploys them by default."""
     _stack, template = synth()
     resources: dict[str, Any] = template.to_json()["Resources"]
-    (ingest,) = [r for r in resources.values() if r["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in r["Properties"]]
+    (ingest,) = [r for rid, r in resources.items() if r["Type"] == "AWS::SQS::Queue" and rid.startswith("IngestQueue")]
     (manager,) = [
         r["Properties"]["Environment"]["Variables"]
         for r in resources.values()
