@@ -5,12 +5,14 @@ mistake a listing for an event (a listing has no sequencer and no event time):
 
     {"autolabelBackfill": "1", "bucket": "images", "key": "line-1/part 7.png",
      "versionId": "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY" | null, "etag": "d41d8cd98f00b204e9800998ecf8427e",
-     "size": 48213, "lastModified": "2026-11-24T10:00:00Z", "run": "<backfill run id>", "force": false}
+     "size": 48213, "lastModified": "2026-11-24T10:00:00Z", "run": "<backfill run id>", "force": false,
+     "replaces": "<versionId>" | null}
 
 ``key`` is the key itself (not URL-encoded, unlike S3 notifications); ``etag``
 has no quotes (as in notifications); ``versionId`` is null for an object of a
-bucket without versioning. docs/behaviour.md#backfill states how the labeler
-treats it.
+bucket without versioning. ``replaces``: a version the listing showed to be
+older than this one (non-current), whose stored result this one may replace.
+docs/behaviour.md#backfill states how the labeler treats it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class BackfillRequest:
     run_id: str
     force: bool
     last_modified: str = ""
+    replaces: str | None = None  # a versionId the listing proved older (non-current) than this one
 
     def to_body(self) -> str:
         return json.dumps(
@@ -47,6 +50,7 @@ class BackfillRequest:
                 "lastModified": self.last_modified,
                 "run": self.run_id,
                 "force": self.force,
+                "replaces": self.replaces,
             },
             separators=(",", ":"),
         )
@@ -62,11 +66,12 @@ def backfill_request(
     run_id: str,
     force: bool = False,
     last_modified: str = "",
+    replaces: str | None = None,
 ) -> BackfillRequest:
     """A request from a listing entry: the ETag without quotes, no version for an unversioned object ("null")."""
     version = version_id if version_id and version_id != "null" else None
     obj = S3ObjectEvent(BACKFILL_EVENT_NAME, bucket, key, int(size), etag.strip('"'), version, None)
-    return BackfillRequest(obj, run_id, force, last_modified)
+    return BackfillRequest(obj, run_id, force, last_modified, replaces if version else None)
 
 
 def is_backfill_body(document: Any) -> bool:
@@ -94,6 +99,9 @@ def parse_backfill_body(body: str) -> BackfillRequest | None:
         raise InvalidMessageError("backfill message has no valid size")
     if version_id is not None and not isinstance(version_id, str):
         raise InvalidMessageError("backfill message has an invalid versionId")
+    replaces = document.get("replaces")
+    if replaces is not None and (not isinstance(replaces, str) or not replaces):
+        raise InvalidMessageError("backfill message has an invalid 'replaces' version")
     if not isinstance(run_id, str) or not run_id or not isinstance(force, bool):
         raise InvalidMessageError("backfill message has no run id or an invalid force flag")
     return backfill_request(
@@ -105,6 +113,7 @@ def parse_backfill_body(body: str) -> BackfillRequest | None:
         run_id=run_id,
         force=force,
         last_modified=str(document.get("lastModified") or ""),
+        replaces=replaces,
     )
 
 

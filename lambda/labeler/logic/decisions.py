@@ -130,6 +130,7 @@ def decide_backfill(
     force: bool,
     now: float,
     claim_ttl_seconds: float,
+    replaces: str | None = None,
 ) -> Action:
     """The action for a listed object (a backfill message) against the stored ``state``.
 
@@ -139,8 +140,10 @@ def decide_backfill(
     - no result for the object and model: label it;
     - the result this message would write (same resultId: a retry, or the
       notification of the same version got there first): as for a notification;
-    - a result of another version (newer or older, unknowable here): stale,
-      left alone; that version's notification decides;
+    - a result of another version: stale, left alone (that version's
+      notification decides), unless it is ``replaces``, a version the listing
+      showed to be non-current (older): then label (the conditional write
+      still loses to a newer result stored meanwhile);
     - a result of the same version: done, unless ``force``, which labels it
       again under a new resultId (``forced_result_id``), but not while another
       attempt holds a fresh claim to publish the stored one.
@@ -150,7 +153,7 @@ def decide_backfill(
     if state.result_id == result_id:
         return _same_result(state, now=now, claim_ttl_seconds=claim_ttl_seconds)
     if state.object_version != object_version:
-        return Action.STALE
+        return Action.LABEL if replaces is not None and state.version_id == replaces else Action.STALE
     if not force:
         return Action.DUPLICATE
     claimed_at = state.publish_claimed_at

@@ -327,7 +327,13 @@ class LabelingPipeline:
         version = task.obj.object_identity[2]
         if task.backfill is not None:
             action = decide_backfill(
-                state, task.result_id, version, force=task.backfill.force, now=now, claim_ttl_seconds=self._claim_ttl
+                state,
+                task.result_id,
+                version,
+                force=task.backfill.force,
+                now=now,
+                claim_ttl_seconds=self._claim_ttl,
+                replaces=task.backfill.replaces,
             )
         else:
             action = decide(

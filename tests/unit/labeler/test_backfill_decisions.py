@@ -152,3 +152,21 @@ def test_collapse_keeps_the_backfill_request_of_the_newest_delivery() -> None:
     assert len(work) == 1
     assert work[0].backfill == request
     assert work[0].message_ids == ["m1", "m2"]
+
+
+def test_a_version_the_listing_proved_older_is_replaced_and_only_that_one() -> None:
+    older = _state(version_id="v0", result_id="r0")
+    assert decide_backfill(older, "r1", "v1", force=False, now=1000.0, claim_ttl_seconds=TTL, replaces="v0") is (
+        Action.LABEL
+    )
+    # Any other version stored (a newer upload after the listing) stays.
+    newer = _state(version_id="v2", result_id="r2")
+    assert decide_backfill(newer, "r1", "v1", force=False, now=1000.0, claim_ttl_seconds=TTL, replaces="v0") is (
+        Action.STALE
+    )
+
+
+def test_replaces_travels_in_the_body_and_needs_a_version() -> None:
+    request = backfill_request("b", "a.png", version_id="v1", etag="e", size=1, run_id="r", replaces="v0")
+    assert parse_backfill_body(request.to_body()) == request
+    assert backfill_request("b", "a.png", version_id=None, etag="e", size=1, run_id="r", replaces="v0").replaces is None
