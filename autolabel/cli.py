@@ -13,6 +13,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn
@@ -31,6 +32,7 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
+from autolabel import backfill as backfill_module
 from autolabel import detect as detect_module
 from autolabel import operations
 from autolabel.config import OUTPUT_ENVIRONMENT, AwsContext
@@ -186,7 +188,53 @@ def build_parser() -> argparse.ArgumentParser:
     redrive.add_argument("--limit", type=int, default=None, help="with --by-copy: move at most this many")
     redrive.add_argument("--poll-seconds", type=float, default=5.0, help=argparse.SUPPRESS)
     redrive.set_defaults(handler=_dlq_redrive, default_output="text")
+
+    backfill = add(
+        commands,
+        "backfill",
+        "label the objects already in a bucket, through the backfill queue",
+        "List s3://BUCKET[/PREFIX] and send one message per object to the backfill queue, skipping objects that "
+        "already have a result for the stack's model version; paced to the model, resumable from a local "
+        "checkpoint (run the same command again). `autolabel backfill status [s3://BUCKET[/PREFIX]]` shows how "
+        "far a backfill is.",
+    )
+    _backfill_options(backfill)
     return parser
+
+
+def _backfill_options(backfill: argparse.ArgumentParser) -> None:
+    backfill.add_argument("target", metavar="s3://BUCKET[/PREFIX] | status")
+    backfill.add_argument("status_target", nargs="?", metavar="s3://BUCKET[/PREFIX]", help=argparse.SUPPRESS)
+    backfill.add_argument("--since", help="only objects last modified at or after this (ISO-8601, UTC)")
+    backfill.add_argument("--until", help="only objects last modified before this (ISO-8601, UTC)")
+    backfill.add_argument(
+        "--suffix",
+        action="append",
+        help="only keys ending so (case-insensitive; repeat or comma-separate; default .jpg,.jpeg,.png)",
+    )
+    backfill.add_argument(
+        "--force", action="store_true", help="relabel objects that have a result (a new resultId and event each)"
+    )
+    backfill.add_argument(
+        "--dry-run", action="store_true", help="count by extension, already labeled, model-hours and cost; send nothing"
+    )
+    backfill.add_argument("--restart", action="store_true", help="ignore the checkpoint and list from the start")
+    backfill.add_argument("--checkpoint", metavar="PATH", help="checkpoint file (default .autolabel/backfill/...)")
+    backfill.add_argument(
+        "--images-per-second",
+        type=float,
+        default=None,
+        help="the model's throughput for pacing and estimates (default: the labeler's best hour of the last week, "
+        f"else {backfill_module.ASSUMED_IMAGES_PER_SECOND_PER_UNIT:g} per inference unit)",
+    )
+    backfill.add_argument(
+        "--inference-units", type=int, default=1, help="inference units the model runs with (default 1)"
+    )
+    backfill.add_argument("--wait", action="store_true", help="after enqueuing, follow the labeling until done")
+    backfill.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    backfill.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)  # demo: an interruption
+    backfill.add_argument("--poll-seconds", type=float, default=5.0, help=argparse.SUPPRESS)
+    backfill.set_defaults(handler=_backfill, default_output="table")
 
 
 def _version() -> str:
@@ -436,6 +484,143 @@ def _dlq_redrive(ctx: AwsContext, args: argparse.Namespace) -> int:
         )
     else:
         print(operations.progress_line(task))
+    return 0
+
+
+def _backfill_filters(args: argparse.Namespace, uri: str) -> tuple[str, backfill_module.Filters]:
+    parts = urlsplit(uri)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise ParameterError(f"expected s3://BUCKET[/PREFIX], got {uri!r}")
+    since = backfill_module.parse_time(args.since, "--since") if args.since else None
+    until = backfill_module.parse_time(args.until, "--until") if args.until else None
+    if since and until and since >= until:
+        raise ParameterError("--since must be before --until")
+    prefix = uri[len("s3://") + len(parts.netloc) :].lstrip("/")
+    return parts.netloc, backfill_module.Filters(prefix, since, until, backfill_module.parse_suffixes(args.suffix))
+
+
+def _backfill(ctx: AwsContext, args: argparse.Namespace) -> int:
+    if args.target == "status":
+        return _backfill_status(ctx, args)
+    if args.status_target is not None:
+        raise ParameterError(f"unexpected argument {args.status_target!r}")
+    if args.inference_units < 1 or (args.images_per_second is not None and args.images_per_second <= 0):
+        raise ParameterError("--inference-units must be >= 1 and --images-per-second > 0")
+    bucket, filters = _backfill_filters(args, args.target)
+    sqs = ctx.client("sqs")
+    queue_url = "" if args.dry_run else ctx.output("BackfillQueueUrl")
+    clock = datetime.now
+    measured = (
+        None
+        if args.images_per_second is not None
+        else backfill_module.measured_images_per_second(ctx.client("cloudwatch"), clock(UTC))
+    )
+    retention = backfill_module.queue_retention_seconds(sqs, queue_url) if queue_url else 14 * 24 * 3600
+    pace = backfill_module.decide_pace(
+        given=args.images_per_second,
+        measured=measured,
+        inference_units=args.inference_units,
+        retention_seconds=retention,
+    )
+    view = backfill_module.ProgressView(not (args.no_progress or args.dry_run), stream=sys.stderr)
+    run = backfill_module.BackfillRun(
+        s3=ctx.client("s3"),
+        sqs=sqs,
+        dynamodb=ctx.client("dynamodb"),
+        table_name=ctx.output("ResultsTableName"),
+        queue_url=queue_url,
+        model=ctx.output("ProjectVersionArn"),
+        bucket=bucket,
+        filters=filters,
+        force=args.force,
+        checkpoint_file=Path(args.checkpoint) if args.checkpoint else None,
+        restart=args.restart,
+        pace=pace,
+        view=view,
+        stop_after=args.stop_after,
+        pace_poll_seconds=max(args.poll_seconds, 0.0),
+    )
+    try:
+        checkpoint = run.run(dry_run=args.dry_run)
+        if args.wait and not args.dry_run:
+            run.follow(checkpoint, poll_seconds=args.poll_seconds)
+    except KeyboardInterrupt:
+        view.close()
+        print(
+            f"interrupted; the checkpoint {run.path} keeps the place: run the same command to resume",
+            file=sys.stderr,
+        )
+        raise
+    view.close()
+    if args.dry_run:
+        summary = backfill_module.estimate(checkpoint.progress, pace, args.inference_units)
+        _emit(args, summary, human=_dry_run_text)
+        return 0
+    progress = checkpoint.progress
+    summary = {
+        "checkpoint": str(run.path),
+        "run": checkpoint.run_id,
+        "listed": progress.listed,
+        "matched": progress.matched,
+        "alreadyLabeled": progress.already_labeled,
+        "otherVersionStored": progress.other_version,
+        "enqueued": progress.enqueued,
+        "pace": {"imagesPerSecond": round(pace.images_per_second, 3), "source": pace.source, "maxQueued": pace.limit},
+    }
+    _emit(
+        args,
+        summary,
+        human=lambda d: (
+            f"listed {d['listed']}, matched {d['matched']}, already labeled {d['alreadyLabeled']}, "
+            f"another version stored {d['otherVersionStored']}, enqueued {d['enqueued']} "
+            f"(pace: at most {pace.limit} queued, {pace.images_per_second:g} images/s {pace.source}); "
+            f"follow it with `autolabel backfill status {args.target}`"
+        ),
+    )
+    return 0
+
+
+def _dry_run_text(d: dict[str, Any]) -> str:
+    extensions = ", ".join(f"{ext} {count}" for ext, count in d["byExtension"].items()) or "none"
+    return (
+        f"listed {d['listed']} object(s) by extension: {extensions}\n"
+        f"matching {d['matched']}: already labeled {d['alreadyLabeled']}, another version stored "
+        f"{d['otherVersionStored']}, to label {d['toLabel']}\n"
+        f"estimate at {d['imagesPerSecond']:g} images/s ({d['throughput']}) with {d['inferenceUnits']} inference "
+        f"unit(s): {d['modelHours']:g} model-hour(s), about ${d['estimatedCostUsd']:,.2f} "
+        f"(${backfill_module.PRICE_PER_INFERENCE_UNIT_HOUR:g} per inference-unit hour; plus start-up and idle time)"
+    )
+
+
+def _backfill_status(ctx: AwsContext, args: argparse.Namespace) -> int:
+    if args.checkpoint:
+        paths = [Path(args.checkpoint)]
+    elif args.status_target:
+        bucket, filters = _backfill_filters(args, args.status_target)
+        paths = [backfill_module.checkpoint_path(bucket, filters, args.force)]
+    else:
+        directory = backfill_module.DEFAULT_CHECKPOINT_DIR
+        paths = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    paths = [p for p in paths if p.exists()]
+    if not paths:
+        raise NotFound("no backfill checkpoint found (here, or for these options); start one with `autolabel backfill`")
+    sqs = ctx.client("sqs")
+    backlog = backfill_module.queue_backlog(sqs, ctx.output("BackfillQueueUrl"))
+    dead_url = ctx.optional_output("BackfillDeadLetterQueueUrl")
+    dead = backfill_module.queue_backlog(sqs, dead_url) if dead_url else 0
+    reports = [
+        backfill_module.status(
+            backfill_module.Checkpoint.from_json(p.read_text()), backlog=backlog, dead_letters=dead, path=p
+        )
+        for p in paths
+    ]
+    data: Any = reports[0] if len(reports) == 1 else reports
+
+    def human(found: Any) -> str:
+        rows = found if isinstance(found, list) else [found]
+        return "\n\n".join("\n".join(f"{k:<19} {format_cell(v)}" for k, v in row.items()) for row in rows)
+
+    _emit(args, data, human=human)
     return 0
 
 

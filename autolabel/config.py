@@ -33,6 +33,8 @@ OUTPUT_ENVIRONMENT = {
     "ProjectArn": "AUTOLABEL_PROJECT_ARN",
     "EventSourceMappingId": "AUTOLABEL_EVENT_SOURCE_MAPPING_ID",
     "ModelManagerFunctionName": "AUTOLABEL_MODEL_MANAGER_FUNCTION",
+    "BackfillQueueUrl": "AUTOLABEL_BACKFILL_QUEUE_URL",
+    "BackfillDeadLetterQueueUrl": "AUTOLABEL_BACKFILL_DLQ_URL",
 }
 
 

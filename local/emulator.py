@@ -49,6 +49,10 @@ class LocalResources:
     table_name: str
     event_bus_name: str
     consumer_queue_url: str
+    # The backfill lane (autolabel backfill): its queue, read by its own poller, and its DLQ.
+    backfill_queue_url: str = ""
+    backfill_queue_arn: str = ""
+    backfill_dead_letter_queue_url: str = ""
 
 
 def create_table(dynamodb: Any, facts: StackFacts, table_name: str) -> None:
@@ -75,7 +79,7 @@ def create_resources(
     prefix: str = "autolabel",
     visibility_timeout: int | None = None,
 ) -> LocalResources:
-    """Bucket -> notification -> ingest queue (+DLQ); table; bus -> rule -> consumer queue.
+    """Bucket -> notification -> ingest queue (+DLQ); backfill queue (+DLQ); table; bus -> rule -> consumer queue.
 
     ``visibility_timeout`` may shorten the template's so that local retries
     happen in seconds; the redrive count is the template's.
@@ -102,6 +106,23 @@ def create_resources(
         Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [queue_config]}
     )
 
+    backfill_dlq_url = sqs.create_queue(QueueName=f"{prefix}-backfill-dlq")["QueueUrl"]
+    backfill_dlq_arn = sqs.get_queue_attributes(QueueUrl=backfill_dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    backfill_url = sqs.create_queue(
+        QueueName=f"{prefix}-backfill",
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout or facts.queue_visibility_timeout),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": backfill_dlq_arn, "maxReceiveCount": facts.max_receive_count}
+            ),
+        },
+    )["QueueUrl"]
+    backfill_arn = sqs.get_queue_attributes(QueueUrl=backfill_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+
     table_name = f"{prefix}-results"
     create_table(dynamodb, facts, table_name)
 
@@ -116,7 +137,18 @@ def create_resources(
     events.put_targets(
         Rule=f"{prefix}-all-results", EventBusName=bus, Targets=[{"Id": "consumer", "Arn": consumer_arn}]
     )
-    return LocalResources(bucket, queue_url, queue_arn, dlq_url, table_name, bus, consumer_url)
+    return LocalResources(
+        bucket,
+        queue_url,
+        queue_arn,
+        dlq_url,
+        table_name,
+        bus,
+        consumer_url,
+        backfill_url,
+        backfill_arn,
+        backfill_dlq_url,
+    )
 
 
 def drain_queue(sqs: Any, queue_url: str) -> list[dict[str, Any]]:

@@ -92,7 +92,6 @@ def test_a_notification_for_a_newer_version_during_a_backfill_wins_the_race(harn
     def notification_lands_first(request: dict[str, Any]) -> None:
         if request["Image"]["S3Object"].get("Version") == old["VersionId"] and not raced:
             raced.append(newer_pipeline.process([InboundMessage("notification", notification)]))
-        return None
 
     harness.model.fault = notification_lands_first
     backfill = harness.build_pipeline()
