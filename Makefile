@@ -5,6 +5,7 @@
 #   make synth   cdk synth (offline, no credentials), cdk-nag checks included
 #   make deploy  cdk deploy (needs AWS credentials); both take CDK_ARGS="-c key=value ..."
 #   make soak / make benchmark / make cost   reliability, speed and cost figures
+#   make backfill-demo  `autolabel backfill` of N=3000 objects in the emulator, interrupted and resumed
 #   make property  the property-based tests with the larger Hypothesis profile (make test runs the small one)
 SHELL := /bin/bash
 # The one Python version (.python-version): the venv, the tests and the Lambda runtime.
@@ -17,7 +18,7 @@ NODE_STAMP := node_modules/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test lint typecheck pytest property local synth deploy benchmark soak cost clean
+.PHONY: setup test lint typecheck pytest property local synth deploy benchmark soak cost backfill-demo clean
 
 # The pinned requirements, then the project itself (editable), which puts the
 # `autolabel` command in .venv/bin (pyproject.toml [project.scripts]).
@@ -70,6 +71,10 @@ soak: setup
 
 cost: setup
 	$(PY) -m local.cost_sim
+
+# e.g. make backfill-demo N=5000
+backfill-demo: setup
+	$(PY) -m local.backfill_demo $(if $(N),--objects $(N))
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .local-run .pytest_cache .mypy_cache .ruff_cache

@@ -283,6 +283,7 @@ class ProgressView:
 
             self._bar = tqdm(total=None, unit="msg", desc="backfill enqueued", file=stream, dynamic_ncols=True)
         self._started = time.monotonic()
+        self._labeled_at_start: int | None = None  # a resumed run's rate counts its own work only
 
     def update(self, progress: Progress, labeled: int | None, pace_note: str = "") -> None:
         if self._bar is None:
@@ -290,8 +291,10 @@ class ProgressView:
         elapsed = max(time.monotonic() - self._started, 1e-6)
         postfix: dict[str, Any] = {"listed": progress.listed, "skipped": progress.already_labeled}
         if labeled is not None:
+            if self._labeled_at_start is None:
+                self._labeled_at_start = labeled
             postfix["labeled"] = labeled
-            rate = labeled / elapsed
+            rate = (labeled - self._labeled_at_start) / elapsed
             left = progress.enqueued - labeled
             postfix["labeled/s"] = f"{rate:.1f}"
             postfix["eta"] = _duration(left / rate) if rate > 0 and left > 0 else "-"
