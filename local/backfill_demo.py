@@ -178,8 +178,13 @@ def _demo(
         region=REGION,
     )
     print(f"Uploading {count} objects under s3://{resources.bucket}/{PREFIX} (there before autolabel)...")
+    # They were there before autolabel: no notification (and moto's notifications slow big uploads down).
+    notifications = s3.get_bucket_notification_configuration(Bucket=resources.bucket)
+    notifications.pop("ResponseMetadata", None)
+    s3.put_bucket_notification_configuration(Bucket=resources.bucket, NotificationConfiguration={})
     keys = _upload(s3, resources.bucket, count)
-    drain_queue(sqs, resources.queue_url)  # their notifications never happened
+    s3.put_bucket_notification_configuration(Bucket=resources.bucket, NotificationConfiguration=notifications)
+    drain_queue(sqs, resources.queue_url)
 
     output_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = output_dir / "backfill-checkpoint.json"
