@@ -367,7 +367,7 @@ class BackfillRun:
 
     def run(self, *, dry_run: bool = False) -> Checkpoint:
         """List, check and enqueue (or, ``dry_run``, only count); returns the final checkpoint."""
-        checkpoint, _resumed = self.open_checkpoint()
+        checkpoint, _ = self.open_checkpoint()
         if checkpoint.done and not dry_run:
             return checkpoint
         if dry_run:  # counts from the start, never touching the checkpoint

@@ -288,3 +288,17 @@ def test_the_throughput_is_the_labelers_best_hour_of_the_week() -> None:
             return {"Datapoints": []}
 
     assert backfill.measured_images_per_second(Empty(), datetime.now(UTC)) is None
+
+
+def test_a_checkpoint_of_another_model_version_is_not_resumed(deployment: Harness, cli: RunCli) -> None:
+    harness = deployment
+    existing(harness, 3)
+    uri = f"s3://{harness.resources.bucket}/old/"
+    assert cli("backfill", uri, "--no-progress", "--checkpoint", "mine.json").code == 0
+    saved = json.loads(Path("mine.json").read_text())
+    saved["model"] = ARN.replace("/1700000000000", "/1800000000000")
+    saved["done"] = False
+    Path("mine.json").write_text(json.dumps(saved))
+    refused = cli("backfill", uri, "--no-progress", "--checkpoint", "mine.json")
+    assert refused.code == 252 and "--restart" in refused.err
+    assert cli("backfill", uri, "--no-progress", "--checkpoint", "mine.json", "--restart").code == 0
