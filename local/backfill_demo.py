@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -31,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 from labeler import handler
 from labeler.adapters.clients import create_clients
@@ -45,9 +43,9 @@ from local.emulator import (
     create_resources,
     drain_queue,
     environment,
-    local_aws_environment,
 )
 from local.fake_model import FakeCustomLabelsModel
+from local.moto_process import moto_server_process
 from local.poller import EventSourceMappingPoller
 from local.run import lambda_output_to
 from local.samples import make_image
@@ -133,17 +131,11 @@ def _label_while(poller: EventSourceMappingPoller, process: subprocess.Popen[byt
 
 def run_demo(count: int, interrupt_at: int, output_dir: Path, *, use_signal: bool = True) -> DemoReport:
     facts = default_facts()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    print(f"autolabel backfill demo: AWS EMULATED by moto on {endpoint}; Custom Labels model EMULATED")
-    try:
-        with environment(local_aws_environment(endpoint)):
-            return _demo(facts, endpoint, count, interrupt_at, output_dir, use_signal=use_signal)
-    finally:
-        server.stop()
+    # moto in its own process (as the soak): its DynamoDB transactions copy only the items they touch,
+    # so thousands of results neither slow it down nor fill the memory.
+    with moto_server_process() as endpoint:
+        print(f"autolabel backfill demo: AWS EMULATED by moto on {endpoint}; Custom Labels model EMULATED")
+        return _demo(facts, endpoint, count, interrupt_at, output_dir, use_signal=use_signal)
 
 
 def _demo(
