@@ -106,14 +106,22 @@ class BatchReport:
     retry_soon: dict[str, float] = field(default_factory=dict)
     retry_delays_not_set: int = 0
 
+    # Failed messages that must wait the queue's timeout (one of their records does).
+    keep_queue_timeout: set[str] = field(default_factory=set)
+
     def fail(self, message_ids: Sequence[str], reason: str, *, soon: bool = True, not_before: float = 0.0) -> None:
-        """Name messages as batch item failures; ``soon``: a transient fault, retried after a short delay."""
+        """Name messages as batch item failures; ``soon``: a transient fault, retried after a short delay.
+
+        A message carrying several records waits as long as its slowest record
+        needs: the queue's timeout wins over a short delay, whatever the order.
+        """
         for message_id in message_ids:
             self.failed_messages.setdefault(message_id, reason)
-            if soon:
-                self.retry_soon[message_id] = max(self.retry_soon.get(message_id, 0.0), not_before)
-            else:
+            if not soon:
+                self.keep_queue_timeout.add(message_id)
                 self.retry_soon.pop(message_id, None)
+            elif message_id not in self.keep_queue_timeout:
+                self.retry_soon[message_id] = max(self.retry_soon.get(message_id, 0.0), not_before)
 
 
 @dataclass
