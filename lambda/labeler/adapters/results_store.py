@@ -191,11 +191,11 @@ def _track(ident: str, removal: bool) -> tuple[str, dict[str, str], dict[str, An
     removalId). Claims and marks of one never touch the other.
     """
     if removal:
-        return "#rm = :id", {"#rm": REMOVAL_ID}, {":id": {"S": ident}}, "removalPublished"
+        return "#rm = :rmid", {"#rm": REMOVAL_ID}, {":rmid": {"S": ident}}, "removalPublished"
     return (
-        "#rid = :id AND attribute_not_exists(#rm)",
+        "#rid = :rid AND attribute_not_exists(#rm)",
         {"#rid": "resultId", "#rm": REMOVAL_ID},
-        {":id": {"S": ident}},
+        {":rid": {"S": ident}},  # local/faults.py reads the marked resultIds from ":rid"
         "eventPublished",
     )
 
