@@ -15,6 +15,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
+from aws_cdk.interfaces.aws_events import IRuleRef
 from aws_cdk.interfaces.aws_s3 import IBucketRef
 from constructs import Construct, IDependable
 
@@ -69,14 +70,14 @@ class SendOnlyQueueTarget:
         self._queue = queue
         self._dead_letter_queue = dead_letter_queue
 
-    def bind(self, rule: events.IRule, _id: str | None = None) -> events.RuleTargetConfig:
+    def bind(self, rule: IRuleRef, id: str | None = None) -> events.RuleTargetConfig:  # IRuleTarget.bind
         for queue in (self._queue, self._dead_letter_queue):
             queue.add_to_resource_policy(
                 iam.PolicyStatement(
                     principals=[iam.ServicePrincipal("events.amazonaws.com")],
                     actions=["sqs:SendMessage"],
                     resources=[queue.queue_arn],
-                    conditions={"ArnEquals": {"aws:SourceArn": rule.rule_arn}},
+                    conditions={"ArnEquals": {"aws:SourceArn": rule.rule_ref.rule_arn}},
                 )
             )
         return events.RuleTargetConfig(
