@@ -18,6 +18,7 @@ from botocore.exceptions import ReadTimeoutError
 from labeler import handler
 from local.faults import client_error, fail_times, put_events_rejecting
 from local.samples import make_image
+from tests.integration.labeler.test_fault_scenarios import many_labels_harness
 from tests.support.builders import (
     eventbridge_body,
     load_event,
@@ -405,6 +406,54 @@ def test_deletion_supersedes_a_result_that_was_never_announced(harness: Harness)
     # Removed once; the Detected of the deleted result is never announced after it.
     assert [e["detail-type"] for e in harness.new_events()] == [REMOVED]
     assert harness.by_label("scratch") == [] and harness.rekognition_calls() == 1
+
+
+def test_lost_answer_of_the_deletion_write_is_recognised_as_its_own(harness: Harness) -> None:
+    with_deletions(harness)
+    _label(harness)
+    lost = [0]
+
+    def apply_then_lose_answer(kwargs: dict[str, Any], call: Any) -> Any:
+        answer = call(**kwargs)
+        if lost[0] == 0 and "removalPublished" in json.dumps(kwargs):
+            lost[0] += 1  # the deletion went in; its answer never arrives
+            raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+        return answer
+
+    harness.dynamodb.faults["transact_write_items"] = apply_then_lose_answer
+    harness.send(_delete_marker(harness))
+    harness.run()
+    assert lost == [1]
+    assert harness.poller.stats.item_failures == 0  # finished in the same invocation
+    (removed,) = of_type(harness.new_events(), REMOVED)
+    result = harness.result("a.png")
+    assert result is not None and result["removalId"] == removed["removalId"] and result["removalPublished"] is True
+    assert harness.by_label("scratch") == []
+
+
+def test_deletion_of_a_result_with_more_than_99_labels_clears_its_whole_index(harness: Harness) -> None:
+    with_deletions(harness)
+    model = many_labels_harness(harness)  # keeps the harness's config (deletions on)
+    names = [f"label-{n:03d}" for n in range(150)]
+    model.answers["a.png"] = names
+    _label(harness)
+    # More deletes than one transaction holds: the rest by the guarded index sync, which fails once.
+    calls = [0]
+
+    def fail_first_index_only_write(kwargs: dict[str, Any], call: Any) -> Any:
+        actions = kwargs["TransactItems"]
+        if "ConditionCheck" in actions[0] and calls[0] == 0:
+            calls[0] += 1
+            raise client_error("InternalServerError", status=500, operation="TransactWriteItems")
+        return call(**kwargs)
+
+    harness.dynamodb.faults["transact_write_items"] = fail_first_index_only_write
+    harness.send(_delete_marker(harness))
+    harness.run()
+    assert calls == [1]
+    assert [name for name in names if harness.by_label(name)] == []
+    (removed,) = of_type(harness.new_events(), REMOVED)
+    assert sorted(removed["labelNames"]) == names
 
 
 class _once:  # used like a function
