@@ -55,7 +55,7 @@ def emit_metrics(report: BatchReport) -> None:
         "AmbiguousPublishes": report.ambiguous_publishes,
         "RetryDelaysNotSet": report.retry_delays_not_set,
         "ResultsRemoved": report.removed,
-        "DeletionsWithoutResult": report.deletions_without_result,
+        "DeletionsNotAnnounced": report.deletions_not_announced,
     }
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

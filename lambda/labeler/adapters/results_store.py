@@ -353,14 +353,18 @@ class ResultStore:
             self.sync_label_index((result.bucket, result.key, result.project_version_arn), result)
         self.delete_replaced_parts(result, previous)
 
-    def save_removal(self, ref: ObjectRef, deletion: Deletion, previous: StoredState | None, token: str) -> None:
+    def save_removal(
+        self, ref: ObjectRef, deletion: Deletion, previous: StoredState | None, token: str, *, announce: bool = True
+    ) -> None:
         """Mark the current result ``previous`` deleted and remove its label-index items, conditionally.
 
         The result item is kept (its labels, resultId and processedAt stay) and
         gains the deletion, with a publish claim for ``token`` on its Removed
-        event. Without a current result, a tombstone (status ``DELETED``, no
-        event to announce) records the deletion so that an older notification
-        cannot label the object afterwards. Raises like ``save``.
+        event (``announce``; otherwise the deletion is only recorded, e.g. a
+        newer deletion of a result already announced removed). Without a
+        current result, a tombstone (status ``DELETED``, no event to announce)
+        records the deletion so that an older notification cannot label the
+        object afterwards. Raises like ``save``.
         """
         bucket, key, project_version_arn = ref
         if previous is None:
@@ -378,25 +382,24 @@ class ResultStore:
             )
             return
         condition = current_condition(previous)
-        names = {
-            **condition["ExpressionAttributeNames"],
-            "#claim": "publishClaimedAt",
-            "#by": "publishClaimedBy",
-            "#unc": "publishUncertain",
-            "#wid": "writeId",
-        }
-        values = dict(condition["ExpressionAttributeValues"])
-        assignments = [f"#d{i} = :d{i}" for i in range(4)]
-        for i, (name, value) in enumerate(deletion_attributes(deletion).items()):
+        names = {**condition["ExpressionAttributeNames"], "#wid": "writeId"}
+        values = {**condition["ExpressionAttributeValues"], ":me": {"S": token}}
+        attributes = {**deletion_attributes(deletion), "removalPublished": not announce}
+        assignments = [f"#d{i} = :d{i}" for i in range(len(attributes))]
+        for i, (name, value) in enumerate(attributes.items()):
             names[f"#d{i}"] = name
             values[f":d{i}"] = serialize(value)
-        values.update({":now": serialize(self._clock()), ":me": {"S": token}})
+        expression = f"SET {', '.join(assignments)}, #wid = :me"
+        if announce:
+            # This writer publishes next; nothing of the new publication was sent, so no uncertainty carries over.
+            names.update({"#claim": "publishClaimedAt", "#by": "publishClaimedBy", "#unc": "publishUncertain"})
+            values[":now"] = serialize(self._clock())
+            expression += ", #claim = :now, #by = :me REMOVE #unc"
         update = {
             "Update": {
                 "TableName": self._table,
                 "Key": result_key(*ref),
-                # A new publication: nothing of it was sent yet, so no uncertainty carries over.
-                "UpdateExpression": f"SET {', '.join(assignments)}, #claim = :now, #by = :me, #wid = :me REMOVE #unc",
+                "UpdateExpression": expression,
                 "ConditionExpression": condition["ConditionExpression"],
                 "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": values,
@@ -410,6 +413,7 @@ class ResultStore:
                 }
             }
             for name in previous.label_names
+            if not previous.deleted  # a deleted result's index items are gone (or being cleared)
         ]
         self._transact([update, *deletes[: MAX_TRANSACTION_ACTIONS - 1]], conflict_index=0)
         if len(deletes) > MAX_TRANSACTION_ACTIONS - 1 or not previous.finished:

@@ -99,7 +99,9 @@ class Action(Enum):
     STALE = "stale"  # older than the stored result: acknowledge
     IN_PROGRESS = "in-progress"  # stored; another attempt holds a fresh publish claim: retry later
     REMOVE = "remove"  # a deletion of the current result: mark it deleted, drop its index, announce Removed
-    RECORD_DELETION = "record-deletion"  # a deletion with no result stored: a tombstone, nothing announced
+    # A deletion with nothing to announce: of an object without a result (a tombstone), or a newer
+    # deletion of a result already announced removed. Recorded for ordering.
+    RECORD_DELETION = "record-deletion"
     UNRELATED = "unrelated"  # a permanent delete of a version that is not the current result's: acknowledge
 
 
@@ -150,7 +152,14 @@ def decide_removal(
     elif state is None:
         return Action.RECORD_DELETION
     if state.deleted:
-        return Action.STALE if sequencer_is_newer(state.deletion_sequencer, removal.sequencer) else Action.DUPLICATE
+        if not sequencer_is_newer(removal.sequencer, state.deletion_sequencer):
+            newer = sequencer_is_newer(state.deletion_sequencer, removal.sequencer)
+            return Action.STALE if newer else Action.DUPLICATE
+        # A newer deletion of a deleted object (another delete marker, or a delete after an upload not
+        # seen yet) is recorded, so that it orders later events; the result was announced removed already.
+        if state.removal_published:
+            return Action.RECORD_DELETION
+        return _claimed_or(state, Action.REMOVE, now=now, claim_ttl_seconds=claim_ttl_seconds)
     if sequencer_is_newer(state.sequencer, removal.sequencer):
         return Action.STALE
     if state.published:

@@ -109,7 +109,7 @@ class BatchReport:
     publish_marks_failed: int = 0
     ambiguous_publishes: int = 0
     removed: int = 0  # Custom Labels Removed events accepted
-    deletions_without_result: int = 0  # deletions recorded as a tombstone (nothing to announce)
+    deletions_not_announced: int = 0  # deletions recorded without a Removed event (tombstones, repeats)
     labels_per_image: list[int] = field(default_factory=list)
     rekognition_latencies_ms: list[float] = field(default_factory=list)
 
@@ -497,7 +497,13 @@ class LabelingPipeline:
         """Store the outcome's new result or deletion; the ResultConflict or StoreError, or None."""
         try:
             if outcome.deletion is not None:
-                self._store.save_removal(task.ref, outcome.deletion, outcome.previous, task.token)
+                self._store.save_removal(
+                    task.ref,
+                    outcome.deletion,
+                    outcome.previous,
+                    task.token,
+                    announce=outcome.action is Action.REMOVE,
+                )
             else:
                 self._store.save(outcome.result, outcome.previous, task.token)  # type: ignore[arg-type]
         except (ResultConflict, StoreError) as error:
@@ -561,9 +567,9 @@ class LabelingPipeline:
                     extra={"objectKey": task.obj.key, "messageId": ",".join(task.message_ids)},
                 )
             elif outcome.action is Action.RECORD_DELETION:
-                report.deletions_without_result += 1
+                report.deletions_not_announced += 1
                 logger.info(
-                    "Deletion of an object without a result recorded",
+                    "Deletion recorded; nothing to announce (no result, or already announced removed)",
                     extra={"objectKey": task.obj.key, "messageId": ",".join(task.message_ids)},
                 )
             elif outcome.removal is not None:

@@ -267,6 +267,26 @@ def test_redelivered_create_of_the_deleted_version_does_not_resurrect(harness: H
     assert harness.rekognition_calls() == 1
 
 
+def test_a_newer_deletion_of_a_deleted_object_orders_later_uploads(harness: Harness, capsys: Any) -> None:
+    # Upload v1, delete (0B), upload v2 (0C), delete (0D); v2's notification arrives last.
+    with_deletions(harness)
+    _label(harness, sequencer="0A")
+    harness.send(_delete_marker(harness, sequencer="0B", version="dm1"))
+    harness.run()
+    v2 = harness.upload_quietly("a.png", DENT)
+    harness.send(_delete_marker(harness, sequencer="0D", version="dm2"))
+    harness.run()
+    harness.send(notification_body(harness.record_for("a.png", v2, sequencer="0C")))
+    harness.run()
+    result = harness.result("a.png")
+    assert result is not None and result["deletion"]["sequencer"] == "0D" and result["labelNames"] == ["scratch"]
+    assert harness.by_label("dent") == [] and harness.by_label("scratch") == []
+    assert [e["detail-type"] for e in harness.new_events()] == [REMOVED]  # one Removed, for v1
+    assert harness.rekognition_calls() == 1  # v2 was older than the last deletion: not labeled
+    output = capsys.readouterr().out
+    assert emitted(output, "DeletionsNotAnnounced") == 1 and emitted(output, "StaleEventsIgnored") == 1
+
+
 def test_deletion_and_create_in_one_batch_keep_the_newest(harness: Harness) -> None:
     with_deletions(harness)
     _label(harness)

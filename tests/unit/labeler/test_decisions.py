@@ -277,11 +277,24 @@ def test_the_same_deletion_is_announced_once() -> None:
     assert _decide_removal(claimed, now=1001) is Action.IN_PROGRESS
 
 
-def test_another_deletion_of_a_deleted_result_changes_nothing() -> None:
-    other = _removal(version="dm2", sequencer="0D")
-    assert decide_removal(DELETED_STATE, other, "rm2", now=0, claim_ttl_seconds=TTL) is Action.DUPLICATE
+def test_an_older_or_unordered_deletion_of_a_deleted_result_changes_nothing() -> None:
     older = _removal(version="dm0", sequencer="0B")
     assert decide_removal(DELETED_STATE, older, "rm0", now=0, claim_ttl_seconds=TTL) is Action.STALE
+    unordered = _removal(version="dm2", sequencer=None)
+    assert decide_removal(DELETED_STATE, unordered, "rm2", now=0, claim_ttl_seconds=TTL) is Action.DUPLICATE
+
+
+def test_a_newer_deletion_of_a_deleted_result_is_recorded_and_announced_at_most_once() -> None:
+    newer = _removal(version="dm2", sequencer="0D")
+    # Already announced removed: only recorded, so that it orders later uploads.
+    assert decide_removal(DELETED_STATE, newer, "rm2", now=0, claim_ttl_seconds=TTL) is Action.RECORD_DELETION
+    # The first deletion was never announced: the newer one announces instead.
+    pending = replace(DELETED_STATE, removal_published=False)
+    assert decide_removal(pending, newer, "rm2", now=0, claim_ttl_seconds=TTL) is Action.REMOVE
+    claimed = replace(pending, publish_claimed_at=1000.0, publish_claimed_by="other")
+    assert decide_removal(claimed, newer, "rm2", now=1001, claim_ttl_seconds=TTL) is Action.IN_PROGRESS
+    tombstone = replace(DELETED_STATE, result_id="rm1", version_id=None, label_names=())
+    assert decide_removal(tombstone, newer, "rm2", now=0, claim_ttl_seconds=TTL) is Action.RECORD_DELETION
 
 
 def test_a_permanent_version_delete_removes_only_the_labeled_version() -> None:
