@@ -71,7 +71,7 @@ def _top_level_paths(dist: metadata.Distribution) -> set[str]:
     return tops
 
 
-def bundle_labeler(output_dir: Path) -> None:
+def bundle_functions(output_dir: Path) -> None:
     require_build_python()
     pins = pinned_requirements()
     for name, version in pins.items():
@@ -105,13 +105,13 @@ def compile_bytecode(output_dir: Path) -> None:
 
 
 @jsii.implements(ILocalBundling)
-class _LocalLabelerBundling:
+class _LocalBundling:
     def try_bundle(self, output_dir: str, options: Any) -> bool:
-        bundle_labeler(Path(output_dir))
+        bundle_functions(Path(output_dir))
         return True
 
 
-def labeler_code() -> lambda_.Code:
+def functions_code() -> lambda_.Code:
     return lambda_.Code.from_asset(
         str(LAMBDA_DIR),
         exclude=["**/__pycache__", "*.pyc", "requirements.txt"],  # of the source; the bundle compiles its own
@@ -120,6 +120,6 @@ def labeler_code() -> lambda_.Code:
             image=DockerImage.from_registry("unused-local-bundling-only"),
             # jsii calls try_bundle(output_dir, options) positionally, not as
             # the keyword signature its Python stub declares.
-            local=_LocalLabelerBundling(),  # type: ignore[arg-type]
+            local=_LocalBundling(),  # type: ignore[arg-type]
         ),
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 from shared.validation import (
     ConfigError,
+    parse_bool,
     parse_event_source,
     parse_min_confidence,
     parse_positive_int,
@@ -25,6 +26,8 @@ BUCKET_NAME_PATTERN = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a
 # Lambda ScalingConfig.MaximumConcurrency bounds.
 MIN_ESM_CONCURRENCY, MAX_ESM_CONCURRENCY = 2, 1000
 MAX_SQS_BATCH_WITHOUT_WINDOW = 10
+# How object events reach the ingest queue (docs/behaviour.md#inbound-messages).
+NOTIFICATIONS = ("s3", "eventbridge")
 PLACEHOLDER_HINT = (
     "projectVersionArn is required: pass your Custom Labels model version ARN, e.g. "
     "`npx cdk synth -c projectVersionArn=arn:aws:rekognition:us-east-1:123456789012:"
@@ -50,6 +53,8 @@ CONTEXT_KEYS = (
     "maxConcurrency",
     "maxReceiveCount",
     "backfillMaxConcurrency",
+    "notifications",
+    "deletions",
     "modelManager",
     "projectArn",
     "idleMinutes",
@@ -94,6 +99,8 @@ class StackSettings:
     max_concurrency: int = 2
     max_receive_count: int = 5
     backfill_max_concurrency: int = 2
+    notifications: str = "s3"
+    deletions: bool = True
     function_timeout_seconds: int = 60
     model_manager: bool = True
     project_arn: str | None = None
@@ -133,6 +140,8 @@ class StackSettings:
                 backfill_max_concurrency=_int_or(
                     get("backfillMaxConcurrency"), "backfillMaxConcurrency", 2, maximum=MAX_ESM_CONCURRENCY
                 ),
+                notifications=_notifications(_text(get("notifications"))),
+                deletions=parse_bool(_text(get("deletions")) or "true", "deletions"),
                 **_manager_settings(get, raw_arn),
             )
         except SettingsError:
@@ -206,6 +215,13 @@ def _bucket_name(value: str | None) -> str | None:
     if not BUCKET_NAME_PATTERN.match(name):
         raise SettingsError(f"bucketName is not a valid S3 bucket name: {name!r}")
     return name
+
+
+def _notifications(value: str | None) -> str:
+    chosen = (value or "").strip() or "s3"
+    if chosen not in NOTIFICATIONS:
+        raise SettingsError(f"notifications must be one of {', '.join(NOTIFICATIONS)}, got {chosen!r}")
+    return chosen
 
 
 def _key_prefix(value: str | None) -> str:

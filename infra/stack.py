@@ -21,7 +21,12 @@ class AutolabelStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, settings: StackSettings, **kwargs: object) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.settings = settings
-        self.images = ImageBucket(self, "ImageBucket", existing_bucket_name=settings.bucket_name)
+        self.images = ImageBucket(
+            self,
+            "ImageBucket",
+            existing_bucket_name=settings.bucket_name,
+            event_bridge=settings.notifications == "eventbridge",
+        )
         self.ingest = IngestQueue(
             self,
             "Ingest",
@@ -29,6 +34,8 @@ class AutolabelStack(Stack):
             key_prefix=settings.key_prefix,
             visibility_timeout=Duration.seconds(settings.queue_visibility_timeout_seconds),
             max_receive_count=settings.max_receive_count,
+            notifications=settings.notifications,
+            deletions=settings.deletions,
         )
         self.backfill = BackfillQueue(
             self,

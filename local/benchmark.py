@@ -264,11 +264,11 @@ def _process_seconds(code: str, asset: Path) -> float:
 
 def p3(repeats: int = 9) -> None:
     """Cold start as deployed: the built asset (with its bytecode), handler imported and clients created."""
-    from infra.bundling import bundle_labeler
+    from infra.bundling import bundle_functions
 
     with tempfile.TemporaryDirectory() as tmp:
         asset = Path(tmp)
-        bundle_labeler(asset)
+        bundle_functions(asset)
         prefix = f"import sys; sys.path.insert(0, {str(asset)!r}); "
         handler = prefix + "import labeler.handler as h; h.current_pipeline()"
         tracer = handler + "; from aws_lambda_powertools import Tracer; Tracer(service='x')"
@@ -290,12 +290,12 @@ def p3(repeats: int = 9) -> None:
 
 
 def p5() -> None:
-    from infra.bundling import bundle_labeler
+    from infra.bundling import bundle_functions
 
     with tempfile.TemporaryDirectory() as tmp:
         asset = Path(tmp) / "asset"
         asset.mkdir()
-        bundle_labeler(asset)
+        bundle_functions(asset)
         raw = sum(p.stat().st_size for p in asset.rglob("*") if p.is_file())
         archive = Path(tmp) / "asset.zip"
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:

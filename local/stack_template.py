@@ -75,7 +75,11 @@ def facts_from_template(template: dict[str, Any]) -> StackFacts:
         f for f in _resources_of(template, "AWS::Lambda::Function") if f.get("Handler") == "labeler.handler.handler"
     )
     notification = _only(template, "Custom::S3BucketNotifications")["NotificationConfiguration"]
-    queue_config = notification["QueueConfigurations"][0]
+    # The ObjectCreated notification only: the local run, soak and benchmarks drive uploads, and
+    # their "object gone" faults must not turn into deletions (tests/integration/labeler covers those).
+    queue_config = next(
+        c for c in notification["QueueConfigurations"] if any(e.startswith("s3:ObjectCreated") for e in c["Events"])
+    )
     rules = queue_config.get("Filter", {}).get("Key", {}).get("FilterRules", [])
     prefix = next((rule["Value"] for rule in rules if rule["Name"].lower() == "prefix"), "")
     buckets = [b for b in _resources_of(template, "AWS::S3::Bucket") if "NotificationConfiguration" not in b]

@@ -15,7 +15,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.bundling import labeler_code
+from infra.bundling import functions_code
 from infra.runtime import RUNTIME
 
 
@@ -72,7 +72,7 @@ def exact_role_function(
         runtime=RUNTIME,
         architecture=lambda_.Architecture.ARM_64,
         handler=handler,
-        code=labeler_code(),  # one asset holds both packages
+        code=functions_code(),  # one asset: both functions and their shared kit
         role=role,
         memory_size=memory_size,
         timeout=timeout,

@@ -23,11 +23,14 @@ def _secure_bucket(scope: Construct, construct_id: str, **options: Any) -> s3.Bu
 
 
 class ImageBucket(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, existing_bucket_name: str | None) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, existing_bucket_name: str | None, event_bridge: bool = False
+    ) -> None:
         super().__init__(scope, construct_id)
         self.created = existing_bucket_name is None
         if existing_bucket_name is not None:
-            # Its policies and encryption are its owner's; we only add a notification.
+            # Its policies and encryption are its owner's; we only add a notification
+            # (with notifications=eventbridge, not even that: its owner turns EventBridge on).
             self.bucket: s3.IBucket = s3.Bucket.from_bucket_name(self, "Images", existing_bucket_name)
             return
         self.access_logs = _secure_bucket(
@@ -50,4 +53,6 @@ class ImageBucket(Construct):
             ],
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="images/",
+            # notifications=eventbridge: S3 sends its events to the default bus.
+            event_bridge_enabled=event_bridge or None,
         )

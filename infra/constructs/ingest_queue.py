@@ -1,12 +1,21 @@
-"""The SQS buffer between S3 and the labeler, with its dead-letter queue."""
+"""The SQS buffer between S3 and the labeler, with its dead-letter queue, and how object events reach it.
+
+``notifications=s3``: an S3 event notification on the bucket (ObjectCreated,
+and ObjectRemoved with deletions on). ``notifications=eventbridge``: a rule on
+the account's default bus forwards the bucket's ``aws.s3`` events (Object
+Created, and Object Deleted with deletions on); the bucket's notification
+configuration is left untouched (docs/behaviour.md#inbound-messages).
+"""
 
 from __future__ import annotations
 
 import jsii
 from aws_cdk import Aws, Duration
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
+from aws_cdk.interfaces.aws_events import IRuleRef
 from aws_cdk.interfaces.aws_s3 import IBucketRef
 from constructs import Construct, IDependable
 
@@ -47,6 +56,40 @@ class AccountPinnedQueueDestination:
         )
 
 
+@jsii.implements(events.IRuleTarget)
+class SendOnlyQueueTarget:
+    """Like ``aws_events_targets.SqsQueue``, granting EventBridge ``sqs:SendMessage`` only.
+
+    The L2 target grants ``GetQueueAttributes`` and ``GetQueueUrl`` too, which
+    delivery does not need. Each queue (the ingest queue, and the DLQ for
+    events EventBridge cannot deliver) accepts events.amazonaws.com only for
+    this rule (``aws:SourceArn``).
+    """
+
+    def __init__(self, queue: sqs.Queue, dead_letter_queue: sqs.Queue) -> None:
+        self._queue = queue
+        self._dead_letter_queue = dead_letter_queue
+
+    def bind(self, rule: IRuleRef, id: str | None = None) -> events.RuleTargetConfig:  # IRuleTarget.bind
+        for queue in (self._queue, self._dead_letter_queue):
+            queue.add_to_resource_policy(
+                iam.PolicyStatement(
+                    principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                    actions=["sqs:SendMessage"],
+                    resources=[queue.queue_arn],
+                    conditions={"ArnEquals": {"aws:SourceArn": rule.rule_ref.rule_arn}},
+                )
+            )
+        return events.RuleTargetConfig(
+            arn=self._queue.queue_arn,
+            dead_letter_config=events.CfnRule.DeadLetterConfigProperty(arn=self._dead_letter_queue.queue_arn),
+            # EventBridge's maximum: retried for a day before it gives up (to the DLQ).
+            retry_policy=events.CfnRule.RetryPolicyProperty(
+                maximum_event_age_in_seconds=24 * 3600, maximum_retry_attempts=185
+            ),
+        )
+
+
 class IngestQueue(Construct):
     def __init__(
         self,
@@ -57,6 +100,8 @@ class IngestQueue(Construct):
         key_prefix: str,
         visibility_timeout: Duration,
         max_receive_count: int,
+        notifications: str = "s3",
+        deletions: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self.dead_letter_queue = sqs.Queue(
@@ -75,7 +120,36 @@ class IngestQueue(Construct):
             retention_period=RETENTION,
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=max_receive_count),
         )
-        # One notification for every ObjectCreated event; the extension filter
-        # lives in the labeler because S3 suffix filters are case-sensitive.
+        self.rule: events.Rule | None = None
+        if notifications == "eventbridge":
+            self.rule = self._eventbridge_rule(bucket, key_prefix, deletions)
+            return
+        # One notification for every ObjectCreated (and ObjectRemoved) event; the extension
+        # filter lives in the labeler because S3 suffix filters are case-sensitive.
         filters = [s3.NotificationKeyFilter(prefix=key_prefix)] if key_prefix else []
-        bucket.add_event_notification(s3.EventType.OBJECT_CREATED, AccountPinnedQueueDestination(self.queue), *filters)
+        destination = AccountPinnedQueueDestination(self.queue)
+        bucket.add_event_notification(s3.EventType.OBJECT_CREATED, destination, *filters)
+        if deletions:
+            bucket.add_event_notification(s3.EventType.OBJECT_REMOVED, destination, *filters)
+
+    def _eventbridge_rule(self, bucket: s3.IBucket, key_prefix: str, deletions: bool) -> events.Rule:
+        """The default bus's aws.s3 events of this bucket (and prefix) to the queue.
+
+        The target adds the queue policy: events.amazonaws.com may send, only
+        for this rule (aws:SourceArn). Events EventBridge cannot deliver go to
+        the DLQ (which alarms) instead of being dropped after its retries.
+        """
+        detail: dict[str, object] = {"bucket": {"name": [bucket.bucket_name]}}
+        if key_prefix:
+            detail["object"] = {"key": [{"prefix": key_prefix}]}
+        return events.Rule(
+            self,
+            "ObjectEvents",
+            description="autolabel: the image bucket's S3 object events to the ingest queue",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created", "Object Deleted"] if deletions else ["Object Created"],
+                detail=detail,
+            ),
+            targets=[SendOnlyQueueTarget(self.queue, self.dead_letter_queue)],
+        )

@@ -48,6 +48,7 @@ class LabelerFunction(Construct):
             "RESULTS_TABLE_NAME": table.table_name,
             "EVENT_BUS_NAME": bus.event_bus_name,
             "EVENT_SOURCE": settings.event_source,
+            "DELETIONS": "true" if settings.deletions else "false",
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
         if settings.min_confidence is not None:

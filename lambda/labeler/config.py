@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from shared.names import DEFAULT_EVENT_SOURCE
 from shared.validation import (
+    parse_bool,
     parse_event_source,
     parse_min_confidence,
     parse_positive_int,
@@ -25,6 +26,8 @@ class LabelerConfig:
     event_source: str = DEFAULT_EVENT_SOURCE
     min_confidence: float | None = None
     max_results: int | None = None
+    # docs/behaviour.md#deletions: ObjectRemoved events mark results deleted; off: they are ignored.
+    deletions: bool = False
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> LabelerConfig:
@@ -35,4 +38,5 @@ class LabelerConfig:
             event_source=parse_event_source(environ.get("EVENT_SOURCE"), "EVENT_SOURCE"),
             min_confidence=parse_min_confidence(environ.get("MIN_CONFIDENCE"), "MIN_CONFIDENCE"),
             max_results=parse_positive_int(environ.get("MAX_RESULTS"), "MAX_RESULTS"),
+            deletions=parse_bool(environ.get("DELETIONS"), "DELETIONS"),
         )

@@ -54,6 +54,8 @@ def emit_metrics(report: BatchReport) -> None:
         "PublishMarksFailed": report.publish_marks_failed,
         "AmbiguousPublishes": report.ambiguous_publishes,
         "RetryDelaysNotSet": report.retry_delays_not_set,
+        "ResultsRemoved": report.removed,
+        "DeletionsNotAnnounced": report.deletions_not_announced,
     }
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -6,7 +6,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared.validation import ConfigError, parse_event_source, parse_positive_int, parse_project_version_arn, required
+from shared.validation import (
+    ConfigError,
+    parse_bool,
+    parse_event_source,
+    parse_positive_int,
+    parse_project_version_arn,
+    required,
+)
 
 PROJECT_ARN_PATTERN = re.compile(r"^arn:[a-z\d-]+:rekognition:[a-z\d-]+:\d{12}:project/[a-zA-Z0-9_.\-]{1,255}/[0-9]+$")
 WINDOW_PATTERN = re.compile(
@@ -50,17 +57,6 @@ def parse_windows(raw: str | None, name: str) -> tuple[Window, ...]:
             raise ConfigError(f"{name}: {text!r} must have a start before its end within one day")
         windows.append(Window(days, start, end))
     return tuple(windows)
-
-
-def parse_bool(raw: str | bool | None, name: str) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    value = (raw or "").strip().lower()
-    if value in ("", "false", "0", "no"):
-        return False
-    if value in ("true", "1", "yes"):
-        return True
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
 def parse_project_arn(raw: str | None, name: str, project_version_arn: str) -> str | None:

@@ -26,6 +26,17 @@ class ConfigError(ValueError):
     """A configuration value is missing or invalid; the message names it."""
 
 
+def parse_bool(raw: str | bool | None, name: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = (raw or "").strip().lower()
+    if value in ("", "false", "0", "no"):
+        return False
+    if value in ("true", "1", "yes"):
+        return True
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
 def parse_project_version_arn(raw: str | None, name: str) -> str:
     value = (raw or "").strip()
     if not value:

@@ -9,7 +9,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from infra.bundling import bundle_labeler, pinned_requirements
+from infra.bundling import bundle_functions, pinned_requirements
 from infra.runtime import PYTHON_VERSION, RUNTIME
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,7 +18,7 @@ PROJECT_ARN = "arn:aws:rekognition:us-east-1:123456789012:project/p/169000000000
 
 
 def test_asset_holds_the_labeler_and_its_pinned_runtime_dependencies(tmp_path: Path) -> None:
-    bundle_labeler(tmp_path)
+    bundle_functions(tmp_path)
     names = {p.name for p in tmp_path.iterdir()}
     assert {"labeler", "manager", "aws_lambda_powertools", "jmespath"} <= names
     assert (tmp_path / "labeler" / "handler.py").is_file() and (tmp_path / "manager" / "handler.py").is_file()
@@ -27,7 +27,7 @@ def test_asset_holds_the_labeler_and_its_pinned_runtime_dependencies(tmp_path: P
 
 
 def test_asset_ships_bytecode_for_the_runtime_python(tmp_path: Path) -> None:
-    bundle_labeler(tmp_path)
+    bundle_functions(tmp_path)
     tag = sys.implementation.cache_tag  # e.g. cpython-311
     assert f"cpython-{PYTHON_VERSION.replace('.', '')}" == tag
     sources = [p for p in tmp_path.rglob("*.py") if "__pycache__" not in p.parts]
@@ -39,7 +39,7 @@ def test_asset_ships_bytecode_for_the_runtime_python(tmp_path: Path) -> None:
 
 
 def test_handler_imports_from_bytecode_without_compiling(tmp_path: Path) -> None:
-    bundle_labeler(tmp_path)
+    bundle_functions(tmp_path)
     for path in tmp_path.rglob("*.py"):
         if "__pycache__" not in path.parts:
             os.utime(path, (0, 0))  # like a zip that normalises times: unchecked pycs stay valid
@@ -63,7 +63,7 @@ def test_one_python_version_for_runtime_build_and_checks() -> None:
 
 
 def test_handler_imports_from_the_asset_alone(tmp_path: Path) -> None:
-    bundle_labeler(tmp_path)
+    bundle_functions(tmp_path)
     code = "import labeler.handler, manager.handler, aws_lambda_powertools; print(aws_lambda_powertools.__file__)"
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path)}
     out = subprocess.run(

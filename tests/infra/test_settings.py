@@ -60,8 +60,19 @@ def test_empty_strings_mean_unset() -> None:
         ("backfillMaxConcurrency", "1"),
         ("backfillMaxConcurrency", "1001"),
         ("backfillMaxConcurrency", "many"),
+        ("notifications", "sqs"),
+        ("notifications", "EventBridge"),
+        ("deletions", "maybe"),
     ],
 )
 def test_invalid_value_names_its_key(key: str, value: str) -> None:
     with pytest.raises(SettingsError, match=key):
         settings(**{key: value})
+
+
+def test_notifications_and_deletions_defaults_and_values() -> None:
+    assert (settings().notifications, settings().deletions) == ("s3", True)
+    s = settings(notifications="eventbridge", deletions="false")
+    assert (s.notifications, s.deletions) == ("eventbridge", False)
+    assert settings(deletions=False).deletions is False  # a JSON boolean from cdk.json
+    assert settings(notifications="", deletions="").notifications == "s3"

@@ -14,6 +14,11 @@ table per test run, one bucket per example); DetectCustomLabels is scripted
 per object version (including results with 100-150 distinct labels);
 PutEvents is recorded.
 
+Deletions (deletions on): a key may also be deleted (a delete marker, its
+sequencer newer than every earlier event of the key, possibly before any
+upload), and those notifications are delivered, duplicated and replayed the
+same way.
+
 Checked after every delivery, and once everything is drained without faults:
 
 - the current result (``queries.get_result``) is never older than one already
@@ -26,7 +31,11 @@ Checked after every delivery, and once everything is drained without faults:
 - every current result is announced, and no resultId is announced twice unless
   a PutEvents call for it had an unknown outcome (duplicates then identical);
   a record whose event EventBridge accepted is never put back on the queue;
-- a result already stored is never sent to Rekognition again.
+- a result already stored is never sent to Rekognition again;
+- with deletions: the stored state (a result, or its deletion) only moves
+  forward in sequencer order, a key whose newest event is a deletion ends
+  deleted (the deletion recorded, no label index, its result announced
+  removed once), and no Detected/Failed event of a result follows its Removed.
 
 Profiles (tests/property/conftest.py): ``ci`` (default, derandomized) and
 ``deep`` (``make property``). ``HYPOTHESIS_SEED=<n>`` replays a printed seed.
@@ -62,7 +71,7 @@ from local.poller import FakeLambdaContext
 from local.stack_template import StackFacts
 from shared import table_layout as layout
 from shared.names import LABELER_SERVICE
-from tests.support.builders import notification_body, s3_record
+from tests.support.builders import notification_body, s3_record, s3_removal_record
 from tests.support.doubles import (
     DYNAMODB_ENDPOINT,
     EVENTS_ENDPOINT,
@@ -89,6 +98,7 @@ DYNAMODB_OPERATIONS = ("transact_write_items", "update_item", "batch_write_item"
 MAX_BATCH = 10
 MAX_PENDING = 10  # keeps examples (and their drain) short
 DRAIN_ROUNDS = 12
+REMOVED = "Custom Labels Removed"
 CLAIMS_EXPIRED = 600.0  # seconds: more than the pipeline's publish-claim TTL (120 s)
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -185,7 +195,7 @@ def world(stack_facts: StackFacts, quiet_handler: None) -> Iterator[World]:
             dynamodb=with_faults(raw, DYNAMODB_OPERATIONS, switch, DYNAMODB_ENDPOINT),
             events=with_faults(bus, ("put_events",), switch, EVENTS_ENDPOINT),
         )
-        config = LabelerConfig(project_version_arn=ARN, results_table_name=TABLE, event_bus_name=BUS)
+        config = LabelerConfig(project_version_arn=ARN, results_table_name=TABLE, event_bus_name=BUS, deletions=True)
         yield World(
             raw, rekognition, bus, switch, clock, _pipeline_with_clock(config, clients, clock), itertools.count()
         )
@@ -195,10 +205,26 @@ def world(stack_facts: StackFacts, quiet_handler: None) -> Iterator[World]:
 
 
 @dataclass(frozen=True)
+class Deletion:
+    """A delete of a key in the versioned bucket: S3 creates a delete marker and notifies."""
+
+    key: str
+    key_index: int
+    version_id: str  # the delete marker's
+    sequencer: str
+
+    def short(self) -> str:
+        return f"{self.key} deleted by {self.version_id}(seq {self.sequencer})"
+
+
+Event = Version | Deletion
+
+
+@dataclass(frozen=True)
 class Message:
     message_id: str
     body: str
-    version: Version
+    version: Event
 
 
 def _tracked(method: F) -> F:
@@ -224,10 +250,11 @@ class LabelerMachine(RuleBasedStateMachine):
         self.bucket = f"props-{next(world.buckets):05d}"
         self.failed = False
         self.versions: dict[int, list[Version]] = {index: [] for index in range(len(KEYS))}
+        self.timeline: dict[int, list[Event]] = {index: [] for index in range(len(KEYS))}  # uploads and deletions
         self.pending: list[Message] = []
         self.sent: list[Message] = []
-        self.seen_current: dict[int, Version] = {}  # newest current result observed so far
-        self.acknowledged: dict[int, Version] = {}  # newest version whose notification was acknowledged
+        self.seen_current: dict[int, Event] = {}  # newest current state (result or deletion) observed so far
+        self.acknowledged: dict[int, Event] = {}  # newest event whose notification was acknowledged
         self.ambiguous: Counter[str] = Counter()  # resultId -> PutEvents calls with an unknown outcome
         self.detect_violations: list[str] = []
         self.touched: set[int] = set()  # keys delivered since their last settled check
@@ -253,7 +280,7 @@ class LabelerMachine(RuleBasedStateMachine):
     def upload(self, key_index: int, length: int, bump: int, lowercase: bool, spec: LabelSpec) -> None:
         """A new version of a key: S3 sends one notification for it."""
         number = next(self.ids)
-        previous = self.versions[key_index][-1].sequencer if self.versions[key_index] else None
+        previous = self.timeline[key_index][-1].sequencer if self.timeline[key_index] else None
         version = Version(
             key=KEYS[key_index],
             key_index=key_index,
@@ -263,6 +290,7 @@ class LabelerMachine(RuleBasedStateMachine):
             spec=spec,
         )
         self.versions[key_index].append(version)
+        self.timeline[key_index].append(version)
         if not spec.empty_object:
             self.world.rekognition.script(self.bucket, version.key, version.version_id, version.labels)
         body = notification_body(
@@ -277,6 +305,23 @@ class LabelerMachine(RuleBasedStateMachine):
         )
         self._enqueue(body, version)
         note(f"uploaded {version.short()}")
+
+    @precondition(lambda self: len(self.pending) < MAX_PENDING)
+    @rule(key_index=KEY_INDEXES, length=st.integers(14, 22), bump=st.integers(0, 2))
+    @_tracked
+    def delete(self, key_index: int, length: int, bump: int) -> None:
+        """The key is deleted (a delete marker): S3 sends one ObjectRemoved notification."""
+        number = next(self.ids)
+        previous = self.timeline[key_index][-1].sequencer if self.timeline[key_index] else None
+        deletion = Deletion(KEYS[key_index], key_index, f"dm{number}", next_sequencer(previous, length, bump))
+        self.timeline[key_index].append(deletion)
+        body = notification_body(
+            s3_removal_record(
+                deletion.key, bucket=self.bucket, version_id=deletion.version_id, sequencer=deletion.sequencer
+            )
+        )
+        self._enqueue(body, deletion)
+        note(f"deleted {deletion.short()}")
 
     @precondition(lambda self: bool(self.sent) and len(self.pending) < MAX_PENDING)
     @rule(key_index=KEY_INDEXES, which=st.integers(0, 15))
@@ -320,7 +365,7 @@ class LabelerMachine(RuleBasedStateMachine):
 
     # -- driving -----------------------------------------------------------------
 
-    def _enqueue(self, body: str, version: Version) -> None:
+    def _enqueue(self, body: str, version: Event) -> None:
         message = Message(f"{self.bucket}-m{next(self.ids)}", body, version)
         self.pending.append(message)
         self.sent.append(message)
@@ -416,10 +461,27 @@ class LabelerMachine(RuleBasedStateMachine):
                 layout.SORT_KEY: {"S": layout.result_sort_key(ARN)},
             },
             ConsistentRead=True,
-            ProjectionExpression="versionId, #seq",
-            ExpressionAttributeNames={"#seq": "sequencer"},
+            ProjectionExpression="versionId, #seq, deletion, #status",
+            ExpressionAttributeNames={"#seq": "sequencer", "#status": "status"},
         ).get("Item")
-        return {name: value["S"] for name, value in item.items()} if item else None
+        if not item:
+            return None
+        identity = {name: value["S"] for name, value in item.items() if "S" in value}
+        deletion = item.get("deletion", {}).get("M", {})
+        for name in ("versionId", "sequencer"):
+            if name in deletion:
+                identity[f"deletion.{name}"] = deletion[name]["S"]
+        return identity
+
+    def _state_of(self, key_index: int, stored: dict[str, Any]) -> Event:
+        """The event the stored state stands for: its deletion when deleted, else its result's version."""
+        if "deletion.versionId" in stored:
+            for event_ in self.timeline[key_index]:
+                if isinstance(event_, Deletion) and event_.version_id == stored["deletion.versionId"]:
+                    assert stored.get("deletion.sequencer") == event_.sequencer, stored
+                    return event_
+            raise AssertionError(f"{KEYS[key_index]} is deleted by no deletion that happened: {stored}")
+        return self._version_of(key_index, stored)
 
     def _version_of(self, key_index: int, stored: dict[str, Any]) -> Version:
         for version in self.versions[key_index]:
@@ -436,11 +498,14 @@ class LabelerMachine(RuleBasedStateMachine):
             if announcement.invocation != invocation or announcement.result_id in lost_result_ids:
                 continue
             detail = announcement.detail
+            if announcement.detail_type == REMOVED:  # the deletion's own message, by its marker
+                announced = (detail["key"], detail["deletion"]["versionId"])
+            else:
+                announced = (detail["key"], detail["versionId"])
             requeued = [
                 m.message_id
                 for m in batch
-                if m.message_id in failed
-                and (m.version.key, m.version.version_id) == (detail["key"], detail["versionId"])
+                if m.message_id in failed and (m.version.key, m.version.version_id) == announced
             ]
             assert not requeued, (
                 f"EventBridge accepted the event of {detail['key']}@{detail['versionId']}, "
@@ -459,9 +524,10 @@ class LabelerMachine(RuleBasedStateMachine):
         key = KEYS[key_index]
         stored = self._current_identity(key)
         acknowledged = self.acknowledged.get(key_index)
-        current = self._version_of(key_index, stored) if stored is not None else None
+        current = self._state_of(key_index, stored) if stored is not None else None
         if stored is not None and current is not None:
-            assert stored["sequencer"] == current.sequencer, stored
+            if isinstance(current, Version):
+                assert stored["sequencer"] == current.sequencer, stored
             seen = self.seen_current.get(key_index)
             if seen is not None:
                 assert not is_newer(seen.sequencer, current.sequencer), (
@@ -481,9 +547,13 @@ class LabelerMachine(RuleBasedStateMachine):
     def _check_settled(self, key_index: int) -> None:
         """Nothing pending for this key: its result, label index and announcement are final."""
         key = KEYS[key_index]
+        if isinstance(self.timeline[key_index][-1], Deletion):
+            self._check_settled_deleted(key_index)
+            return
         newest = self.versions[key_index][-1]
         stored = self._current(key_index)
         assert stored is not None, f"{key}: nothing stored after all its notifications were handled"
+        assert "deletedAt" not in stored, f"{key}: deleted although its newest event is an upload"
         current = self._version_of(key_index, stored)
         assert current == newest, f"{key}: current result is {current.short()}, the newest upload is {newest.short()}"
         expected = newest.labels
@@ -522,6 +592,27 @@ class LabelerMachine(RuleBasedStateMachine):
                 if not detail["truncated"]:
                     assert detail["customLabels"] == expected
 
+    def _check_settled_deleted(self, key_index: int) -> None:
+        """The key's newest event is a deletion: it is recorded, nothing is indexed, the result announced removed."""
+        key = KEYS[key_index]
+        newest = self.timeline[key_index][-1]
+        stored = self._current(key_index)
+        assert stored is not None, f"{key}: the deletion {newest.short()} was not recorded"
+        assert stored.get("deletion", {}).get("sequencer") == newest.sequencer, (
+            f"{key}: the recorded deletion {stored.get('deletion')} is not the newest, {newest.short()}"
+        )
+        assert self._label_index_items(key_index) == {}, f"{key}: deleted, yet label-index items remain"
+        if stored["status"] == "DELETED":  # a tombstone: no result was stored before the deletion
+            return
+        version = self._version_of(key_index, stored)
+        assert is_newer(newest.sequencer, version.sequencer)
+        assert stored["customLabels"] == version.labels, f"{key}: the kept result lost its labels"
+        removed = [
+            a for a in self.world.bus.announcements if a.detail_type == REMOVED and a.result_id == stored["resultId"]
+        ]
+        assert removed, f"{key}: the deleted result {version.short()} was never announced removed"
+        assert all(a.detail["labelNames"] == stored["labelNames"] for a in removed)
+
     def _label_index_items(self, key_index: int) -> dict[str, float]:
         """The object's label-index items, read directly (one Query): label name -> confidence."""
         request = {
@@ -541,25 +632,36 @@ class LabelerMachine(RuleBasedStateMachine):
 
     def _check_announcement_counts(self) -> None:
         """No resultId announced twice, unless a PutEvents call for it had an unknown outcome."""
-        by_result: dict[str, list[dict[str, Any]]] = {}
-        for announcement in self.world.bus.announcements:
-            by_result.setdefault(announcement.result_id, []).append(announcement.detail)
-        for result_id, details in by_result.items():
+        by_result: dict[tuple[bool, str], list[dict[str, Any]]] = {}
+        removed_at: dict[str, int] = {}
+        for position, announcement in enumerate(self.world.bus.announcements):
+            removal = announcement.detail_type == REMOVED
+            by_result.setdefault((removal, announcement.result_id), []).append(announcement.detail)
+            if removal:
+                removed_at.setdefault(announcement.result_id, position)
+            else:
+                first_removed = removed_at.get(announcement.result_id)
+                assert first_removed is None, (
+                    f"{announcement.detail['key']}@{announcement.detail['versionId']} announced "
+                    f"{announcement.detail_type} after its Removed"
+                )
+        for (removal, result_id), details in by_result.items():
             allowed = 1 + self.ambiguous[result_id]
-            where = f"{details[0]['key']}@{details[0]['versionId']}"
+            where = f"{details[0]['key']}@{details[0]['versionId']}" + (" (Removed)" if removal else "")
             assert len(details) <= allowed, (
                 f"{where} (resultId {result_id}) announced {len(details)} times; "
                 f"{self.ambiguous[result_id]} PutEvents call(s) for it had an unknown outcome"
             )
-            assert all(detail == details[0] for detail in details), f"{where}: duplicate events differ"
+            if not removal:  # a Removed repeated after an unknown outcome may name a newer deletion
+                assert all(detail == details[0] for detail in details), f"{where}: duplicate events differ"
 
     def _check_label_queries(self) -> None:
         """At quiescence, through the public query: find_by_label for every label ever used."""
         names = {str(label["Name"]) for versions in self.versions.values() for v in versions for label in v.labels}
         current: dict[str, tuple[Version, dict[str, float]]] = {}
-        for versions in self.versions.values():
-            if versions:
-                newest = versions[-1]
+        for timeline in self.timeline.values():
+            if timeline and isinstance(timeline[-1], Version):  # a deleted key answers no label
+                newest = timeline[-1]
                 current[newest.key] = (newest, best_confidences(newest.labels))
         for name in sorted(names):
             found = [

@@ -48,3 +48,67 @@ def notification_body(*records: dict[str, Any]) -> str:
 def sqs_event(*bodies: str) -> dict[str, Any]:
     template = load_event("sqs_event.json")["Records"][0]
     return {"Records": [{**copy.deepcopy(template), "messageId": str(uuid.uuid4()), "body": body} for body in bodies]}
+
+
+def s3_removal_record(
+    key: str,
+    *,
+    bucket: str = "autolabel-images",
+    version_id: str | None = None,
+    sequencer: str | None = None,
+    event_name: str = "ObjectRemoved:DeleteMarkerCreated",
+) -> dict[str, Any]:
+    """One ObjectRemoved record, shaped like ``s3_object_removed.json`` (no size, no eTag)."""
+    record = copy.deepcopy(load_event("s3_object_removed.json")["Records"][0])
+    record["eventName"] = event_name
+    record["s3"]["bucket"]["name"] = bucket
+    record["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
+    obj: dict[str, Any] = {"key": quote_plus(key)}
+    if version_id is not None:
+        obj["versionId"] = version_id
+    if sequencer is not None:
+        obj["sequencer"] = sequencer
+    record["s3"]["object"] = obj
+    return record
+
+
+def eventbridge_body(
+    key: str,
+    *,
+    bucket: str = "autolabel-images",
+    size: int = 48213,
+    etag: str = "d41d8cd98f00b204e9800998ecf8427e",
+    version_id: str | None = None,
+    sequencer: str | None = None,
+    deleted: str | None = None,
+) -> str:
+    """An EventBridge ``aws.s3`` event as the rule delivers it to SQS; the key is NOT URL-encoded.
+
+    ``deleted``: None for Object Created, else the deletion-type of an Object
+    Deleted event ("Delete Marker Created" or "Permanently Deleted").
+    """
+    template = "eventbridge_object_deleted.json" if deleted else "eventbridge_object_created.json"
+    event = load_event(template)
+    event["id"] = str(uuid.uuid4())
+    event["resources"] = [f"arn:aws:s3:::{bucket}"]
+    detail = event["detail"]
+    detail["bucket"]["name"] = bucket
+    obj: dict[str, Any] = {"key": key}
+    if not deleted:
+        obj.update(size=size, etag=etag)
+    else:
+        detail["deletion-type"] = deleted
+    if version_id is not None:
+        obj["version-id"] = version_id
+    if sequencer is not None:
+        obj["sequencer"] = sequencer
+    detail["object"] = obj
+    return json.dumps(event)
+
+
+def sns_body(message: str) -> str:
+    """A non-raw SNS delivery: the ``Notification`` envelope with ``message`` as its Message string."""
+    envelope = load_event("sns_notification.json")
+    envelope["MessageId"] = str(uuid.uuid4())
+    envelope["Message"] = message
+    return json.dumps(envelope)

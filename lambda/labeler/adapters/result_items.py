@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from labeler.domain.label_result import IDENTITY_ATTRIBUTES, LabelResult, best_confidences
+from labeler.domain.removal import Deletion
 from labeler.domain.s3_notification import comparable_sequencer
 from shared import table_layout as layout
 from shared.dynamo_codec import estimated_item_size, estimated_size
@@ -82,7 +83,19 @@ def to_items(result: LabelResult) -> tuple[dict[str, Any], list[dict[str, Any]]]
         parts.append(part)
         rest = rest[take:]
     item["parts"] = len(parts)
+    if result.deletion is not None:
+        item.update(deletion_attributes(result.deletion))
     return item, parts
+
+
+def deletion_attributes(deletion: Deletion) -> dict[str, Any]:
+    """What marks a result item deleted (docs/behaviour.md#stored-attributes); removalPublished starts false."""
+    return {
+        "deletedAt": deletion.deleted_at,
+        "deletion": deletion.stored(),
+        "removalId": deletion.removal_id,
+        "removalPublished": False,
+    }
 
 
 def _fitting_prefix(labels: Sequence[dict[str, Any]], room: int) -> int:
@@ -95,7 +108,9 @@ def _fitting_prefix(labels: Sequence[dict[str, Any]], room: int) -> int:
 
 
 def label_index_items(result: LabelResult) -> list[dict[str, Any]]:
-    """One item per distinct label, carrying that label's best confidence."""
+    """One item per distinct label, carrying that label's best confidence; none once deleted."""
+    if result.deletion is not None:
+        return []
     partition = layout.object_partition(result.bucket, result.key)
     return [
         {
@@ -162,4 +177,5 @@ def to_result(item: dict[str, Any]) -> LabelResult:
         processed_at=item["processedAt"],
         custom_labels=list(item.get("customLabels", [])),
         error=item.get("error"),
+        deletion=Deletion.from_item(item),
     )

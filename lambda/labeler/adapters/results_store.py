@@ -19,8 +19,16 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from labeler.adapters.result_items import IncompleteResultError, assemble, label_index_items, to_items, to_result
+from labeler.adapters.result_items import (
+    IncompleteResultError,
+    assemble,
+    deletion_attributes,
+    label_index_items,
+    to_items,
+    to_result,
+)
 from labeler.domain.label_result import LabelResult
+from labeler.domain.removal import DELETED, Deletion
 from shared import table_layout as layout
 from shared.dynamo_codec import deserialize_item, estimated_item_size, serialize, serialize_item
 
@@ -35,6 +43,8 @@ MAX_BATCH_WRITE_ITEMS = 25
 UNPROCESSED_RETRIES = 8
 
 ObjectRef = tuple[str, str, str]  # (bucket, key, projectVersionArn)
+# What mark_published records: (ref, resultId), or (ref, removalId, True) for a Removed event.
+Publication = tuple[ObjectRef, str] | tuple[ObjectRef, str, bool]
 
 # What the pipeline needs to decide about an object before labeling it.
 _STATE_ATTRIBUTES = (
@@ -51,7 +61,13 @@ _STATE_ATTRIBUTES = (
     "status",
     "versionId",
     "etag",
+    "removalId",
+    "removalPublished",
+    "deletion",
+    "deletedAt",
 )
+
+REMOVAL_ID = "removalId"
 
 
 def error_code(error: Exception) -> str:
@@ -84,7 +100,7 @@ def needs_index_sync(actions: Sequence[dict[str, Any]], previous: StoredState | 
     index incomplete, which the write's deletes (derived from its labelNames)
     would not repair.
     """
-    return len(actions) > MAX_TRANSACTION_ACTIONS or (previous is not None and not previous.published)
+    return len(actions) > MAX_TRANSACTION_ACTIONS or (previous is not None and not previous.finished)
 
 
 @dataclass(frozen=True)
@@ -102,9 +118,24 @@ class StoredState:
     write_id: str | None  # the token of the attempt that wrote this result item
     label_names: tuple[str, ...]
     parts: int
-    # The object version the result is about (a backfill compares it: a listing has no sequencer).
     version_id: str | None = None
+    # The ETag of the object version (a backfill compares versions: a listing has no sequencer).
     etag: str = ""
+    # Set once the object was deleted (docs/behaviour.md#deletions): the
+    # deletion's id, whether its Removed event was accepted, its sequencer.
+    removal_id: str | None = None
+    removal_published: bool = False
+    deletion_sequencer: str | None = None
+    deletion: Deletion | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.removal_id is not None
+
+    @property
+    def finished(self) -> bool:
+        """Its latest event (Removed once deleted, else Detected/Failed) was accepted."""
+        return self.removal_published if self.deleted else self.published
 
     @property
     def object_version(self) -> str:
@@ -114,6 +145,7 @@ class StoredState:
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> StoredState:
         claimed = item.get("publishClaimedAt")
+        deletion = item.get("deletion") or {}
         return cls(
             result_id=str(item["resultId"]),
             sequencer=item.get("sequencer"),
@@ -127,7 +159,54 @@ class StoredState:
             parts=int(item.get("parts", 0)),
             version_id=item.get("versionId") or None,
             etag=str(item.get("etag") or ""),
+            removal_id=item.get(REMOVAL_ID),
+            removal_published=bool(item.get("removalPublished", False)),
+            deletion_sequencer=deletion.get("sequencer"),
+            deletion=Deletion.from_item(item),
         )
+
+
+def current_condition(previous: StoredState | None) -> dict[str, Any]:
+    """The condition that the result item is still ``previous`` (absent when None), deletion included.
+
+    A deletion keeps the result's resultId and processedAt, so the condition
+    also says whether, and by which deletion, the item was deleted: a writer
+    that read it before the deletion cannot write over it.
+    """
+    if previous is None:
+        return {
+            "ConditionExpression": "attribute_not_exists(#pk)",
+            "ExpressionAttributeNames": {"#pk": layout.PARTITION_KEY},
+        }
+    names = {"#rid": "resultId", "#at": "processedAt", "#rm": REMOVAL_ID}
+    values: dict[str, Any] = {":rid": {"S": previous.result_id}, ":at": {"S": previous.processed_at}}
+    if previous.removal_id is None:
+        deletion = "attribute_not_exists(#rm)"
+    else:
+        deletion = "#rm = :rm"
+        values[":rm"] = {"S": previous.removal_id}
+    return {
+        "ConditionExpression": f"#rid = :rid AND #at = :at AND {deletion}",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
+
+
+def _track(ident: str, removal: bool) -> tuple[str, dict[str, str], dict[str, Any], str]:
+    """(condition, names, values, published attribute) of one publication of an item.
+
+    A result item announces twice at most: its result (Detected/Failed, keyed
+    by resultId, only while not deleted) and its deletion (Removed, keyed by
+    removalId). Claims and marks of one never touch the other.
+    """
+    if removal:
+        return "#rm = :rmid", {"#rm": REMOVAL_ID}, {":rmid": {"S": ident}}, "removalPublished"
+    return (
+        "#rid = :rid AND attribute_not_exists(#rm)",
+        {"#rid": "resultId", "#rm": REMOVAL_ID},
+        {":rid": {"S": ident}},  # local/faults.py reads the marked resultIds from ":rid"
+        "eventPublished",
+    )
 
 
 def _key(bucket: str, key: str, sort_key: str) -> dict[str, Any]:
@@ -248,17 +327,7 @@ class ResultStore:
         item["writeId"] = token
         item["publishClaimedAt"] = self._clock()  # this writer publishes next
         item["publishClaimedBy"] = token
-        if previous is None:
-            condition: dict[str, Any] = {
-                "ConditionExpression": "attribute_not_exists(#pk)",
-                "ExpressionAttributeNames": {"#pk": layout.PARTITION_KEY},
-            }
-        else:
-            condition = {
-                "ConditionExpression": "#rid = :rid AND #at = :at",
-                "ExpressionAttributeNames": {"#rid": "resultId", "#at": "processedAt"},
-                "ExpressionAttributeValues": {":rid": {"S": previous.result_id}, ":at": {"S": previous.processed_at}},
-            }
+        condition = current_condition(previous)
         labels = label_index_items(result)
         current_names = {label[layout.LABEL_INDEX_PARTITION_KEY] for label in labels}
         stale_names = [name for name in (previous.label_names if previous else ()) if name not in current_names]
@@ -292,6 +361,106 @@ class ResultStore:
         if needs_index_sync(actions, previous):
             self.sync_label_index((result.bucket, result.key, result.project_version_arn), result)
         self.delete_replaced_parts(result, previous)
+
+    def save_removal(
+        self, ref: ObjectRef, deletion: Deletion, previous: StoredState | None, token: str, *, announce: bool = True
+    ) -> None:
+        """Mark the current result ``previous`` deleted and remove its label-index items, conditionally.
+
+        The result item is kept (its labels, resultId and processedAt stay) and
+        gains the deletion, with a publish claim for ``token`` on its Removed
+        event (``announce``; otherwise the deletion is only recorded, e.g. a
+        newer deletion of a result already announced removed). Without a
+        current result, a tombstone (status ``DELETED``, no event to announce)
+        records the deletion so that an older notification cannot label the
+        object afterwards. Raises like ``save``.
+        """
+        bucket, key, project_version_arn = ref
+        if previous is None:
+            self._transact(
+                [
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": serialize_item(self._tombstone(ref, deletion, token)),
+                            **current_condition(None),
+                        }
+                    }
+                ],
+                conflict_index=0,
+            )
+            return
+        condition = current_condition(previous)
+        names = {**condition["ExpressionAttributeNames"], "#wid": "writeId"}
+        values = {**condition["ExpressionAttributeValues"], ":me": {"S": token}}
+        attributes = {**deletion_attributes(deletion), "removalPublished": not announce}
+        assignments = [f"#d{i} = :d{i}" for i in range(len(attributes))]
+        for i, (name, value) in enumerate(attributes.items()):
+            names[f"#d{i}"] = name
+            values[f":d{i}"] = serialize(value)
+        expression = f"SET {', '.join(assignments)}, #wid = :me"
+        if announce:
+            # This writer publishes next; nothing of the new publication was sent, so no uncertainty carries over.
+            names.update({"#claim": "publishClaimedAt", "#by": "publishClaimedBy", "#unc": "publishUncertain"})
+            values[":now"] = serialize(self._clock())
+            expression += ", #claim = :now, #by = :me REMOVE #unc"
+        update = {
+            "Update": {
+                "TableName": self._table,
+                "Key": result_key(*ref),
+                "UpdateExpression": expression,
+                "ConditionExpression": condition["ConditionExpression"],
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+        deletes = [
+            {
+                "Delete": {
+                    "TableName": self._table,
+                    "Key": _key(bucket, key, layout.label_sort_key(project_version_arn, name)),
+                }
+            }
+            for name in previous.label_names
+            if not previous.deleted  # a deleted result's index items are gone (or being cleared)
+        ]
+        self._transact([update, *deletes[: MAX_TRANSACTION_ACTIONS - 1]], conflict_index=0)
+        if len(deletes) > MAX_TRANSACTION_ACTIONS - 1 or not previous.finished:
+            self.clear_label_index(ref, deletion.removal_id)
+
+    def clear_label_index(self, ref: ObjectRef, removal_id: str) -> None:
+        """Delete every label-index item of ``ref`` while it is deleted by ``removal_id`` (idempotent).
+
+        Nothing happens when the item has changed since (a newer upload owns the index).
+        """
+        try:
+            self._sync_index_items(ref, [], removal_id, removal=True)
+        except ResultConflict:
+            return
+
+    def _tombstone(self, ref: ObjectRef, deletion: Deletion, token: str) -> dict[str, Any]:
+        bucket, key, project_version_arn = ref
+        return {
+            layout.PARTITION_KEY: layout.object_partition(bucket, key),
+            layout.SORT_KEY: layout.result_sort_key(project_version_arn),
+            "itemType": layout.ITEM_TYPE_RESULT,
+            "resultId": deletion.removal_id,
+            "bucket": bucket,
+            "key": key,
+            "etag": "",
+            "size": 0,
+            "projectVersionArn": project_version_arn,
+            "status": DELETED,
+            "customLabels": [],
+            "labelNames": [],
+            "labelCount": 0,
+            "processedAt": deletion.deleted_at,
+            "eventPublished": False,  # it has no result event
+            "parts": 0,
+            "writeId": token,
+            **deletion_attributes(deletion),
+            "removalPublished": True,  # nothing was announced for it, so nothing to remove
+        }
 
     def delete_replaced_parts(self, result: LabelResult, previous: StoredState | None) -> None:
         """Delete the continuation items of the result ``result`` replaced (idempotent).
@@ -392,37 +561,50 @@ class ResultStore:
         raise StoreError("the result kept changing while its label index was synced")
 
     def _sync_index_once(self, result: LabelResult) -> None:
-        partition = layout.object_partition(result.bucket, result.key)
-        prefix = layout.label_sort_key(result.project_version_arn, "")
+        ref = (result.bucket, result.key, result.project_version_arn)
+        removal_id = result.deletion.removal_id if result.deletion is not None else None
+        self._sync_index_items(
+            ref,
+            label_index_items(result),
+            result.result_id if removal_id is None else removal_id,
+            removal=removal_id is not None,
+        )
+
+    def _sync_index_items(self, ref: ObjectRef, items: list[dict[str, Any]], ident: str, *, removal: bool) -> None:
+        """Make the index of ``ref`` equal ``items``, guarded by "the item is still this result (or deletion)"."""
+        bucket, key, project_version_arn = ref
+        partition = layout.object_partition(bucket, key)
+        prefix = layout.label_sort_key(project_version_arn, "")
         try:
             stored = query_partition(self._client, self._table, partition, prefix)
         except AWS_ERRORS as error:
             raise StoreError(f"Query (label index) failed: {error}") from error
-        wanted = {item[layout.SORT_KEY]: item for item in label_index_items(result)}
+        wanted = {item[layout.SORT_KEY]: item for item in items}
         changes: list[dict[str, Any]] = [
             {"Put": {"TableName": self._table, "Item": serialize_item(item)}}
             for sort_key, item in wanted.items()
             if _index_fields(stored.get(sort_key)) != _index_fields(item)
         ]
         changes.extend(
-            {"Delete": {"TableName": self._table, "Key": _key(result.bucket, result.key, sort_key)}}
+            {"Delete": {"TableName": self._table, "Key": _key(bucket, key, sort_key)}}
             for sort_key in stored
             if sort_key not in wanted
         )
+        condition, names, values, _ = _track(ident, removal)
         guard = {
             "ConditionCheck": {
                 "TableName": self._table,
-                "Key": result_key(result.bucket, result.key, result.project_version_arn),
-                "ConditionExpression": "#rid = :rid",
-                "ExpressionAttributeNames": {"#rid": "resultId"},
-                "ExpressionAttributeValues": {":rid": {"S": result.result_id}},
+                "Key": result_key(*ref),
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
             }
         }
         for chunk in _chunks(changes, MAX_TRANSACTION_ACTIONS - 1):
             self._transact([guard, *chunk], conflict_index=0)
 
     def claim_publication(
-        self, ref: ObjectRef, result_id: str, token: str, *, claim_ttl_seconds: float
+        self, ref: ObjectRef, result_id: str, token: str, *, claim_ttl_seconds: float, removal: bool = False
     ) -> Claim | None:
         """Take the right to publish a stored but unpublished result, as ``token``.
 
@@ -430,30 +612,32 @@ class ResultStore:
         claimed it less than ``claim_ttl_seconds`` ago. The claim says whether
         an earlier PutEvents for the result may have been accepted: the result
         was marked uncertain, or a claim of an attempt that stopped was taken
-        over (it may have sent before it stopped).
+        over (it may have sent before it stopped). ``removal``: ``result_id``
+        is a removalId, and the publication is the deletion's Removed event.
         """
         now = self._clock()
+        track, names, values, published = _track(result_id, removal)
         try:
             response = self._client.update_item(
                 TableName=self._table,
                 Key=result_key(*ref),
                 UpdateExpression="SET #claim = :now, #by = :me, #unc = if_not_exists(#unc, :false)",
                 ConditionExpression=(
-                    "#rid = :rid AND #pub = :false AND (attribute_not_exists(#claim) OR #claim < :stale OR #by = :me)"
+                    f"{track} AND #pub = :false AND (attribute_not_exists(#claim) OR #claim < :stale OR #by = :me)"
                 ),
                 ExpressionAttributeNames={
                     "#claim": "publishClaimedAt",
                     "#by": "publishClaimedBy",
                     "#unc": "publishUncertain",
-                    "#rid": "resultId",
-                    "#pub": "eventPublished",
+                    "#pub": published,
+                    **names,
                 },
                 ExpressionAttributeValues={
                     ":now": serialize(now),
                     ":me": {"S": token},
-                    ":rid": {"S": result_id},
                     ":false": {"BOOL": False},
                     ":stale": serialize(now - claim_ttl_seconds),
+                    **values,
                 },
                 # The whole old item (only on this rare recovery path): UPDATED_OLD
                 # may leave out attributes whose value did not change.
@@ -467,7 +651,9 @@ class ResultStore:
         taken_over = old.get("publishClaimedAt") is not None and old.get("publishClaimedBy") != token
         return Claim(uncertain=bool(old.get("publishUncertain", False)) or taken_over)
 
-    def release_claim(self, ref: ObjectRef, result_id: str, token: str, *, uncertain: bool) -> None:
+    def release_claim(
+        self, ref: ObjectRef, result_id: str, token: str, *, uncertain: bool, removal: bool = False
+    ) -> None:
         """Give up our publish claim so a retry need not wait for it to expire.
 
         ``uncertain``: a PutEvents for this result may have been accepted (ours
@@ -476,8 +662,9 @@ class ResultStore:
         publishes it next counts the publication as a possible duplicate.
         """
         update = "REMOVE #claim, #by" + (" SET #unc = :true" if uncertain else "")
-        values: dict[str, Any] = {":rid": {"S": result_id}, ":false": {"BOOL": False}, ":me": {"S": token}}
-        names = {"#claim": "publishClaimedAt", "#by": "publishClaimedBy", "#rid": "resultId", "#pub": "eventPublished"}
+        track, track_names, track_values, published = _track(result_id, removal)
+        values: dict[str, Any] = {":false": {"BOOL": False}, ":me": {"S": token}, **track_values}
+        names = {"#claim": "publishClaimedAt", "#by": "publishClaimedBy", "#pub": published, **track_names}
         if uncertain:
             values[":true"] = {"BOOL": True}
             names["#unc"] = "publishUncertain"
@@ -486,7 +673,7 @@ class ResultStore:
                 TableName=self._table,
                 Key=result_key(*ref),
                 UpdateExpression=update,
-                ConditionExpression="#rid = :rid AND #pub = :false AND #by = :me",
+                ConditionExpression=f"{track} AND #pub = :false AND #by = :me",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
@@ -494,26 +681,28 @@ class ResultStore:
             if error_code(error) != "ConditionalCheckFailedException":
                 raise StoreError(f"UpdateItem (release claim) failed: {error}") from error
 
-    def mark_published(self, published: Sequence[tuple[ObjectRef, str]]) -> None:
-        """Record that these results' events were accepted by EventBridge.
+    def mark_published(self, published: Sequence[Publication]) -> None:
+        """Record that these events were accepted by EventBridge.
 
-        One TransactWriteItems call for a whole batch; if any result was
-        replaced meanwhile, falls back to one conditional update each.
+        Each entry is (ref, resultId) for a result's event, or (ref, removalId,
+        True) for a deletion's Removed event. One TransactWriteItems call for a
+        whole batch; if any item changed meanwhile, one conditional update each.
         """
 
-        def update(ref: ObjectRef, result_id: str) -> dict[str, Any]:
+        def update(ref: ObjectRef, ident: str, removal: bool = False) -> dict[str, Any]:
+            track, names, values, published = _track(ident, removal)
             return {
                 "TableName": self._table,
                 "Key": result_key(*ref),
                 "UpdateExpression": "SET #pub = :true REMOVE #claim, #by",
-                "ConditionExpression": "#rid = :rid",
+                "ConditionExpression": track,
                 "ExpressionAttributeNames": {
-                    "#pub": "eventPublished",
+                    "#pub": published,
                     "#claim": "publishClaimedAt",
                     "#by": "publishClaimedBy",
-                    "#rid": "resultId",
+                    **names,
                 },
-                "ExpressionAttributeValues": {":true": {"BOOL": True}, ":rid": {"S": result_id}},
+                "ExpressionAttributeValues": {":true": {"BOOL": True}, **values},
             }
 
         for chunk in _chunks(list(published), MAX_TRANSACTION_ACTIONS):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeler.config import LabelerConfig
 from labeler.domain.s3_notification import S3ObjectEvent
+
+if TYPE_CHECKING:  # removal.py imports this module
+    from labeler.domain.removal import Deletion
 
 LABELED = "LABELED"
 FAILED = "FAILED"
@@ -69,6 +72,8 @@ class LabelResult:
     processed_at: str
     custom_labels: list[dict[str, Any]] = field(default_factory=list)
     error: dict[str, str] | None = None
+    # Set once the object was deleted: the result is kept, its labels no longer indexed.
+    deletion: Deletion | None = None
 
     @property
     def label_names(self) -> list[str]:

@@ -11,11 +11,13 @@ import json
 from typing import Any
 
 from labeler.domain.label_result import FAILED, LabelResult
+from labeler.domain.removal import Removal
 from shared.event_publisher import MAX_ENTRY_BYTES, EventEntry, entry_size
 
 SCHEMA_VERSION = "1"
 DETECTED = "Custom Labels Detected"
 FAILED_DETAIL_TYPE = "Custom Labels Failed"
+REMOVED = "Custom Labels Removed"
 MAX_ERROR_MESSAGE_CHARS = 2000
 
 
@@ -82,3 +84,28 @@ def _truncate(detail: dict[str, Any], source: str) -> dict[str, Any]:
         else:
             high = middle - 1
     return dict(slim, customLabels=keep(low))
+
+
+def build_removed_entry(removal: Removal, source: str) -> EventEntry:
+    """The ``Custom Labels Removed`` entry; its id is the deletion's ``removalId``.
+
+    Small by construction: label names only (at most a few hundred), no labels.
+    """
+    deletion = removal.deletion
+    detail = {
+        "schemaVersion": SCHEMA_VERSION,
+        "resultId": removal.result_id,
+        "removalId": deletion.removal_id,
+        "bucket": removal.bucket,
+        "key": removal.key,
+        "versionId": removal.version_id,
+        "projectVersionArn": removal.project_version_arn,
+        "labelNames": removal.label_names,
+        "deletion": {
+            "eventName": deletion.event_name,
+            "versionId": deletion.version_id,
+            "sequencer": deletion.sequencer,
+        },
+        "deletedAt": deletion.deleted_at,
+    }
+    return EventEntry(REMOVED, detail, _dumps(detail), deletion.removal_id)

@@ -21,11 +21,14 @@ class Intake(Enum):
     """What a notification record is to the labeler."""
 
     IMAGE = "image"  # an ObjectCreated record of a .jpg/.jpeg/.png key: labeled
-    NOT_CREATED = "not-created"  # another event type: acknowledged, ignored
+    REMOVAL = "removal"  # an ObjectRemoved record of such a key, deletions on: its result is marked deleted
+    NOT_CREATED = "not-created"  # another event type (or a removal with deletions off): acknowledged, ignored
     NOT_AN_IMAGE = "not-an-image"  # another extension: acknowledged, skipped
 
 
-def intake(obj: S3ObjectEvent) -> Intake:
+def intake(obj: S3ObjectEvent, *, deletions: bool = False) -> Intake:
+    if obj.is_object_removed and deletions:
+        return Intake.REMOVAL if obj.has_image_extension else Intake.NOT_AN_IMAGE
     if not obj.is_object_created:
         return Intake.NOT_CREATED
     if not obj.has_image_extension:
@@ -54,26 +57,41 @@ class ObjectWork:
 
 
 def collapse(deliveries: Sequence[Delivery]) -> list[ObjectWork]:
-    """One unit of work per object key: its newest version in the batch.
+    """One unit of work per object key: its newest event in the batch (a version created, or a deletion).
 
     Newest by sequencer; without sequencers, the latest in the batch. Repeats
-    of the newest version share its outcome; older versions are stale.
+    of the newest event share its outcome; older events are stale. A permanent
+    delete of one version only competes with that version's own events: it
+    says nothing about another version of the key (docs/behaviour.md#deletions).
     """
     by_object: dict[tuple[str, str], list[Delivery]] = {}
     for delivery in deliveries:
         by_object.setdefault((delivery.obj.bucket, delivery.obj.key), []).append(delivery)
     work: list[ObjectWork] = []
     for candidates in by_object.values():
-        chosen = max(candidates, key=lambda d: (d.obj.sequencer_order or "", d.position))
-        newest = chosen.obj
+        newest = _newest(candidates)
+        chosen = next(d for d in candidates if d.obj is newest)
         unit = ObjectWork(newest, backfill=chosen.backfill)
         for delivery in candidates:
-            if delivery.obj.object_identity != newest.object_identity:
+            if delivery.obj.event_identity != newest.event_identity:
                 unit.superseded.append(delivery.message_id)
             elif delivery.message_id not in unit.message_ids:
                 unit.message_ids.append(delivery.message_id)
         work.append(unit)
     return work
+
+
+def _newest(candidates: Sequence[Delivery]) -> S3ObjectEvent:
+    def order(delivery: Delivery) -> tuple[str, int]:
+        return (delivery.obj.sequencer_order or "", delivery.position)
+
+    others = [d for d in candidates if not d.obj.removes_one_version]
+    if not others:
+        return max(candidates, key=order).obj
+    newest = max(others, key=order)
+    # A version's permanent delete wins only over the creation of that same version.
+    version_deletes = [d for d in candidates if d.obj.removes_one_version and d.obj.version_id == newest.obj.version_id]
+    return max([newest, *version_deletes], key=order).obj
 
 
 class Action(Enum):
@@ -84,6 +102,11 @@ class Action(Enum):
     DUPLICATE = "duplicate"  # stored and announced: acknowledge
     STALE = "stale"  # older than the stored result: acknowledge
     IN_PROGRESS = "in-progress"  # stored; another attempt holds a fresh publish claim: retry later
+    REMOVE = "remove"  # a deletion of the current result: mark it deleted, drop its index, announce Removed
+    # A deletion with nothing to announce: of an object without a result (a tombstone), or a newer
+    # deletion of a result already announced removed. Recorded for ordering.
+    RECORD_DELETION = "record-deletion"
+    UNRELATED = "unrelated"  # a permanent delete of a version that is not the current result's: acknowledge
 
 
 def decide(
@@ -103,6 +126,14 @@ def decide(
     """
     if state is None:
         return Action.LABEL
+    if state.deleted:
+        # A create never brings back a deleted result unless it is newer than the deletion.
+        if sequencer_is_newer(sequencer, state.deletion_sequencer):
+            return Action.LABEL
+        if sequencer and state.deletion_sequencer:
+            return Action.STALE
+        # Sequencers unknown: the deleted version's own notification again is stale; another version is new.
+        return Action.STALE if state.result_id == result_id else Action.LABEL
     if state.result_id == result_id:
         return _same_result(state, now=now, claim_ttl_seconds=claim_ttl_seconds)
     if object_version is not None and state.object_version == object_version:
@@ -150,6 +181,10 @@ def decide_backfill(
     """
     if state is None:
         return Action.LABEL
+    if state.deleted:
+        # Deleted: only a version the listing proved newer than the deleted one brings a result back.
+        proven_newer = replaces is not None and state.version_id == replaces and state.object_version != object_version
+        return Action.LABEL if proven_newer else Action.STALE
     if state.result_id == result_id:
         return _same_result(state, now=now, claim_ttl_seconds=claim_ttl_seconds)
     if state.object_version != object_version:
@@ -162,9 +197,53 @@ def decide_backfill(
     return Action.LABEL
 
 
+def decide_removal(
+    state: StoredState | None, removal: S3ObjectEvent, removal_id: str, *, now: float, claim_ttl_seconds: float
+) -> Action:
+    """The action for the deletion ``removal`` (id ``removal_id``) against the stored ``state``.
+
+    docs/behaviour.md#deletions: a deletion older than the current result
+    changes nothing; a permanent delete of another version than the labeled
+    one changes nothing; a deletion recorded but not yet announced is
+    announced (once); a result whose own event is being announced right now
+    is left to finish first.
+    """
+    if state is not None and state.removal_id == removal_id:
+        if state.removal_published:
+            return Action.DUPLICATE
+        return _claimed_or(state, Action.PUBLISH_STORED, now=now, claim_ttl_seconds=claim_ttl_seconds)
+    if removal.removes_one_version:
+        if state is None or state.deleted or state.version_id != removal.version_id:
+            return Action.UNRELATED
+    elif state is None:
+        return Action.RECORD_DELETION
+    if state.deleted:
+        if not sequencer_is_newer(removal.sequencer, state.deletion_sequencer):
+            newer = sequencer_is_newer(state.deletion_sequencer, removal.sequencer)
+            return Action.STALE if newer else Action.DUPLICATE
+        # A newer deletion of a deleted object (another delete marker, or a delete after an upload not
+        # seen yet) is recorded, so that it orders later events; the result was announced removed already.
+        if state.removal_published:
+            return Action.RECORD_DELETION
+        return _claimed_or(state, Action.REMOVE, now=now, claim_ttl_seconds=claim_ttl_seconds)
+    if sequencer_is_newer(state.sequencer, removal.sequencer):
+        return Action.STALE
+    if state.published:
+        return Action.REMOVE
+    return _claimed_or(state, Action.REMOVE, now=now, claim_ttl_seconds=claim_ttl_seconds)
+
+
+def _claimed_or(state: StoredState, action: Action, *, now: float, claim_ttl_seconds: float) -> Action:
+    """IN_PROGRESS while another attempt holds a fresh publish claim on ``state``, else ``action``."""
+    claimed_at = state.publish_claimed_at
+    if claimed_at is not None and now - claimed_at < claim_ttl_seconds:
+        return Action.IN_PROGRESS
+    return action
+
+
 def is_own_write(state: StoredState | None, token: str) -> bool:
-    """The current result is the one the attempt ``token`` wrote (its answer may have been lost)."""
-    return state is not None and state.write_id == token and not state.published
+    """The current item is the one the attempt ``token`` wrote (its answer may have been lost)."""
+    return state is not None and state.write_id == token and not state.finished
 
 
 def publication_uncertain(claim_uncertain: bool, state: StoredState | None, token: str) -> bool:

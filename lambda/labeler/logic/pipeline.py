@@ -31,11 +31,20 @@ from aws_lambda_powertools import Logger
 from labeler.adapters.clients import LABEL_SECONDS, PUBLISH_SECONDS, STORE_SECONDS, AwsClients
 from labeler.adapters.ingest_queue import IngestQueue, RetryDelay
 from labeler.adapters.rekognition_detector import CustomLabelsDetector, PermanentImageError, RetryableDetectionError
-from labeler.adapters.results_store import Claim, ObjectRef, ResultConflict, ResultStore, StoredState, StoreError
+from labeler.adapters.results_store import (
+    Claim,
+    ObjectRef,
+    Publication,
+    ResultConflict,
+    ResultStore,
+    StoredState,
+    StoreError,
+)
 from labeler.config import LabelerConfig
 from labeler.domain.backfill_request import BackfillRequest, forced_result_id, parse_backfill_body
 from labeler.domain.label_result import LABELED, LabelResult
-from labeler.domain.result_event import build_entry
+from labeler.domain.removal import Deletion, Removal
+from labeler.domain.result_event import build_entry, build_removed_entry
 from labeler.domain.s3_notification import InvalidMessageError, S3ObjectEvent, parse_message_body
 from labeler.logic.decisions import (
     Action,
@@ -45,13 +54,14 @@ from labeler.logic.decisions import (
     collapse,
     decide,
     decide_backfill,
+    decide_removal,
     intake,
     is_own_write,
     publication_uncertain,
     retry_delay_seconds,
 )
 from shared.deadline import InvocationDeadline, RemainingMillis
-from shared.event_publisher import EventPublisher, PublishOutcome
+from shared.event_publisher import EventEntry, EventPublisher, PublishOutcome
 from shared.names import LABELER_SERVICE
 
 logger = Logger(service=LABELER_SERVICE, child=True)
@@ -100,6 +110,8 @@ class BatchReport:
     deployment_faults: int = 0
     publish_marks_failed: int = 0
     ambiguous_publishes: int = 0
+    removed: int = 0  # Custom Labels Removed events accepted
+    deletions_not_announced: int = 0  # deletions recorded without a Removed event (tombstones, repeats)
     labels_per_image: list[int] = field(default_factory=list)
     rekognition_latencies_ms: list[float] = field(default_factory=list)
 
@@ -108,22 +120,32 @@ class BatchReport:
     retry_soon: dict[str, float] = field(default_factory=dict)
     retry_delays_not_set: int = 0
 
+    # Failed messages that must wait the queue's timeout (one of their records does).
+    keep_queue_timeout: set[str] = field(default_factory=set)
+
     def fail(self, message_ids: Sequence[str], reason: str, *, soon: bool = True, not_before: float = 0.0) -> None:
-        """Name messages as batch item failures; ``soon``: a transient fault, retried after a short delay."""
+        """Name messages as batch item failures; ``soon``: a transient fault, retried after a short delay.
+
+        A message carrying several records waits as long as its slowest record
+        needs: the queue's timeout wins over a short delay, whatever the order.
+        """
         for message_id in message_ids:
             self.failed_messages.setdefault(message_id, reason)
-            if soon:
-                self.retry_soon[message_id] = max(self.retry_soon.get(message_id, 0.0), not_before)
-            else:
+            if not soon:
+                self.keep_queue_timeout.add(message_id)
                 self.retry_soon.pop(message_id, None)
+            elif message_id not in self.keep_queue_timeout:
+                self.retry_soon[message_id] = max(self.retry_soon.get(message_id, 0.0), not_before)
 
 
 @dataclass
 class _Task:
     obj: S3ObjectEvent
     ref: ObjectRef
+    # The id of what this task announces: the resultId, or for a deletion its removalId.
     result_id: str
     message_ids: list[str]
+    removal: bool = False  # obj is a deletion (docs/behaviour.md#deletions)
     # Identifies this attempt: the writeId of the result it writes and the
     # owner of the publish claim it takes (new for every invocation).
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -146,8 +168,10 @@ class _Outcome:
     retry_not_before: float = 0.0  # seconds before a retry can succeed (another attempt's claim)
     unexpected: bool = False  # a bug, not a fault: counted so that it alarms
     latency_ms: float | None = None
-    unsaved: bool = False  # a new result still to be stored
+    unsaved: bool = False  # a new result (or deletion) still to be stored
     previous: StoredState | None = None  # the state it was decided against
+    deletion: Deletion | None = None  # the deletion to store (REMOVE, RECORD_DELETION)
+    removal: Removal | None = None  # the Removed event to announce
 
 
 def _raise(_task: _Task, error: Exception) -> _Outcome:
@@ -257,11 +281,11 @@ class LabelingPipeline:
                 report.test_events += 1
                 logger.info("Acknowledged s3:TestEvent", extra={"messageId": message.message_id})
             for obj in records:
-                kind = intake(obj)
+                kind = intake(obj, deletions=self._config.deletions)
                 if kind is Intake.NOT_CREATED:
                     report.ignored_events += 1
                     logger.info(
-                        "Ignored non-ObjectCreated event",
+                        "Ignored event that is neither ObjectCreated nor a handled ObjectRemoved",
                         extra={"messageId": message.message_id, "objectKey": obj.key, "eventName": obj.event_name},
                     )
                 elif kind is Intake.NOT_AN_IMAGE:
@@ -282,13 +306,22 @@ class LabelingPipeline:
                     extra={"messageId": message_id, "objectKey": work.newest.key},
                 )
             newest, backfill = work.newest, work.backfill
-            result_id = (
-                forced_result_id(newest, arn, backfill.run_id)
-                if backfill is not None and backfill.force
-                else newest.result_id(arn)
-            )
+            removal = newest.is_object_removed
+            if removal:
+                ident = newest.removal_id(arn)
+            elif backfill is not None and backfill.force:
+                ident = forced_result_id(newest, arn, backfill.run_id)
+            else:
+                ident = newest.result_id(arn)
             tasks.append(
-                _Task(newest, (newest.bucket, newest.key, arn), result_id, work.message_ids, backfill=backfill)
+                _Task(
+                    newest,
+                    (newest.bucket, newest.key, arn),
+                    ident,
+                    work.message_ids,
+                    removal=removal,
+                    backfill=backfill,
+                )
             )
         return tasks
 
@@ -316,6 +349,8 @@ class LabelingPipeline:
 
     def _prepare(self, task: _Task, state: StoredState | None, labeled: _Outcome | None = None) -> _Outcome:
         """Decide against the current state; label (once) when a new result is needed."""
+        if task.removal:
+            return self._prepare_removal(task, state, labeled)
         if labeled is not None and labeled.result is not None and is_own_write(state, task.token):
             # Our result went in although the write failed (a lost answer, or an
             # index write after it): finish what it left, then publish it.
@@ -372,6 +407,56 @@ class LabelingPipeline:
             result = replace(result, result_id=task.result_id)
         return _Outcome(Action.LABEL, result=result, latency_ms=latency_ms, unsaved=True, previous=state)
 
+    def _prepare_removal(self, task: _Task, state: StoredState | None, written: _Outcome | None) -> _Outcome:
+        """Decide a deletion against the current state (docs/behaviour.md#deletions)."""
+        if written is not None and written.deletion is not None and is_own_write(state, task.token):
+            # Our deletion went in although the write failed: finish the index, then announce it.
+            task.holds_claim = True
+            self._store.clear_label_index(task.ref, written.deletion.removal_id)
+            return _Outcome(Action.REMOVE, removal=written.removal)
+        now = self._clock().timestamp()
+        action = decide_removal(state, task.obj, task.result_id, now=now, claim_ttl_seconds=self._claim_ttl)
+        if action in (Action.DUPLICATE, Action.STALE, Action.UNRELATED):
+            return _Outcome(action)
+        if action is Action.IN_PROGRESS:
+            return _Outcome(
+                action,
+                retry_reason="another worker is publishing this result",
+                retry_not_before=claim_expires_in(state, now=now, claim_ttl_seconds=self._claim_ttl),
+            )
+        if action is Action.PUBLISH_STORED:
+            return self._recover_removal(task, state)
+        # The same deletion (same deletedAt) on every round of a conflict.
+        deletion = (
+            written.deletion
+            if written is not None and written.deletion is not None
+            else Deletion.of(task.obj, self._config.project_version_arn, self._clock())
+        )
+        removal = self._removal(task, state, deletion) if action is Action.REMOVE else None
+        return _Outcome(action, unsaved=True, previous=state, deletion=deletion, removal=removal)
+
+    def _removal(self, task: _Task, state: StoredState | None, deletion: Deletion) -> Removal:
+        if state is None:
+            raise StoreError("the deleted result disappeared")
+        bucket, key, project_version_arn = task.ref
+        return Removal(
+            state.result_id, bucket, key, state.version_id, project_version_arn, list(state.label_names), deletion
+        )
+
+    def _recover_removal(self, task: _Task, state: StoredState | None) -> _Outcome:
+        """A deletion stored but never announced: finish its index, then announce it (as ``_recover_stored``)."""
+        if not self._deadline.allows(STORE_SECONDS):
+            raise OutOfTimeError("not enough time left to publish the stored deletion")
+        if state is None or state.deletion is None:
+            raise StoreError("stored deletion disappeared before it was published")
+        claim = self._claim(task)
+        if claim is None:
+            return _Outcome(Action.PUBLISH_STORED, retry_reason="deletion was claimed or replaced meanwhile")
+        task.holds_claim = True
+        task.uncertain = publication_uncertain(claim.uncertain, state, task.token)
+        self._store.clear_label_index(task.ref, task.result_id)
+        return _Outcome(Action.PUBLISH_STORED, removal=self._removal(task, state, state.deletion))
+
     def _recover_stored(self, task: _Task, state: StoredState | None) -> _Outcome:
         """A stored result was never marked published: repair its index, then publish it (no relabel)."""
         if not self._deadline.allows(STORE_SECONDS):
@@ -392,11 +477,11 @@ class LabelingPipeline:
         """Claim the result for this attempt; a lost answer is retried once (idempotent for our token)."""
         try:
             return self._store.claim_publication(
-                task.ref, task.result_id, task.token, claim_ttl_seconds=self._claim_ttl
+                task.ref, task.result_id, task.token, claim_ttl_seconds=self._claim_ttl, removal=task.removal
             )
         except StoreError:
             return self._store.claim_publication(
-                task.ref, task.result_id, task.token, claim_ttl_seconds=self._claim_ttl
+                task.ref, task.result_id, task.token, claim_ttl_seconds=self._claim_ttl, removal=task.removal
             )
 
     def _save(self, tasks: Sequence[_Task], outcomes: list[_Outcome]) -> None:
@@ -407,17 +492,22 @@ class LabelingPipeline:
             for index in pending:
                 outcomes[index] = self._guarded(tasks[index], _raise, OutOfTimeError("not enough time left to store"))
             return
-        pairs = [(outcomes[i].result, outcomes[i].previous, tasks[i].token) for i in pending]
+        results = [i for i in pending if outcomes[i].deletion is None]
+        pairs = [(outcomes[i].result, outcomes[i].previous, tasks[i].token) for i in results]
         try:
             errors = self._store.save_many(pairs)  # type: ignore[arg-type]
         except Exception as failure:  # e.g. a bug in packing: retry these records
             logger.exception("Could not store results; retrying them")
-            errors = [StoreError(str(failure))] * len(pending)
-        for index, error in zip(pending, errors, strict=True):
-            task, outcome = tasks[index], outcomes[index]
+            errors = [StoreError(str(failure))] * len(results)
+        by_index: dict[int, Exception | None] = dict(zip(results, errors, strict=True))
+        for index in pending:
+            if index not in by_index:  # deletions: one conditional transaction each
+                by_index[index] = self._try_store(tasks[index], outcomes[index])
+        for index in pending:
+            task, outcome, error = tasks[index], outcomes[index], by_index[index]
             if error is None:
                 outcome.unsaved = False
-                task.holds_claim = True
+                task.holds_claim = outcome.action is not Action.RECORD_DELETION  # a tombstone has no claim
             else:
                 # A conflict, or an error whose write may still have gone in: decide again.
                 outcomes[index] = self._guarded(task, self._resolve_conflict, outcome, error)
@@ -430,16 +520,34 @@ class LabelingPipeline:
                 return outcome
             if not isinstance(error, ResultConflict):
                 raise error  # it did not go in: retry the record (nothing half-done)
-            try:
-                self._store.save(outcome.result, outcome.previous, task.token)  # type: ignore[arg-type]
+            failure = self._try_store(task, outcome)
+            if failure is None:
                 outcome.unsaved = False
-                task.holds_claim = True
+                task.holds_claim = outcome.action is not Action.RECORD_DELETION
                 return outcome
-            except ResultConflict as conflict:
-                error = conflict
+            if not isinstance(failure, ResultConflict):
+                raise failure
+            error = failure
         return _Outcome(
             Action.LABEL, retry_reason="the result kept changing concurrently", latency_ms=labeled.latency_ms
         )
+
+    def _try_store(self, task: _Task, outcome: _Outcome) -> Exception | None:
+        """Store the outcome's new result or deletion; the ResultConflict or StoreError, or None."""
+        try:
+            if outcome.deletion is not None:
+                self._store.save_removal(
+                    task.ref,
+                    outcome.deletion,
+                    outcome.previous,
+                    task.token,
+                    announce=outcome.action is Action.REMOVE,
+                )
+            else:
+                self._store.save(outcome.result, outcome.previous, task.token)  # type: ignore[arg-type]
+        except (ResultConflict, StoreError) as error:
+            return error
+        return None
 
     def _label(self, obj: S3ObjectEvent) -> tuple[LabelResult, float | None]:
         try:
@@ -462,9 +570,9 @@ class LabelingPipeline:
 
     def _ready_to_publish(
         self, tasks: Sequence[_Task], outcomes: Sequence[_Outcome], report: BatchReport
-    ) -> list[tuple[_Task, _Outcome, LabelResult]]:
-        """Account for the records that end here; the rest have a result to publish."""
-        ready: list[tuple[_Task, _Outcome, LabelResult]] = []
+    ) -> list[tuple[_Task, _Outcome, EventEntry]]:
+        """Account for the records that end here; the rest have an event to publish."""
+        ready: list[tuple[_Task, _Outcome, EventEntry]] = []
         for task, outcome in zip(tasks, outcomes, strict=True):
             if outcome.latency_ms is not None:
                 report.rekognition_latencies_ms.append(outcome.latency_ms)
@@ -491,25 +599,39 @@ class LabelingPipeline:
                     "Older event than the stored result; acknowledged",
                     extra={"objectKey": task.obj.key, "messageId": ",".join(task.message_ids)},
                 )
+            elif outcome.action is Action.UNRELATED:
+                report.ignored_events += 1
+                logger.info(
+                    "Deleted version is not the labeled one; acknowledged",
+                    extra={"objectKey": task.obj.key, "messageId": ",".join(task.message_ids)},
+                )
+            elif outcome.action is Action.RECORD_DELETION:
+                report.deletions_not_announced += 1
+                logger.info(
+                    "Deletion recorded; nothing to announce (no result, or already announced removed)",
+                    extra={"objectKey": task.obj.key, "messageId": ",".join(task.message_ids)},
+                )
+            elif outcome.removal is not None:
+                ready.append((task, outcome, build_removed_entry(outcome.removal, self._config.event_source)))
             elif outcome.result is not None:
-                ready.append((task, outcome, outcome.result))
+                ready.append((task, outcome, build_entry(outcome.result, self._config.event_source)))
         return ready
 
-    def _announce(self, ready: list[tuple[_Task, _Outcome, LabelResult]], report: BatchReport) -> None:
-        entries = [build_entry(result, self._config.event_source) for _, _, result in ready]
+    def _announce(self, ready: list[tuple[_Task, _Outcome, EventEntry]], report: BatchReport) -> None:
+        entries = [entry for _, _, entry in ready]
         try:
             sent = self._publisher.publish(entries)
         except Exception as error:  # a bug in the adapter: nothing known to be accepted
             logger.exception("Publishing failed; retrying records")
-            sent = PublishOutcome({r.result_id: f"{type(error).__name__}: {error}" for _, _, r in ready})
+            sent = PublishOutcome({task.result_id: f"{type(error).__name__}: {error}" for task, _, _ in ready})
             report.unexpected_errors += 1
         # From here on events may have been accepted: nothing below may raise or
         # put an accepted record back on the queue.
-        published: list[tuple[ObjectRef, str]] = []
-        for task, _, result in ready:
-            refusal = sent.failures.get(result.result_id)
-            unknown = result.result_id in sent.ambiguous
-            extra = {"objectKey": result.key, "messageId": ",".join(task.message_ids), "resultId": result.result_id}
+        published: list[Publication] = []
+        for task, outcome, _ in ready:
+            refusal = sent.failures.get(task.result_id)
+            unknown = task.result_id in sent.ambiguous
+            extra = {"objectKey": task.obj.key, "messageId": ",".join(task.message_ids), "resultId": task.result_id}
             # A publication that may repeat an accepted one is counted once,
             # when it is made: accepted, or with an unknown outcome itself.
             if task.uncertain and (refusal is None or unknown):
@@ -522,7 +644,16 @@ class LabelingPipeline:
                 logger.warning("Event not accepted by EventBridge; retrying record", extra={**extra, "error": refusal})
                 self._retry_record(task, refusal, report)
                 continue
-            published.append((task.ref, result.result_id))
+            if outcome.removal is not None:
+                published.append((task.ref, task.result_id, True))
+                report.removed += 1
+                logger.info(
+                    "Deletion stored and published", extra={**extra, "removedResultId": outcome.removal.result_id}
+                )
+                continue
+            result = outcome.result
+            assert result is not None  # _ready_to_publish: a removal or a result
+            published.append((task.ref, task.result_id))
             if result.status == LABELED:
                 report.labeled += 1
                 report.labels_per_image.append(result.label_count)
@@ -535,7 +666,7 @@ class LabelingPipeline:
         if published:
             self._mark_published(published, report)
 
-    def _mark_published(self, published: list[tuple[ObjectRef, str]], report: BatchReport) -> None:
+    def _mark_published(self, published: list[Publication], report: BatchReport) -> None:
         """Record the accepted events, retrying within the invocation; never raises.
 
         A mark that never lands leaves the result unpublished: only a later
@@ -553,7 +684,7 @@ class LabelingPipeline:
                     report.publish_marks_failed += len(published)
                     logger.error(
                         "Could not mark results published; a redelivery may announce them again",
-                        extra={"error": str(error), "attempts": attempt, "resultIds": [r for _, r in published]},
+                        extra={"error": str(error), "attempts": attempt, "resultIds": [p[1] for p in published]},
                     )
                     return
                 logger.warning("Mark published failed; retrying", extra={"error": str(error), "attempt": attempt})
@@ -574,7 +705,9 @@ class LabelingPipeline:
             return
         task.holds_claim = False
         try:
-            self._store.release_claim(task.ref, task.result_id, task.token, uncertain=task.uncertain)
+            self._store.release_claim(
+                task.ref, task.result_id, task.token, uncertain=task.uncertain, removal=task.removal
+            )
         except Exception as error:  # the claim then expires; its taker counts the uncertainty
             logger.warning("Could not release publish claim", extra={"objectKey": task.obj.key, "error": str(error)})
 

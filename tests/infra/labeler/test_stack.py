@@ -134,7 +134,7 @@ def test_labeler_role_has_no_managed_policies(template: Template) -> None:
     )
 
 
-def test_bucket_notifies_the_ingest_queue_of_every_created_object(template: Template) -> None:
+def test_bucket_notifies_the_ingest_queue_of_every_created_and_removed_object(template: Template) -> None:
     queue_id = ingest_queue_id(template)
     template.has_resource_properties(
         "Custom::S3BucketNotifications",
@@ -142,14 +142,16 @@ def test_bucket_notifies_the_ingest_queue_of_every_created_object(template: Temp
             "NotificationConfiguration": {
                 "QueueConfigurations": [
                     {
-                        "Events": ["s3:ObjectCreated:*"],
+                        "Events": [event],
                         "QueueArn": {"Fn::GetAtt": [queue_id, "Arn"]},
                         "Filter": Match.absent(),
                     }
+                    for event in ("s3:ObjectCreated:*", "s3:ObjectRemoved:*")  # deletions are on by default
                 ]
             },
         },
     )
+    assert template.find_resources("AWS::Events::Rule", {"Properties": {"EventPattern": {"source": ["aws.s3"]}}}) == {}
 
 
 def test_event_source_mapping_reports_batch_item_failures(template: Template) -> None:
@@ -355,7 +357,13 @@ def test_existing_bucket_prefix_and_settings(customized: Template) -> None:
             "BucketName": "acme-existing-images",
             "NotificationConfiguration": {
                 "QueueConfigurations": [
-                    Match.object_like({"Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "incoming/"}]}}})
+                    Match.object_like(
+                        {
+                            "Events": [event],
+                            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "incoming/"}]}},
+                        }
+                    )
+                    for event in ("s3:ObjectCreated:*", "s3:ObjectRemoved:*")
                 ]
             },
         },
@@ -511,3 +519,146 @@ def test_labeler_may_shorten_the_visibility_of_ingest_and_backfill_messages_only
         [{"Fn::GetAtt": [ingest_queue_id(template), "Arn"]}, {"Fn::GetAtt": [backfill_queue_id(template), "Arn"]}],
         key=str,
     )
+
+
+# -- notifications and deletions (docs/behaviour.md#configuration) ------------------------------
+
+
+def labeler_environment(template: Template) -> dict[str, str]:
+    functions = template.find_resources("AWS::Lambda::Function")
+    (variables,) = [
+        f["Properties"]["Environment"]["Variables"]
+        for f in functions.values()
+        if "RESULTS_TABLE_NAME" in f["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    return dict(variables)
+
+
+def s3_rules(template: Template) -> dict[str, Any]:
+    return template.find_resources("AWS::Events::Rule", {"Properties": {"EventPattern": {"source": ["aws.s3"]}}})
+
+
+def test_deletions_on_by_default_reach_the_labeler(template: Template) -> None:
+    assert labeler_environment(template)["DELETIONS"] == "true"
+
+
+@pytest.fixture(scope="module")
+def without_deletions() -> Template:
+    return synth(deletions="false")[1]
+
+
+def test_without_deletions_only_created_objects_are_notified(without_deletions: Template) -> None:
+    without_deletions.has_resource_properties(
+        "Custom::S3BucketNotifications",
+        {"NotificationConfiguration": {"QueueConfigurations": [Match.object_like({"Events": ["s3:ObjectCreated:*"]})]}},
+    )
+    assert labeler_environment(without_deletions)["DELETIONS"] == "false"
+
+
+@pytest.fixture(scope="module")
+def eventbridge() -> tuple[Any, Template]:
+    return synth(notifications="eventbridge")
+
+
+@pytest.fixture(scope="module")
+def eventbridge_existing() -> tuple[Any, Template]:
+    return synth(notifications="eventbridge", bucketName="acme-existing-images", keyPrefix="incoming/", deletions=False)
+
+
+def test_eventbridge_created_bucket_sends_to_eventbridge_and_has_no_queue_notification(
+    eventbridge: tuple[Any, Template],
+) -> None:
+    _, template = eventbridge
+    (notifications,) = template.find_resources("Custom::S3BucketNotifications").values()
+    assert notifications["Properties"]["NotificationConfiguration"] == {"EventBridgeConfiguration": {}}
+
+
+def test_eventbridge_rule_forwards_the_buckets_object_events_to_the_ingest_queue(
+    eventbridge: tuple[Any, Template],
+) -> None:
+    _, template = eventbridge
+    queue_id = ingest_queue_id(template)
+    ((rule_id, rule),) = s3_rules(template).items()
+    properties = rule["Properties"]
+    assert "EventBusName" not in properties  # the default bus, where S3 sends
+    pattern = properties["EventPattern"]
+    assert pattern["detail-type"] == ["Object Created", "Object Deleted"]
+    bucket_id = next(iter(template.find_resources("AWS::S3::Bucket", {"Properties": {"VersioningConfiguration": {}}})))
+    assert pattern["detail"] == {"bucket": {"name": [{"Ref": bucket_id}]}}
+    (target,) = properties["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    dlq_id = next(rid for rid in template.find_resources("AWS::SQS::Queue") if rid != queue_id)
+    # Undeliverable events reach the DLQ (which alarms), and only through this rule.
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq_id, "Arn"]}}
+    template.has_resource_properties(
+        "AWS::SQS::QueuePolicy",
+        {
+            "Queues": [{"Ref": dlq_id}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Principal": {"Service": "events.amazonaws.com"},
+                                "Action": "sqs:SendMessage",
+                                "Condition": {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}}},
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+
+
+def test_eventbridge_may_send_to_the_ingest_queue_only_for_its_rule(eventbridge: tuple[Any, Template]) -> None:
+    _, template = eventbridge
+    queue_id = ingest_queue_id(template)
+    (rule_id,) = s3_rules(template)
+    statements = [
+        statement
+        for policy in template.find_resources("AWS::SQS::QueuePolicy").values()
+        if {"Ref": queue_id} in policy["Properties"]["Queues"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Effect"] == "Allow"
+    ]
+    assert statements == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+            "Condition": {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}}},
+        }
+    ]  # and no s3.amazonaws.com statement: S3 sends nothing to the queue itself
+
+
+def test_eventbridge_with_an_existing_bucket_leaves_its_notifications_untouched(
+    eventbridge_existing: tuple[Any, Template],
+) -> None:
+    _, template = eventbridge_existing
+    assert template.find_resources("Custom::S3BucketNotifications") == {}
+    assert template.find_resources("AWS::S3::Bucket") == {}
+    (rule,) = s3_rules(template).values()
+    assert rule["Properties"]["EventPattern"] == {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],  # deletions off
+        "detail": {"bucket": {"name": ["acme-existing-images"]}, "object": {"key": [{"prefix": "incoming/"}]}},
+    }
+    assert labeler_environment(template)["DELETIONS"] == "false"
+
+
+@pytest.mark.parametrize("fixture", ["eventbridge", "eventbridge_existing"])
+def test_eventbridge_stacks_are_nag_clean(fixture: str, request: pytest.FixtureRequest) -> None:
+    stack, _template = request.getfixturevalue(fixture)
+    assert Annotations.from_stack(stack).find_error("*", Match.string_like_regexp(r"AwsSolutions-")) == []
+    assert Annotations.from_stack(stack).find_warning("*", Match.string_like_regexp(r"AwsSolutions-")) == []
+
+
+def test_labeler_iam_is_the_same_whatever_the_notifications(
+    template: Template, eventbridge: tuple[Any, Template], without_deletions: Template
+) -> None:
+    def shape(t: Template) -> list[list[str]]:
+        return sorted(sorted(actions_of(s)) for s in labeler_statements(t))
+
+    assert shape(template) == shape(eventbridge[1]) == shape(without_deletions)

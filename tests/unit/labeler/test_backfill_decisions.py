@@ -170,3 +170,12 @@ def test_replaces_travels_in_the_body_and_needs_a_version() -> None:
     request = backfill_request("b", "a.png", version_id="v1", etag="e", size=1, run_id="r", replaces="v0")
     assert parse_backfill_body(request.to_body()) == request
     assert backfill_request("b", "a.png", version_id=None, etag="e", size=1, run_id="r", replaces="v0").replaces is None
+
+
+def test_a_deleted_result_comes_back_only_for_a_version_the_listing_proved_newer() -> None:
+    deleted = _state(removal_id="removed-1", removal_published=True)
+    assert _decide(deleted) is Action.STALE  # the deleted version itself, listed again
+    assert _decide(deleted, "forced", force=True) is Action.STALE
+    assert _decide(deleted, "r2", "v2") is Action.STALE  # another version, not proven newer
+    proven = decide_backfill(deleted, "r2", "v2", force=False, now=1000.0, claim_ttl_seconds=TTL, replaces="v1")
+    assert proven is Action.LABEL

@@ -76,3 +76,53 @@ def test_min_confidence_is_bounded_to_0_100(value: float) -> None:
         jsonschema.validate(value, detail_schema)
     for ok in (0, 100, None, 55.5):
         jsonschema.validate(ok, detail_schema)
+
+
+def validate_detail(detail_type: str, detail: dict[str, Any]) -> None:
+    """Raise unless ``detail`` is a valid detail of ``detail_type`` in docs/event-schema.json."""
+    jsonschema.validate({"detail-type": detail_type, "detail": detail}, SCHEMA)
+
+
+def _removed_entry(version_id: str | None, sequencer: str | None, event_name: str) -> dict[str, Any]:
+    from labeler.domain.removal import Deletion, Removal
+    from labeler.domain.result_event import REMOVED, build_removed_entry
+
+    deletion = Deletion("rm1", "2026-11-24T10:20:00.123Z", event_name, version_id, sequencer)
+    removal = Removal("r1", "bucket", "dir/a b.png", version_id, ARN, ["scratch", "dent"], deletion)
+    entry = build_removed_entry(removal, "autolabel")
+    assert entry.detail_type == REMOVED and entry.result_id == "rm1"  # keyed by the deletion, not the result
+    assert json.loads(entry.detail_json) == entry.detail
+    return entry.detail
+
+
+@pytest.mark.parametrize(
+    ("version_id", "sequencer", "event_name"),
+    [
+        ("dm1", "0055AED6DCD902A0F1", "ObjectRemoved:DeleteMarkerCreated"),
+        ("v1", "0A", "ObjectRemoved:Delete"),
+        (None, None, "ObjectRemoved:Delete"),  # unversioned bucket, an emulator without sequencers
+    ],
+)
+def test_built_removed_events_follow_the_schema(version_id: str | None, sequencer: str | None, event_name: str) -> None:
+    validate_detail("Custom Labels Removed", _removed_entry(version_id, sequencer, event_name))
+
+
+def test_the_schema_refuses_a_malformed_removed_event() -> None:
+    detail = _removed_entry("dm1", "0A", "ObjectRemoved:DeleteMarkerCreated")
+    broken_details = [
+        {**detail, "schemaVersion": "2"},
+        {**detail, "deletedAt": "yesterday"},
+        {**detail, "deletion": {**detail["deletion"], "eventName": "ObjectCreated:Put"}},
+        {k: v for k, v in detail.items() if k != "removalId"},
+    ]
+    for broken in broken_details:
+        with pytest.raises(jsonschema.ValidationError):
+            validate_detail("Custom Labels Removed", broken)
+
+
+def test_the_documented_removed_example_follows_the_schema() -> None:
+    text = (DOCS / "events.md").read_text()
+    section = text[text.index("## Custom Labels Removed") :]
+    example = json.loads(re.search(r"```json\n(.*?)```", section, re.S).group(1))  # type: ignore[union-attr]
+    assert example["detail-type"] == "Custom Labels Removed"
+    jsonschema.validate(example, SCHEMA)

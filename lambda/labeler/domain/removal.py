@@ -1,0 +1,69 @@
+"""A deletion of a labeled object: what is stored with the result, and what is announced.
+
+docs/behaviour.md#deletions: the result is kept and marked deleted (``deletedAt``,
+``deletion``, ``removalId``), its label-index items are removed, and consumers
+get one ``Custom Labels Removed`` event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from labeler.domain.label_result import iso_timestamp
+from labeler.domain.s3_notification import S3ObjectEvent
+
+# The status of a result item that records a deletion of an object that had
+# no result yet (a tombstone): it keeps an older notification from labeling it.
+DELETED = "DELETED"
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """The deletion event as stored on the result item (``deletion`` map) and announced."""
+
+    removal_id: str
+    deleted_at: str
+    event_name: str
+    version_id: str | None
+    sequencer: str | None
+
+    @classmethod
+    def of(cls, obj: S3ObjectEvent, project_version_arn: str, moment: datetime) -> Deletion:
+        return cls(
+            obj.removal_id(project_version_arn), iso_timestamp(moment), obj.event_name, obj.version_id, obj.sequencer
+        )
+
+    def stored(self) -> dict[str, Any]:
+        """The ``deletion`` map of the result item (absent values left out)."""
+        fields = {"eventName": self.event_name, "versionId": self.version_id, "sequencer": self.sequencer}
+        return {name: value for name, value in fields.items() if value is not None}
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Deletion | None:
+        """The deletion recorded on a result item (plain values), or None."""
+        removal_id = item.get("removalId")
+        if not removal_id:
+            return None
+        stored = item.get("deletion") or {}
+        return cls(
+            removal_id=str(removal_id),
+            deleted_at=str(item.get("deletedAt", "")),
+            event_name=str(stored.get("eventName", "")),
+            version_id=stored.get("versionId"),
+            sequencer=stored.get("sequencer"),
+        )
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What a ``Custom Labels Removed`` event announces: the removed result and the deletion."""
+
+    result_id: str
+    bucket: str
+    key: str
+    version_id: str | None
+    project_version_arn: str
+    label_names: list[str]
+    deletion: Deletion
