@@ -391,10 +391,15 @@ class ResultStore:
             values[f":d{i}"] = serialize(value)
         expression = f"SET {', '.join(assignments)}, #wid = :me"
         if announce:
-            # This writer publishes next; nothing of the new publication was sent, so no uncertainty carries over.
-            names.update({"#claim": "publishClaimedAt", "#by": "publishClaimedBy", "#unc": "publishUncertain"})
+            # This writer publishes next. Of a result, nothing of the Removed was sent: no uncertainty
+            # carries over. Of a deletion replaced by a newer one, an earlier Removed of the same result
+            # may have been accepted: its uncertainty is kept, and the next publication counted.
+            names.update({"#claim": "publishClaimedAt", "#by": "publishClaimedBy"})
             values[":now"] = serialize(self._clock())
-            expression += ", #claim = :now, #by = :me REMOVE #unc"
+            expression += ", #claim = :now, #by = :me"
+            if not previous.deleted:
+                names["#unc"] = "publishUncertain"
+                expression += " REMOVE #unc"
         update = {
             "Update": {
                 "TableName": self._table,

@@ -394,6 +394,11 @@ class LabelingPipeline:
             else Deletion.of(task.obj, self._config.project_version_arn, self._clock())
         )
         removal = self._removal(task, state, deletion) if action is Action.REMOVE else None
+        if action is Action.REMOVE and state is not None and state.deleted:
+            # A newer deletion of a deleted object whose Removed was never recorded as accepted: an
+            # earlier attempt may have sent it (unknown outcome, or a claim that expired), so this
+            # Removed of the same result may repeat it, and is counted.
+            task.uncertain = publication_uncertain(False, state, task.token)
         return _Outcome(action, unsaved=True, previous=state, deletion=deletion, removal=removal)
 
     def _removal(self, task: _Task, state: StoredState | None, deletion: Deletion) -> Removal:
