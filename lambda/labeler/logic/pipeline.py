@@ -238,17 +238,15 @@ class LabelingPipeline:
         """Bring transient failures back after a short delay instead of the queue's visibility timeout."""
         if self._ingest_queue is None or not report.retry_soon:
             return
-        delays = [
-            RetryDelay(
-                message.queue_arn,
-                message.receipt_handle,
-                retry_delay_seconds(
-                    message.receive_count, self._draw, not_before=report.retry_soon[message.message_id]
-                ),
+        delays: list[RetryDelay] = []
+        for message in messages:
+            if message.message_id not in report.retry_soon or not message.receipt_handle or not message.queue_arn:
+                continue
+            seconds = retry_delay_seconds(
+                message.receive_count, self._draw, not_before=report.retry_soon[message.message_id]
             )
-            for message in messages
-            if message.message_id in report.retry_soon and message.receipt_handle and message.queue_arn
-        ]
+            if seconds is not None:  # None: its later retries wait the queue's timeout
+                delays.append(RetryDelay(message.queue_arn, message.receipt_handle, seconds))
         if not delays:
             return
         try:

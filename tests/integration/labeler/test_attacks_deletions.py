@@ -11,8 +11,10 @@ from typing import Any
 
 from botocore.exceptions import ReadTimeoutError
 
-from labeler.logic.pipeline import BatchReport, InboundMessage, LabelingPipeline
-from local.faults import Call
+from infra.settings import StackSettings
+from labeler.adapters.clients import AwsClients
+from labeler.logic.pipeline import BatchReport, InboundMessage, LabelingPipeline, build_pipeline
+from local.faults import Call, client_error
 from local.samples import make_image
 from tests.integration.labeler.test_formats_and_deletions import REMOVED, of_type, with_deletions
 from tests.support.builders import notification_body, s3_removal_record
@@ -82,3 +84,64 @@ def test_newer_deletion_after_an_unknown_removed_outcome_counts_the_repeat(harne
     assert len(removed) == 2 and removed[0]["resultId"] == removed[1]["resultId"]
     ambiguous = first.ambiguous_publishes + second.ambiguous_publishes + retry.ambiguous_publishes
     assert ambiguous >= len(removed) - 1, "a repeated Removed of one result was not counted"
+
+
+# -- 2. short retry delays spend the receives of a message in about a minute --------------
+
+
+class RecordedDelays:
+    """An ingest queue that records the visibility timeouts the pipeline sets."""
+
+    def __init__(self) -> None:
+        self.seconds: list[int] = []
+
+    def delay(self, delays: Any) -> int:
+        self.seconds.extend(d.seconds for d in delays)
+        return 0
+
+
+class ThrottledUntil:
+    """A model that throttles every call before the (virtual) time ``until``."""
+
+    def __init__(self, model: Any, clock: list[float], until: float) -> None:
+        self._model, self._clock, self._until = model, clock, until
+
+    def detect_custom_labels(self, **request: Any) -> dict[str, Any]:
+        if self._clock[0] < self._until:
+            raise client_error("ThrottlingException", operation="DetectCustomLabels")
+        return dict(self._model.detect_custom_labels(**request))
+
+
+def test_a_ten_minute_throttling_storm_does_not_dead_letter_what_the_queue_timeout_survived(
+    harness: Harness,
+) -> None:
+    """Promise (docs/behaviour.md#failures): a transient fault is retried, DLQ only "if it persists".
+
+    With the stack's defaults (maxReceiveCount 5, visibility timeout 6 min) a
+    record throttled on every receive used to have 4 x 6 = 24 minutes before
+    its fifth and last receive. The short delays (5, 10, 20, 40 s at most)
+    spend all five receives in 75 s: a burst that keeps the model throttled
+    for a few minutes now dead-letters records the old timeout carried
+    through. Virtual time: each receive happens when the delay the pipeline
+    set (or the queue's timeout) has passed; even the most generous jitter
+    is drawn.
+    """
+    defaults = StackSettings(project_version_arn="arn")
+    clock = [0.0]
+    upload = harness.upload_quietly("a.png", SCRATCH)
+    body = notification_body(harness.record_for("a.png", upload, sequencer="0A"))
+    model = ThrottledUntil(harness.model, clock, until=600.0)
+    queue = RecordedDelays()
+    pipeline = build_pipeline(harness.config, AwsClients(model, harness.dynamodb, harness.events))
+    pipeline._ingest_queue = queue  # type: ignore[assignment]
+    pipeline._draw = lambda low, high: high  # the longest delay each time
+    for receive in range(1, defaults.max_receive_count + 1):
+        assert queue.seconds == []
+        message = InboundMessage("m1", body, receipt_handle=f"r{receive}", receive_count=receive, queue_arn="arn")
+        report = pipeline.process([message])
+        if not report.failed_messages:
+            break
+        clock[0] += queue.seconds.pop() if queue.seconds else defaults.queue_visibility_timeout_seconds
+    else:
+        raise AssertionError(f"dead-lettered after {clock[0]:.0f} s of throttling")
+    assert report.labeled == 1
