@@ -295,6 +295,37 @@ class ResultStore:
             raise StoreError(f"Query (load result) failed: {error}") from error
         return to_result(item) if item is not None else None
 
+    def model_versions(self, bucket: str, key: str) -> list[str]:
+        """The model version ARNs that have a result item for the object (strongly consistent)."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+            "FilterExpression": "#type = :result",
+            "ProjectionExpression": "#arn",
+            "ExpressionAttributeNames": {
+                "#pk": layout.PARTITION_KEY,
+                "#sk": layout.SORT_KEY,
+                "#type": "itemType",
+                "#arn": "projectVersionArn",
+            },
+            "ExpressionAttributeValues": {
+                ":pk": {"S": layout.object_partition(bucket, key)},
+                ":prefix": {"S": layout.RESULT_PREFIX},
+                ":result": {"S": layout.ITEM_TYPE_RESULT},
+            },
+            "ConsistentRead": True,
+        }
+        arns: list[str] = []
+        while True:
+            try:
+                response = self._client.query(**request)
+            except AWS_ERRORS as error:
+                raise StoreError(f"Query (model versions) failed: {error}") from error
+            arns.extend(str(deserialize_item(raw)["projectVersionArn"]) for raw in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return arns
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def current_state(self, ref: ObjectRef) -> StoredState | None:
         try:
             response = self._client.get_item(TableName=self._table, Key=result_key(*ref), ConsistentRead=True)

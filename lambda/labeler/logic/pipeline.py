@@ -216,7 +216,7 @@ class LabelingPipeline:
         return report
 
     def _process(self, messages: Sequence[InboundMessage], report: BatchReport) -> None:
-        tasks = self._collect(messages, report)
+        tasks = self._with_other_model_versions(self._collect(messages, report), report)
         if not tasks:
             return
         try:
@@ -305,6 +305,34 @@ class LabelingPipeline:
             tasks.append(_Task(newest, (newest.bucket, newest.key, arn), ident, work.message_ids, removal=removal))
         return tasks
 
+    def _with_other_model_versions(self, tasks: list[_Task], report: BatchReport) -> list[_Task]:
+        """Add, for each deletion, one task per other model version that has a result for the object.
+
+        docs/behaviour.md#deletions: a deletion marks every model version's
+        current result deleted (results of an earlier model version stay, and
+        answer find_by_label, until the object is deleted).
+        """
+        arn = self._config.project_version_arn
+        extended: list[_Task] = []
+        for task in tasks:
+            extended.append(task)
+            if not task.removal:
+                continue
+            bucket, key, _ = task.ref
+            try:
+                others = [other for other in self._store.model_versions(bucket, key) if other != arn]
+            except StoreError as error:
+                logger.warning("Could not list the results of a deleted object; retrying", extra={"error": str(error)})
+                report.fail(task.message_ids, str(error))
+                report.retries += 1
+                extended.pop()
+                continue
+            extended.extend(
+                _Task(task.obj, (bucket, key, other), task.obj.removal_id(other), task.message_ids, removal=True)
+                for other in others
+            )
+        return extended
+
     def _guarded(self, task: _Task, step: Callable[..., _Outcome], *args: Any) -> _Outcome:
         """Run a step for a task; any failure becomes a retry of that task's messages."""
         extra = {"objectKey": task.obj.key, "messageId": ",".join(task.message_ids), "resultId": task.result_id}
@@ -389,7 +417,7 @@ class LabelingPipeline:
         deletion = (
             written.deletion
             if written is not None and written.deletion is not None
-            else Deletion.of(task.obj, self._config.project_version_arn, self._clock())
+            else Deletion.of(task.obj, task.ref[2], self._clock())
         )
         removal = self._removal(task, state, deletion) if action is Action.REMOVE else None
         if action is Action.REMOVE and state is not None and state.deleted:

@@ -7,6 +7,7 @@ never by sleeping.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ReadTimeoutError
@@ -145,3 +146,34 @@ def test_a_ten_minute_throttling_storm_does_not_dead_letter_what_the_queue_timeo
     else:
         raise AssertionError(f"dead-lettered after {clock[0]:.0f} s of throttling")
     assert report.labeled == 1
+
+
+# -- 3. a deletion after a model version change -------------------------------------------
+
+NEW_ARN = "arn:aws:rekognition:us-east-1:123456789012:project/autolabel/version/autolabel.2/1700000000001"
+
+
+def test_deletion_after_a_model_change_removes_every_model_versions_labels(harness: Harness) -> None:
+    """Promise (docs/behaviour.md#deletions): "For each model version's current result of the key" the
+    result is marked deleted and its labels leave find_by_label.
+
+    The object was labeled by the old model version; the stack now runs a new
+    one (the old results stay, and find_by_label keeps answering with them).
+    Deleting the object must remove it from find_by_label for every model
+    version, not only for the one configured now.
+    """
+    with_deletions(harness)
+    label(harness)
+    assert [f["key"] for f in harness.by_label("scratch")] == ["a.png"]
+    harness.config = replace(harness.config, project_version_arn=NEW_ARN)
+    new_model = harness.build_pipeline()
+    report = run(new_model, delete_marker(harness, "0C", "dm1"))
+    assert report.failed_messages == {}
+    assert harness.by_label("scratch") == [], "the deleted object still answers find_by_label"
+    old = harness.result("a.png")  # the old model version's result
+    assert old is not None and old["deletion"]["sequencer"] == "0C"
+    removed = of_type(harness.new_events(), REMOVED)
+    assert [(r["resultId"], r["projectVersionArn"]) for r in removed] == [(old["resultId"], old["projectVersionArn"])]
+    assert removed[0]["removalId"] == old["removalId"]
+    again = run(new_model, delete_marker(harness, "0C", "dm1"))  # a redelivery: nothing more
+    assert again.failed_messages == {} and again.removed == 0 and harness.new_events() == []
