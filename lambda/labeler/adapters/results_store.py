@@ -413,8 +413,15 @@ class ResultStore:
             )
             return
         condition = current_condition(previous)
-        names = {**condition["ExpressionAttributeNames"], "#wid": "writeId"}
+        names = {**condition["ExpressionAttributeNames"], "#wid": "writeId", "#by": "publishClaimedBy"}
         values = {**condition["ExpressionAttributeValues"], ":me": {"S": token}}
+        # Nobody claimed its publication since it was read: a deletion never lands while another
+        # attempt that took the result (or an earlier deletion) over is about to announce it.
+        if previous.publish_claimed_by is None:
+            claim_condition = "attribute_not_exists(#by)"
+        else:
+            claim_condition = "#by = :claimedBy"
+            values[":claimedBy"] = {"S": previous.publish_claimed_by}
         attributes = {**deletion_attributes(deletion), "removalPublished": not announce}
         assignments = [f"#d{i} = :d{i}" for i in range(len(attributes))]
         for i, (name, value) in enumerate(attributes.items()):
@@ -425,7 +432,7 @@ class ResultStore:
             # This writer publishes next. Of a result, nothing of the Removed was sent: no uncertainty
             # carries over. Of a deletion replaced by a newer one, an earlier Removed of the same result
             # may have been accepted: its uncertainty is kept, and the next publication counted.
-            names.update({"#claim": "publishClaimedAt", "#by": "publishClaimedBy"})
+            names["#claim"] = "publishClaimedAt"
             values[":now"] = serialize(self._clock())
             expression += ", #claim = :now, #by = :me"
             if not previous.deleted:
@@ -436,7 +443,7 @@ class ResultStore:
                 "TableName": self._table,
                 "Key": result_key(*ref),
                 "UpdateExpression": expression,
-                "ConditionExpression": condition["ConditionExpression"],
+                "ConditionExpression": f"{condition['ConditionExpression']} AND {claim_condition}",
                 "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": values,
             }

@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import boto3
 from botocore.exceptions import ReadTimeoutError
 
 from infra.settings import StackSettings
 from labeler.adapters.clients import AwsClients
 from labeler.logic.pipeline import BatchReport, InboundMessage, LabelingPipeline, build_pipeline
-from local.faults import Call, client_error
+from local.faults import Call, FaultyClient, client_error, put_events_rejecting
 from local.samples import make_image
 from tests.integration.labeler.test_formats_and_deletions import REMOVED, of_type, with_deletions
 from tests.support.builders import notification_body, s3_removal_record
@@ -177,3 +178,61 @@ def test_deletion_after_a_model_change_removes_every_model_versions_labels(harne
     assert removed[0]["removalId"] == old["removalId"]
     again = run(new_model, delete_marker(harness, "0C", "dm1"))  # a redelivery: nothing more
     assert again.failed_messages == {} and again.removed == 0 and harness.new_events() == []
+
+
+# -- 4. a deletion racing a takeover of the create's publication ---------------------------
+
+
+def test_deletion_decided_before_a_takeover_claim_never_lets_detected_follow_removed(harness: Harness) -> None:
+    """Promise (docs/behaviour.md#deletions): a deletion of a result whose own event is being
+    published right now waits for that publication; no Detected after its Removed.
+
+    The result is stored but unannounced, unclaimed (its PutEvents was refused).
+    Worker D (a delete marker) reads it; then worker C (the create's retry)
+    claims it and is about to send Detected; D's conditional write only checks
+    the result and the deletion, not the claim, so it goes in and D announces
+    Removed; then C sends Detected of the deleted result.
+    """
+    with_deletions(harness)
+    upload = harness.upload_quietly("a.png", SCRATCH)
+    create = notification_body(harness.record_for("a.png", upload, sequencer="0A"))
+    harness.events.faults["put_events"] = put_events_rejecting(lambda _entry: True)
+    assert len(run(harness.pipeline, create).failed_messages) == 1  # stored, unannounced, claim released
+    sent: list[str] = []
+
+    # D's batch read happens now, before C's claim (replayed to D when it runs).
+    d_dynamodb = FaultyClient(boto3.client("dynamodb"))
+    cached: list[Any] = []
+
+    def read_once_then_replay(kwargs: dict[str, Any], call: Call) -> Any:
+        if not cached:
+            cached.append(call(**kwargs))
+        return cached[0]
+
+    d_dynamodb.faults["batch_get_item"] = read_once_then_replay
+    worker_d = build_pipeline(harness.config, AwsClients(harness.model, d_dynamodb, harness.events))
+    worker_d._store.current_states([(harness.resources.bucket, "a.png", harness.config.project_version_arn)])
+    assert cached
+    d_ran = [False]
+
+    def d_runs_before_c_sends(kwargs: dict[str, Any], call: Call) -> Any:
+        if not d_ran[0]:
+            d_ran[0] = True
+            run(worker_d, delete_marker(harness, "0C", "dm1"))
+        answer = call(**kwargs)
+        sent.extend(entry["DetailType"] for entry in kwargs["Entries"])
+        return answer
+
+    harness.events.faults["put_events"] = d_runs_before_c_sends
+    run(harness.build_pipeline(), create)  # C: the create's retry takes the result over
+    d_dynamodb.faults.clear()
+    for _ in range(3):  # whatever was retried comes back
+        run(worker_d, delete_marker(harness, "0C", "dm1"))
+        run(harness.build_pipeline(), create)
+    # sent: in call order, inner (D's) calls first; Detected must never come after Removed.
+    detected = [n for n, kind in enumerate(sent) if kind == "Custom Labels Detected"]
+    removed = [n for n, kind in enumerate(sent) if kind == REMOVED]
+    assert len(removed) == 1
+    assert all(n < removed[0] for n in detected), f"Detected sent after Removed: {sent}"
+    result = harness.result("a.png")
+    assert result is not None and result["removalPublished"] is True and harness.by_label("scratch") == []
