@@ -111,6 +111,12 @@ def decide(
     """The action for the version ``result_id`` (with ``sequencer``) against the stored ``state``."""
     if state is None:
         return Action.LABEL
+    if state.deleted and state.deletion is not None and state.deletion.removes_one_version:
+        # A permanent delete of the result's version says nothing about other versions: they are
+        # ordered against the deleted result, as if it were current; its own version stays deleted.
+        if state.result_id == result_id or sequencer_is_newer(state.sequencer, sequencer):
+            return Action.STALE
+        return Action.LABEL
     if state.deleted:
         # A create never brings back a deleted result unless it is newer than the deletion.
         if sequencer_is_newer(sequencer, state.deletion_sequencer):

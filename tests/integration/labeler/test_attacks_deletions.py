@@ -236,3 +236,39 @@ def test_deletion_decided_before_a_takeover_claim_never_lets_detected_follow_rem
     assert all(n < removed[0] for n in detected), f"Detected sent after Removed: {sent}"
     result = harness.result("a.png")
     assert result is not None and result["removalPublished"] is True and harness.by_label("scratch") == []
+
+
+# -- 5. a permanent delete of one version orders the creation of other versions ------------
+
+
+def test_permanent_delete_of_the_labeled_version_does_not_block_a_newer_version(harness: Harness) -> None:
+    """Promise (docs/behaviour.md#deletions, #ordering): a permanent delete of one version only
+    competes with that version's own creation; the newest version of the key ends labeled.
+
+    v1 is labeled (0A); v2 is uploaded (0B) but its notification is delayed;
+    v1 is then permanently deleted (0C). S3 now shows v2. The deletion removes
+    v1's result, as it should; v2's notification, older than the version
+    deletion but of another version, must still be labeled.
+    """
+    with_deletions(harness)
+    v1 = label(harness, sequencer="0A")
+    v2 = harness.upload_quietly("a.png", DENT)
+    version_delete = notification_body(
+        s3_removal_record(
+            "a.png",
+            bucket=harness.resources.bucket,
+            version_id=v1["VersionId"],
+            sequencer="0C",
+            event_name="ObjectRemoved:Delete",
+        )
+    )
+    assert run(harness.pipeline, version_delete).failed_messages == {}
+    assert len(of_type(harness.new_events(), REMOVED)) == 1
+    report = run(harness.pipeline, notification_body(harness.record_for("a.png", v2, sequencer="0B")))
+    assert report.failed_messages == {} and report.labeled == 1, "the current version was never labeled"
+    result = harness.result("a.png")
+    assert result is not None and result["versionId"] == v2["VersionId"] and "deletedAt" not in result
+    assert [f["key"] for f in harness.by_label("dent")] == ["a.png"] and harness.by_label("scratch") == []
+    # v1's own notification again (a redrive): still deleted, never relabeled.
+    again = run(harness.pipeline, notification_body(harness.record_for("a.png", v1, sequencer="0A")))
+    assert again.stale == 1 and harness.rekognition_calls() == 2
