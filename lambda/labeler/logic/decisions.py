@@ -158,8 +158,13 @@ def decide_removal(
     elif state is None:
         return Action.RECORD_DELETION
     if state.deleted:
-        if not sequencer_is_newer(removal.sequencer, state.deletion_sequencer):
-            newer = sequencer_is_newer(state.deletion_sequencer, removal.sequencer)
+        # A permanent delete of the result's version orders only that version: a deletion of the key
+        # newer than the deleted result is recorded over it (it orders the other versions' uploads).
+        recorded = state.deletion_sequencer
+        if state.deletion is not None and state.deletion.removes_one_version:
+            recorded = state.sequencer or recorded
+        if not sequencer_is_newer(removal.sequencer, recorded):
+            newer = sequencer_is_newer(recorded, removal.sequencer)
             return Action.STALE if newer else Action.DUPLICATE
         # A newer deletion of a deleted object (another delete marker, or a delete after an upload not
         # seen yet) is recorded, so that it orders later events; the result was announced removed already.

@@ -272,3 +272,29 @@ def test_permanent_delete_of_the_labeled_version_does_not_block_a_newer_version(
     # v1's own notification again (a redrive): still deleted, never relabeled.
     again = run(harness.pipeline, notification_body(harness.record_for("a.png", v1, sequencer="0A")))
     assert again.stale == 1 and harness.rekognition_calls() == 2
+
+
+def test_delete_marker_arriving_after_a_later_version_delete_still_hides_older_uploads(harness: Harness) -> None:
+    """v1 labeled (0A); v2 uploaded (0B); a delete marker hides the key (0C); v1 is then
+    permanently deleted (0D). Delivered: v1, the version delete, the marker, v2. The
+    marker is older than the version delete but is the key's deletion: v2, older
+    than the marker, must not be labeled.
+    """
+    with_deletions(harness)
+    v1 = label(harness, sequencer="0A")
+    v2 = harness.upload_quietly("a.png", DENT)
+    version_delete = notification_body(
+        s3_removal_record(
+            "a.png",
+            bucket=harness.resources.bucket,
+            version_id=v1["VersionId"],
+            sequencer="0D",
+            event_name="ObjectRemoved:Delete",
+        )
+    )
+    assert run(harness.pipeline, version_delete).failed_messages == {}
+    assert run(harness.pipeline, delete_marker(harness, "0C", "dm1")).failed_messages == {}
+    report = run(harness.pipeline, notification_body(harness.record_for("a.png", v2, sequencer="0B")))
+    assert report.failed_messages == {} and report.labeled == 0, "an upload hidden by a delete marker was labeled"
+    assert harness.by_label("dent") == [] and harness.by_label("scratch") == []
+    assert len(of_type(harness.new_events(), REMOVED)) == 1
