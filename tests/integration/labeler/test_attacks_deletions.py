@@ -19,7 +19,7 @@ from labeler.logic.pipeline import BatchReport, InboundMessage, LabelingPipeline
 from local.faults import Call, FaultyClient, client_error, put_events_rejecting
 from local.samples import make_image
 from tests.integration.labeler.test_formats_and_deletions import REMOVED, of_type, with_deletions
-from tests.support.builders import notification_body, s3_removal_record
+from tests.support.builders import eventbridge_body, notification_body, s3_removal_record, sns_body
 from tests.support.harness import Harness
 
 SCRATCH = make_image({"scratch": (0.1, 0.1, 0.3, 0.3)})
@@ -298,3 +298,64 @@ def test_delete_marker_arriving_after_a_later_version_delete_still_hides_older_u
     assert report.failed_messages == {} and report.labeled == 0, "an upload hidden by a delete marker was labeled"
     assert harness.by_label("dent") == [] and harness.by_label("scratch") == []
     assert len(of_type(harness.new_events(), REMOVED)) == 1
+
+
+# -- held: races that the conditions and claims already handle ------------------------------
+
+
+def test_two_deletions_racing_one_write_each_end_with_the_newest_and_one_removed(harness: Harness) -> None:
+    with_deletions(harness)
+    label(harness)
+    newer = harness.build_pipeline()
+    raced = [False]
+
+    def newer_deletion_writes_first(kwargs: dict[str, Any], call: Call) -> Any:
+        if not raced[0] and "removalPublished" in str(kwargs):
+            raced[0] = True
+            assert run(newer, delete_marker(harness, "0D", "dm2")).failed_messages == {}
+        return call(**kwargs)
+
+    harness.dynamodb.faults["transact_write_items"] = newer_deletion_writes_first
+    older = run(harness.pipeline, delete_marker(harness, "0C", "dm1"))
+    assert raced == [True] and older.failed_messages == {} and older.stale == 1
+    result = harness.result("a.png")
+    assert result is not None and result["deletion"]["sequencer"] == "0D" and result["removalPublished"] is True
+    assert len(of_type(harness.new_events(), REMOVED)) == 1 and harness.by_label("scratch") == []
+
+
+def test_deletion_during_the_creates_publication_waits_for_its_claim_then_follows_it(harness: Harness) -> None:
+    with_deletions(harness)
+    upload = harness.upload_quietly("a.png", SCRATCH)
+    deleter = harness.build_pipeline()
+    sent: list[str] = []
+    reports: list[BatchReport] = []
+
+    def deletion_while_detected_is_in_flight(kwargs: dict[str, Any], call: Call) -> Any:
+        if not reports:
+            reports.append(run(deleter, delete_marker(harness, "0C", "dm1")))
+        answer = call(**kwargs)
+        sent.extend(entry["DetailType"] for entry in kwargs["Entries"])
+        return answer
+
+    harness.events.faults["put_events"] = deletion_while_detected_is_in_flight
+    assert run(harness.pipeline, notification_body(harness.record_for("a.png", upload, sequencer="0A"))).labeled == 1
+    (waiting,) = reports
+    assert len(waiting.failed_messages) == 1 and sent == ["Custom Labels Detected"]
+    # It comes back when the claim would have expired (not after a 5 s retry that spends a receive).
+    assert min(waiting.retry_soon.values()) > 100
+    assert run(deleter, delete_marker(harness, "0C", "dm1")).removed == 1
+    assert sent == ["Custom Labels Detected", REMOVED] and harness.by_label("scratch") == []
+
+
+def test_the_same_deletion_in_three_formats_is_announced_once(harness: Harness) -> None:
+    with_deletions(harness)
+    label(harness, key="a b+c.png")
+    direct = delete_marker(harness, "0C", "dm1", key="a b+c.png")  # key URL-encoded
+    bridge = eventbridge_body(
+        "a b+c.png", bucket=harness.resources.bucket, version_id="dm1", sequencer="0C", deleted="Delete Marker Created"
+    )
+    reports = [run(harness.build_pipeline(), body) for body in (bridge, sns_body(direct), direct)]
+    reports.append(run(harness.build_pipeline(), bridge, direct))  # both in one batch
+    assert all(r.failed_messages == {} for r in reports)
+    assert sum(r.removed for r in reports) == 1
+    assert len(of_type(harness.new_events(), REMOVED)) == 1 and harness.by_label("scratch") == []
