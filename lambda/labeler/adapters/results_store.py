@@ -304,6 +304,37 @@ class ResultStore:
             raise StoreError(f"Query (load result) failed: {error}") from error
         return to_result(item) if item is not None else None
 
+    def model_versions(self, bucket: str, key: str) -> list[str]:
+        """The model version ARNs that have a result item for the object (strongly consistent)."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+            "FilterExpression": "#type = :result",
+            "ProjectionExpression": "#arn",
+            "ExpressionAttributeNames": {
+                "#pk": layout.PARTITION_KEY,
+                "#sk": layout.SORT_KEY,
+                "#type": "itemType",
+                "#arn": "projectVersionArn",
+            },
+            "ExpressionAttributeValues": {
+                ":pk": {"S": layout.object_partition(bucket, key)},
+                ":prefix": {"S": layout.RESULT_PREFIX},
+                ":result": {"S": layout.ITEM_TYPE_RESULT},
+            },
+            "ConsistentRead": True,
+        }
+        arns: list[str] = []
+        while True:
+            try:
+                response = self._client.query(**request)
+            except AWS_ERRORS as error:
+                raise StoreError(f"Query (model versions) failed: {error}") from error
+            arns.extend(str(deserialize_item(raw)["projectVersionArn"]) for raw in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return arns
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def current_state(self, ref: ObjectRef) -> StoredState | None:
         try:
             response = self._client.get_item(TableName=self._table, Key=result_key(*ref), ConsistentRead=True)
@@ -391,8 +422,15 @@ class ResultStore:
             )
             return
         condition = current_condition(previous)
-        names = {**condition["ExpressionAttributeNames"], "#wid": "writeId"}
+        names = {**condition["ExpressionAttributeNames"], "#wid": "writeId", "#by": "publishClaimedBy"}
         values = {**condition["ExpressionAttributeValues"], ":me": {"S": token}}
+        # Nobody claimed its publication since it was read: a deletion never lands while another
+        # attempt that took the result (or an earlier deletion) over is about to announce it.
+        if previous.publish_claimed_by is None:
+            claim_condition = "attribute_not_exists(#by)"
+        else:
+            claim_condition = "#by = :claimedBy"
+            values[":claimedBy"] = {"S": previous.publish_claimed_by}
         attributes = {**deletion_attributes(deletion), "removalPublished": not announce}
         assignments = [f"#d{i} = :d{i}" for i in range(len(attributes))]
         for i, (name, value) in enumerate(attributes.items()):
@@ -400,16 +438,21 @@ class ResultStore:
             values[f":d{i}"] = serialize(value)
         expression = f"SET {', '.join(assignments)}, #wid = :me"
         if announce:
-            # This writer publishes next; nothing of the new publication was sent, so no uncertainty carries over.
-            names.update({"#claim": "publishClaimedAt", "#by": "publishClaimedBy", "#unc": "publishUncertain"})
+            # This writer publishes next. Of a result, nothing of the Removed was sent: no uncertainty
+            # carries over. Of a deletion replaced by a newer one, an earlier Removed of the same result
+            # may have been accepted: its uncertainty is kept, and the next publication counted.
+            names["#claim"] = "publishClaimedAt"
             values[":now"] = serialize(self._clock())
-            expression += ", #claim = :now, #by = :me REMOVE #unc"
+            expression += ", #claim = :now, #by = :me"
+            if not previous.deleted:
+                names["#unc"] = "publishUncertain"
+                expression += " REMOVE #unc"
         update = {
             "Update": {
                 "TableName": self._table,
                 "Key": result_key(*ref),
                 "UpdateExpression": expression,
-                "ConditionExpression": condition["ConditionExpression"],
+                "ConditionExpression": f"{condition['ConditionExpression']} AND {claim_condition}",
                 "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": values,
             }

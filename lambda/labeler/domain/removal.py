@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from labeler.domain.label_result import iso_timestamp
-from labeler.domain.s3_notification import S3ObjectEvent
+from labeler.domain.s3_notification import DELETE, S3ObjectEvent
 
 # The status of a result item that records a deletion of an object that had
 # no result yet (a tombstone): it keeps an older notification from labeling it.
@@ -34,6 +34,11 @@ class Deletion:
         return cls(
             obj.removal_id(project_version_arn), iso_timestamp(moment), obj.event_name, obj.version_id, obj.sequencer
         )
+
+    @property
+    def removes_one_version(self) -> bool:
+        """A permanent delete of one version: it orders that version's creation only."""
+        return self.event_name == DELETE and self.version_id is not None
 
     def stored(self) -> dict[str, Any]:
         """The ``deletion`` map of the result item (absent values left out)."""

@@ -126,6 +126,12 @@ def decide(
     """
     if state is None:
         return Action.LABEL
+    if state.deleted and state.deletion is not None and state.deletion.removes_one_version:
+        # A permanent delete of the result's version says nothing about other versions: they are
+        # ordered against the deleted result, as if it were current; its own version stays deleted.
+        if state.result_id == result_id or sequencer_is_newer(state.sequencer, sequencer):
+            return Action.STALE
+        return Action.LABEL
     if state.deleted:
         # A create never brings back a deleted result unless it is newer than the deletion.
         if sequencer_is_newer(sequencer, state.deletion_sequencer):
@@ -218,8 +224,13 @@ def decide_removal(
     elif state is None:
         return Action.RECORD_DELETION
     if state.deleted:
-        if not sequencer_is_newer(removal.sequencer, state.deletion_sequencer):
-            newer = sequencer_is_newer(state.deletion_sequencer, removal.sequencer)
+        # A permanent delete of the result's version orders only that version: a deletion of the key
+        # newer than the deleted result is recorded over it (it orders the other versions' uploads).
+        recorded = state.deletion_sequencer
+        if state.deletion is not None and state.deletion.removes_one_version:
+            recorded = state.sequencer or recorded
+        if not sequencer_is_newer(removal.sequencer, recorded):
+            newer = sequencer_is_newer(recorded, removal.sequencer)
             return Action.STALE if newer else Action.DUPLICATE
         # A newer deletion of a deleted object (another delete marker, or a delete after an upload not
         # seen yet) is recorded, so that it orders later events; the result was announced removed already.
@@ -259,20 +270,28 @@ def publication_uncertain(claim_uncertain: bool, state: StoredState | None, toke
     )
 
 
-# Retried records come back after a short, growing, jittered delay instead of
-# the queue's visibility timeout: 5, 10, 20, 40 s (each drawn from its upper
-# half), then at most a minute.
+# Retried records come back after a short, jittered delay instead of the
+# queue's visibility timeout, for their first retries only: 5 then 10 s (each
+# drawn from its upper half). Later retries keep the queue's timeout, so that a
+# fault that lasts minutes (a throttling storm, a service brownout) does not
+# spend every receive of a message, and send it to the DLQ, within a minute.
 RETRY_BASE_SECONDS = 5
 RETRY_CAP_SECONDS = 60
+SHORT_RETRIES = 2  # receives after which a retry may come back sooner than the queue's timeout
 
 
-def retry_delay_seconds(receive_count: int, draw: Callable[[float, float], float], *, not_before: float = 0.0) -> int:
+def retry_delay_seconds(
+    receive_count: int, draw: Callable[[float, float], float], *, not_before: float = 0.0
+) -> int | None:
     """Seconds until a record retried after its ``receive_count``-th receive is visible again.
 
-    ``draw(low, high)`` picks the jitter (``random.uniform``): records that
-    failed together (a throttled batch) do not all come back at once.
-    ``not_before``: no sooner than this (a publish claim that must expire first).
+    None: leave the queue's visibility timeout. ``draw(low, high)`` picks the
+    jitter (``random.uniform``): records that failed together (a throttled
+    batch) do not all come back at once. ``not_before``: wait for this (a
+    publish claim that must expire first), whatever the receive count.
     """
+    if receive_count > SHORT_RETRIES:
+        return max(1, math.ceil(not_before)) if not_before > 0 else None
     ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, receive_count - 1))
     return max(1, math.ceil(max(draw(ceiling / 2, ceiling), not_before)))
 

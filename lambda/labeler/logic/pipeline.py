@@ -219,7 +219,7 @@ class LabelingPipeline:
         return report
 
     def _process(self, messages: Sequence[InboundMessage], report: BatchReport) -> None:
-        tasks = self._collect(messages, report)
+        tasks = self._with_other_model_versions(self._collect(messages, report), report)
         if not tasks:
             return
         try:
@@ -241,17 +241,15 @@ class LabelingPipeline:
         """Bring transient failures back after a short delay instead of the queue's visibility timeout."""
         if self._ingest_queue is None or not report.retry_soon:
             return
-        delays = [
-            RetryDelay(
-                message.queue_arn,
-                message.receipt_handle,
-                retry_delay_seconds(
-                    message.receive_count, self._draw, not_before=report.retry_soon[message.message_id]
-                ),
+        delays: list[RetryDelay] = []
+        for message in messages:
+            if message.message_id not in report.retry_soon or not message.receipt_handle or not message.queue_arn:
+                continue
+            seconds = retry_delay_seconds(
+                message.receive_count, self._draw, not_before=report.retry_soon[message.message_id]
             )
-            for message in messages
-            if message.message_id in report.retry_soon and message.receipt_handle and message.queue_arn
-        ]
+            if seconds is not None:  # None: its later retries wait the queue's timeout
+                delays.append(RetryDelay(message.queue_arn, message.receipt_handle, seconds))
         if not delays:
             return
         try:
@@ -324,6 +322,34 @@ class LabelingPipeline:
                 )
             )
         return tasks
+
+    def _with_other_model_versions(self, tasks: list[_Task], report: BatchReport) -> list[_Task]:
+        """Add, for each deletion, one task per other model version that has a result for the object.
+
+        docs/behaviour.md#deletions: a deletion marks every model version's
+        current result deleted (results of an earlier model version stay, and
+        answer find_by_label, until the object is deleted).
+        """
+        arn = self._config.project_version_arn
+        extended: list[_Task] = []
+        for task in tasks:
+            extended.append(task)
+            if not task.removal:
+                continue
+            bucket, key, _ = task.ref
+            try:
+                others = [other for other in self._store.model_versions(bucket, key) if other != arn]
+            except StoreError as error:
+                logger.warning("Could not list the results of a deleted object; retrying", extra={"error": str(error)})
+                report.fail(task.message_ids, str(error))
+                report.retries += 1
+                extended.pop()
+                continue
+            extended.extend(
+                _Task(task.obj, (bucket, key, other), task.obj.removal_id(other), task.message_ids, removal=True)
+                for other in others
+            )
+        return extended
 
     def _guarded(self, task: _Task, step: Callable[..., _Outcome], *args: Any) -> _Outcome:
         """Run a step for a task; any failure becomes a retry of that task's messages."""
@@ -430,9 +456,14 @@ class LabelingPipeline:
         deletion = (
             written.deletion
             if written is not None and written.deletion is not None
-            else Deletion.of(task.obj, self._config.project_version_arn, self._clock())
+            else Deletion.of(task.obj, task.ref[2], self._clock())
         )
         removal = self._removal(task, state, deletion) if action is Action.REMOVE else None
+        if action is Action.REMOVE and state is not None and state.deleted:
+            # A newer deletion of a deleted object whose Removed was never recorded as accepted: an
+            # earlier attempt may have sent it (unknown outcome, or a claim that expired), so this
+            # Removed of the same result may repeat it, and is counted.
+            task.uncertain = publication_uncertain(False, state, task.token)
         return _Outcome(action, unsaved=True, previous=state, deletion=deletion, removal=removal)
 
     def _removal(self, task: _Task, state: StoredState | None, deletion: Deletion) -> Removal:
