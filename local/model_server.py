@@ -112,6 +112,7 @@ def serve(port: int, latency: float, cap: float) -> None:
                 calls["answered"] += 1
             self._answer(status, body)
 
+    ThreadingHTTPServer.request_queue_size = 1024  # the peer opens up to 1,000 connections at once
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     server.serve_forever()
