@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -46,17 +46,18 @@ _EXTRA = "_extraLabels"  # request key the server's model reads its extra-label 
 class TokenBucket:
     """``rate`` tokens per second, at most ``rate`` banked (one second of burst); 0: unlimited."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
+        self._clock = clock
         self._tokens = rate
-        self._stamp = time.monotonic()
+        self._stamp = clock()
         self._lock = threading.Lock()
 
     def take(self) -> bool:
         if self.rate <= 0:
             return True
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             self._tokens = min(self.rate, self._tokens + (now - self._stamp) * self.rate)
             self._stamp = now
             if self._tokens >= 1:

@@ -7,8 +7,8 @@ batching, no dedupe, no ordering check.
 
 Its honest setting (``run_peer``): as many concurrent invocations as there are
 events, up to the default account concurrency of 1,000; boto3's default
-client configuration (legacy retry mode: 5 attempts with exponential backoff
-on throttling); and Lambda's asynchronous-invocation retries for a function
+client configuration (botocore's default retry mode, standard here: 3
+attempts, exponential backoff with jitter on throttling); and Lambda's asynchronous-invocation retries for a function
 error: two more attempts, one minute and then two minutes later, after which
 the event is dropped ("How Lambda handles errors and retries with asynchronous
 invocation", AWS Lambda Developer Guide). Cold starts are not emulated (in the

@@ -665,6 +665,7 @@ def _drive(
                     each.result()
                 except TimeoutError as error:  # accounted for below: whatever is left is not done
                     undrained.append(str(error))
+            sending.result()  # a failed send is the driver's error, not a lost image
     finally:
         for environment in environments:
             environment.close()
