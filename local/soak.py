@@ -128,6 +128,7 @@ class SoakConfig:
     model_tps_cap: float = 0.0  # > 0: the model throttles above this many calls per second (all workers)
     log_dir: str = ""  # where each worker writes its Lambda logs (JSON lines); empty: discarded
     arrival_rate: float = 0.0  # > 0: notifications arrive at this many per second while the pollers run; 0: all first
+    arrival_burst: int = 1  # with arrival_rate: they arrive this many at a time (same average rate)
 
     @property
     def function_timeout_seconds(self) -> float:
@@ -527,13 +528,20 @@ def _send_all(sqs: Any, queue_url: str, notifications: list[Notification]) -> No
         )
 
 
-def _send_over_time(sqs: Any, queue_url: str, notifications: list[Notification], rate: float) -> None:
-    """One notification every 1/rate seconds (uploads arriving at that rate), on schedule."""
+def _send_over_time(sqs: Any, queue_url: str, notifications: list[Notification], rate: float, burst: int = 1) -> None:
+    """Notifications at ``rate`` per second on average, ``burst`` at a time (uploads arriving), on schedule."""
     started = time.monotonic()
-    for n, notification in enumerate(notifications):
-        time.sleep(max(0.0, started + n / rate - time.monotonic()))
-        _sent([notification])
-        sqs.send_message(QueueUrl=queue_url, MessageBody=notification[0])
+    for start in range(0, len(notifications), burst):
+        time.sleep(max(0.0, started + start / rate - time.monotonic()))
+        chunk = notifications[start : start + burst]
+        for offset in range(0, len(chunk), 10):
+            _sent(chunk[offset : offset + 10])
+            sqs.send_message_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "MessageBody": body} for i, (body, _) in enumerate(chunk[offset : offset + 10])
+                ],
+            )
 
 
 def _notifications(
@@ -649,7 +657,12 @@ def _drive(
     try:
         with ThreadPoolExecutor(len(pollers) + 1) as threads:
             sending = threads.submit(
-                _send_over_time, boto3.client("sqs"), resources.queue_url, arriving, config.arrival_rate or 1.0
+                _send_over_time,
+                boto3.client("sqs"),
+                resources.queue_url,
+                arriving,
+                config.arrival_rate or 1.0,
+                config.arrival_burst,
             )
             runs = [
                 threads.submit(

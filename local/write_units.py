@@ -76,6 +76,10 @@ def units(size: int) -> int:
     return max(1, math.ceil(size / 1024))
 
 
+def _fingerprint(key: Item) -> str:
+    return repr(sorted(key.items()))
+
+
 class TableShape:
     """A table's key attributes and, per global secondary index, its key and projected attributes."""
 
@@ -133,10 +137,23 @@ class WriteMeter:
     def _key(self, table: str, item_or_key: Item) -> Item:
         return {name: item_or_key[name] for name in self._shape(table).key}
 
-    def _read(self, table: str, key: Item) -> Item | None:
-        answer = self._reader.get_item(TableName=table, Key=key, ConsistentRead=True)
-        item: Item | None = answer.get("Item")
-        return item
+    def _read(self, targets: list[tuple[str, Item, int]]) -> list[Item | None]:
+        """The current item (or None) of each target: strongly consistent BatchGetItems of up to 100 keys."""
+        found: dict[tuple[str, str], Item] = {}
+        wanted = [(table, key) for table, key, _ in targets]
+        for start in range(0, len(wanted), 100):
+            request: dict[str, Any] = {}
+            for table, key in wanted[start : start + 100]:
+                request.setdefault(table, {"Keys": [], "ConsistentRead": True})
+                if key not in request[table]["Keys"]:
+                    request[table]["Keys"].append(key)
+            while request:
+                answer = self._reader.batch_get_item(RequestItems=request)
+                for table, items in answer.get("Responses", {}).items():
+                    for item in items:
+                        found[(table, _fingerprint(self._key(table, item)))] = item
+                request = answer.get("UnprocessedKeys") or {}
+        return [found.get((table, _fingerprint(key))) for table, key in wanted]
 
     def _targets(self, operation: str, params: dict[str, Any]) -> list[tuple[str, Item, int]]:
         """(table, key, multiplier) of every item the write touches."""
@@ -162,7 +179,7 @@ class WriteMeter:
 
         def before(params: dict[str, Any], model: Any, context: dict[str, Any], **_kwargs: Any) -> None:
             targets = self._targets(model.name, params)
-            context["write_units"] = [(table, key, times, self._read(table, key)) for table, key, times in targets]
+            context["write_units"] = (targets, self._read(targets))
 
         def after(http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_kwargs: Any) -> None:
             if http_response is None or http_response.status_code != 200:
@@ -172,8 +189,8 @@ class WriteMeter:
             unprocessed = parsed.get("UnprocessedItems") or {}
             if unprocessed:
                 raise RuntimeError("BatchWriteItem left items unprocessed: not counted")
-            for table, key, times, old in context.get("write_units", []):
-                new = self._read(table, key)
+            targets, olds = context.get("write_units", ([], []))
+            for (table, _key, times), old, new in zip(targets, olds, self._read(targets), strict=True):
                 table_units = times * units(max(item_size(old), item_size(new)))
                 index_units = self._shape(table).index_units(old, new)
                 with self._lock:
