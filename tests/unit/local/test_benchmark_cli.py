@@ -65,7 +65,9 @@ def test_the_warning_is_printed_before_the_figures(
     monkeypatch.setattr(benchmark, "BENCHMARKS", {"p2": lambda: print("P2  figure")})
     monkeypatch.setattr(benchmark, "busy_warning", lambda: "WARNING: busy")
     benchmark.main(["p2"])
-    assert capsys.readouterr().out.splitlines() == ["WARNING: busy", "P2  figure"]
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == ["WARNING: busy", "P2  figure"]
+    assert len(lines) == 3 and lines[2].startswith("    (P2 took ")  # how long each took: the budget
 
 
 def test_the_scaling_curve_option_reaches_p4(monkeypatch: pytest.MonkeyPatch) -> None:
