@@ -534,8 +534,8 @@ def p4(curve: tuple[int, ...] = DEFAULT_CURVE) -> None:
         print(
             "    scaling curve: "
             + "; ".join(
-                f"{pt.images}: {pt.percent:.0f}% of the cap ({pt.labeled} labeled in {pt.seconds:.0f} s), "
-                f"{pt.cpu_ms:.1f} ms CPU/image"
+                f"{pt.images}: {pt.percent:.0f}% of the cap ({pt.labeled} labeled in {pt.seconds:.0f} s, "
+                f"{pt.dlq} in the DLQ), {pt.cpu_ms:.1f} ms CPU/image"
                 for pt in points
             )
             + f"; labeler CPU/image varies {spread:.0f}% "
@@ -543,7 +543,7 @@ def p4(curve: tuple[int, ...] = DEFAULT_CURVE) -> None:
         )
 
 
-def p6(idle_images: int = 10, cap_images: int = 300) -> None:
+def p6(idle_images: int = 10, cap_images: int = 500) -> None:
     """Upload -> event latency, idle and at the model's cap; the stack's own clock (no scaling)."""
     from local.soak import percentile, run
 
@@ -556,11 +556,15 @@ def p6(idle_images: int = 10, cap_images: int = 300) -> None:
         p50, p99 = percentile(values, 50, missing=missing), percentile(values, 99, missing=missing)
         retried = sum(s["item_failures"] for s in account.worker_stats)
         changes = account.visibility_changes
-        handled = (
-            f"the handler set the visibility of {len(changes)} (median {statistics.median(changes):.0f} s)"
-            if changes
-            else "the handler changed no visibility: each waited the queue's 360 s"
-        )
+        if changes:
+            handled = (
+                f"the handler set {len(changes)} visibility timeouts (median {statistics.median(changes):.0f} s, "
+                f"longest {max(changes)} s)"
+            )
+        elif retried:
+            handled = "the handler changed no visibility: each waited the queue's 360 s"
+        else:
+            handled = "none went back to the queue"
 
         def shown(seconds: float) -> str:  # a percentile among the never announced: only a bound is known
             return f"{seconds:.1f} s" if math.isfinite(seconds) else "over 60 s"
@@ -574,7 +578,8 @@ def p6(idle_images: int = 10, cap_images: int = 300) -> None:
     (idle_p50, _), idle = measure(idle_images, 1.0)
     # At the cap: uploads at its rate, 100 at a time; the model throttles above it, and the soak's
     # Rekognition faults are on (5% ThrottlingException, a 1 s ProvisionedThroughputExceeded burst every
-    # 17 s, a 2 s model-not-ready window every 23 s): the records that fail go back to the queue.
+    # 17 s, a 2 s model-not-ready window every 23 s): the records that fail go back to the queue. 500
+    # images are 25 s of uploads: at least one not-ready window falls in every run.
     (_, cap_p99), busy = measure(
         cap_images,
         MODEL_CAP_TPS,
