@@ -671,7 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print autolabel's performance figures with their targets (MISSED when one is not met), "
         "and the peer design's (local/peer.py) from the same run. Results and how they were taken: "
         "docs/performance.md.",
-        epilog=f"benchmarks:\n{listing}\n\nmake benchmark runs them all (about 9 minutes on 2 cores).",
+        epilog=f"benchmarks:\n{listing}\n\nmake benchmark runs them all (about 8 minutes on 2 cores).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
