@@ -16,7 +16,9 @@ killed (as Lambda does on a timeout) and a process that died is replaced on the
 next invocation (a new execution environment, cold start included). Either way
 the invocation is aborted and its messages stay untouched until their
 visibility timeout expires. In-process handlers cannot be killed; a response
-that comes back after the deadline is discarded the same way.
+that comes back after the deadline is discarded the same way. It also counts
+the CPU time its process spends in invocations (all threads, the init phase
+apart): the labeler's CPU, when nothing else runs in that process.
 """
 
 from __future__ import annotations
@@ -178,8 +180,15 @@ class EventSourceMappingPoller:
         )["Attributes"]
         return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
-    def run_until_idle(self, *, max_seconds: float = 120.0, pause_seconds: float = 0.05) -> None:
-        """Poll until no message is left, visible or waiting for a retry.
+    def run_until_idle(
+        self,
+        *,
+        max_seconds: float = 120.0,
+        pause_seconds: float = 0.05,
+        more_coming: Callable[[], bool] | None = None,
+    ) -> None:
+        """Poll until no message is left, visible or waiting for a retry (and ``more_coming()``, if
+        given, says no more will be sent: messages that arrive over time).
 
         Idle means two empty looks in a row: moto counts the visible and the
         invisible messages of one GetQueueAttributes at two instants, so a
@@ -194,7 +203,8 @@ class EventSourceMappingPoller:
             if self.poll_once():
                 empty_looks = 0
                 continue
-            empty_looks = empty_looks + 1 if self.in_flight() == 0 else 0
+            waiting = more_coming is not None and more_coming()
+            empty_looks = empty_looks + 1 if not waiting and self.in_flight() == 0 else 0
             if empty_looks == 2:
                 return
             time.sleep(pause_seconds)
@@ -216,10 +226,12 @@ def _serve(connection: Connection, init: EnvironmentInit, args: tuple[Any, ...])
         except EOFError:
             return
         context = FakeLambdaContext(timeout_seconds=timeout, deadline=deadline, clock_rate=clock_rate)
+        cpu = time.process_time()  # every thread of this process: the handler's pool included
         try:
-            connection.send(("ok", handler(event, context)))
+            answer = handler(event, context)
+            connection.send(("ok", answer, time.process_time() - cpu))
         except Exception as error:
-            connection.send(("error", f"{type(error).__name__}: {error}"))
+            connection.send(("error", f"{type(error).__name__}: {error}", time.process_time() - cpu))
 
 
 class ProcessEnvironment:
@@ -243,6 +255,7 @@ class ProcessEnvironment:
         self._process: Any = None
         self._connection: Connection | None = None
         self.starts = 0
+        self.cpu_seconds = 0.0  # CPU time of invocations that answered (a killed one cannot tell)
 
     def _start(self) -> Connection:
         parent, child = self._mp.Pipe()
@@ -276,13 +289,14 @@ class ProcessEnvironment:
         try:
             connection.send((event, deadline, context.timeout_seconds, context.clock_rate))
             answered = connection.poll(max(0.0, deadline - time.time()))
-            status, value = connection.recv() if answered else ("timeout", None)
+            status, value, cpu = connection.recv() if answered else ("timeout", None, 0.0)
         except (EOFError, BrokenPipeError, ConnectionResetError, OSError):
             self._discard(kill=False)
             raise InvocationAborted("crash") from None
         if status == "timeout":
             self._discard(kill=True)
             raise InvocationAborted("timeout")
+        self.cpu_seconds += cpu
         if status == "error":
             raise HandlerError(value)
         return value

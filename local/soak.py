@@ -42,7 +42,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import multiprocessing
 import os
 import random
 import sys
@@ -55,8 +54,9 @@ from typing import Any
 
 import boto3
 
-from local.emulator import consumed_events, create_resources, drain_queue, local_aws_environment
+from local.emulator import create_resources, drain_queue, local_aws_environment
 from local.faults import AMBIGUOUS_DROPS, CLEAN_DROPS, KILL_POINTS, Journal
+from local.model_server import model_server_process
 from local.moto_process import moto_server_process
 from local.poller import EventSourceMappingPoller, Handler, ProcessEnvironment
 from local.samples import make_image
@@ -127,6 +127,8 @@ class SoakConfig:
     model_latency_seconds: float = 0.0
     model_tps_cap: float = 0.0  # > 0: the model throttles above this many calls per second (all workers)
     log_dir: str = ""  # where each worker writes its Lambda logs (JSON lines); empty: discarded
+    arrival_rate: float = 0.0  # > 0: notifications arrive at this many per second while the pollers run; 0: all first
+    arrival_burst: int = 1  # with arrival_rate: they arrive this many at a time (same average rate)
 
     @property
     def function_timeout_seconds(self) -> float:
@@ -154,6 +156,7 @@ class Version:
     superseded: bool = False
     extra_labels: int = 0
     copies: int = 0  # notifications sent for it (more than one: a duplicate delivery)
+    sent_at: float = 0.0  # time.time() its first notification was sent (its upload, for latency)
 
     def record(self, bucket: str) -> dict[str, Any]:
         from urllib.parse import quote_plus
@@ -230,6 +233,14 @@ class Accounting:
     many_label_results: int = 0
     visibility_timeout: int = 0
     outage: dict[str, float] = field(default_factory=dict)  # the outage phase's figures
+    latencies: list[float] = field(default_factory=list)  # upload -> first event, seconds, per announced version
+    unannounced: int = 0  # versions that should have had an event and had none (yet)
+    visibility_changes: list[int] = field(default_factory=list)  # VisibilityTimeout the handler set, per message
+
+    @property
+    def labeler_cpu_seconds(self) -> float:
+        """CPU time of the worker processes in invocations (the labeler's, botocore's and the fault hooks')."""
+        return sum(float(stats.get("cpu_seconds", 0.0)) for stats in self.worker_stats)
 
     def count(self, outcome: str) -> int:
         return sum(n for (_kind, state), n in self.rows.items() if state == outcome)
@@ -240,22 +251,6 @@ class Accounting:
 
 
 # -- worker processes: one Lambda execution environment each --------------------------------------
-
-
-_capacity: Any = None  # (tokens, stamp, lock) shared by the worker processes
-
-
-def _take_token(cap: float) -> bool:
-    """A token bucket of ``cap`` calls per second (one second of burst), shared by all workers."""
-    tokens, stamp, lock = _capacity
-    with lock:
-        now = time.time()
-        tokens.value = min(cap, tokens.value + (now - stamp.value) * cap)
-        stamp.value = now
-        if tokens.value >= 1:
-            tokens.value -= 1
-            return True
-        return False
 
 
 def _windowed(now: float, every: float, length: float) -> bool:
@@ -284,7 +279,7 @@ class WorkerSetup:
     table: str
     bus: str
     journal_path: str
-    capacity: Any  # (tokens, stamp, lock) of the model's shared token bucket
+    model_url: str  # the emulated model's server (local.model_server), which also enforces its capacity
 
 
 class _Faults:
@@ -322,7 +317,8 @@ class _Faults:
             return self._rng.choice(AMBIGUOUS_DROPS if ambiguous else CLEAN_DROPS)
 
     def model_fault(self, request: dict[str, Any]) -> Exception | None:
-        """Before the model runs: capacity, clean drops, not-running windows, bursts, throttling."""
+        """Before the model runs: clean drops, not-running windows, bursts, throttling (its capacity
+        is the model server's)."""
         from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 
         from local.faults import client_error, timeout_wait
@@ -331,8 +327,6 @@ class _Faults:
         config = self.config
         self.journal.write("model-call")
         now = time.time()
-        if config.model_tps_cap > 0 and not _take_token(config.model_tps_cap):
-            return client_error("ThrottlingException", "Rate exceeded (over the model's capacity)")
         if self.chance(config.drop_rate):
             kind = self.drop_kind(ambiguous=False)
             self.journal.write("drop", service="rekognition", operation="DetectCustomLabels", drop=kind)
@@ -406,7 +400,7 @@ EMULATED_MODEL_URL = "https://rekognition.emulated.invalid"
 # Imported once by the fork server the execution environments are forked from.
 PRELOADED_MODULES = (
     "local.faults",
-    "local.fake_model",
+    "local.model_server",
     "local.botocore_model",
     "labeler.handler",
     "labeler.logic.pipeline",
@@ -415,10 +409,29 @@ PRELOADED_MODULES = (
 )
 
 
+def _watch_visibility_changes(journal: Journal, time_scale: float) -> None:
+    """Any SQS client created in this process from now on (the handler's, if it has one):
+    each ChangeMessageVisibility it makes is journaled and runs on the scaled clock."""
+
+    def scaled(seconds: Any) -> int:
+        return max(0, round(int(seconds) * time_scale)) if seconds else 0
+
+    def change(params: dict[str, Any], **_kwargs: Any) -> None:
+        entries = params.get("Entries", [params])
+        for entry in entries:
+            entry["VisibilityTimeout"] = scaled(entry.get("VisibilityTimeout", 0))
+        journal.write("visibility-change", seconds=[entry["VisibilityTimeout"] for entry in entries])
+
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    session: Any = boto3.DEFAULT_SESSION  # boto3.client() creates its clients from this session
+    events = session.events
+    for operation in ("ChangeMessageVisibility", "ChangeMessageVisibilityBatch"):
+        events.register(f"before-parameter-build.sqs.{operation}", change)
+
+
 def _environment(setup: WorkerSetup) -> Handler:
     """The init phase of one execution environment (in its own process): the real handler, faults wired in."""
-    global _capacity
-    _capacity = setup.capacity
     os.environ.update(local_aws_environment(setup.endpoint))
     import contextlib
     import warnings
@@ -428,21 +441,20 @@ def _environment(setup: WorkerSetup) -> Handler:
     from labeler.config import LabelerConfig
     from labeler.logic.pipeline import build_pipeline
     from local.botocore_model import emulated_rekognition_client
-    from local.fake_model import FakeCustomLabelsModel
     from local.faults import FaultyClient, install_kill_points, put_events_rejecting
+    from local.model_server import RemoteModel
     from shared.aws_config import REKOGNITION_CONFIG
 
     warnings.filterwarnings("ignore", message="No application metrics to publish")  # batches with nothing new
     config = setup.config
     _scale_botocore_backoff(config.time_scale)
     faults = _Faults(setup)
-    model = FakeCustomLabelsModel(
-        boto3.client("s3"),
-        fault=faults.model_fault,
-        lost_response=faults.lost_response,
-        extra_labels=faults.extra_labels,
-        latency_seconds=config.model_latency_seconds,
+    # The model's own work (S3 read, decode, detection, latency, capacity) runs in the model
+    # server's process, so this process's CPU is the labeler's (and botocore's), as in Lambda.
+    model = RemoteModel(
+        setup.model_url, fault=faults.model_fault, lost_response=faults.lost_response, extra_labels=faults.extra_labels
     )
+    _watch_visibility_changes(faults.journal, config.time_scale)
     # The labeler builds its clients as in Lambda (create_clients: retry configuration,
     # deadline guards); only its Rekognition client is the emulated model's.
     emulated = emulated_rekognition_client(model, REKOGNITION_CONFIG)
@@ -497,15 +509,44 @@ def _plan(config: SoakConfig, rng: random.Random) -> list[Version]:
     return versions
 
 
-def _send_all(sqs: Any, queue_url: str, messages: list[str]) -> None:
-    for start in range(0, len(messages), 10):
+Notification = tuple[str, "Version | None"]  # a message body and the object version it announces
+
+
+def _sent(notifications: list[Notification]) -> None:
+    now = time.time()
+    for _body, version in notifications:
+        if version is not None and not version.sent_at:
+            version.sent_at = now  # its first copy: the upload, as far as latency goes
+
+
+def _send_all(sqs: Any, queue_url: str, notifications: list[Notification]) -> None:
+    for start in range(0, len(notifications), 10):
+        chunk = notifications[start : start + 10]
+        _sent(chunk)
         sqs.send_message_batch(
-            QueueUrl=queue_url,
-            Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(messages[start : start + 10])],
+            QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": body} for i, (body, _) in enumerate(chunk)]
         )
 
 
-def _notifications(config: SoakConfig, rng: random.Random, s3: Any, bucket: str) -> tuple[list[str], list[Version]]:
+def _send_over_time(sqs: Any, queue_url: str, notifications: list[Notification], rate: float, burst: int = 1) -> None:
+    """Notifications at ``rate`` per second on average, ``burst`` at a time (uploads arriving), on schedule."""
+    started = time.monotonic()
+    for start in range(0, len(notifications), burst):
+        time.sleep(max(0.0, started + start / rate - time.monotonic()))
+        chunk = notifications[start : start + burst]
+        for offset in range(0, len(chunk), 10):
+            _sent(chunk[offset : offset + 10])
+            sqs.send_message_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "MessageBody": body} for i, (body, _) in enumerate(chunk[offset : offset + 10])
+                ],
+            )
+
+
+def _notifications(
+    config: SoakConfig, rng: random.Random, s3: Any, bucket: str
+) -> tuple[list[Notification], list[Version]]:
     """Upload every object version and write the notifications S3 would send (versionId, sequencer).
 
     moto's own notifications carry neither, so the driver sends S3-shaped ones
@@ -559,26 +600,27 @@ def _notifications(config: SoakConfig, rng: random.Random, s3: Any, bucket: str)
             sent.append(older)
         if rng.random() < config.duplicate_rate:
             late.append(sent[-1])
-    messages = []
+    messages: list[Notification] = []
     for version in [*sent, *late]:
         version.copies += 1
-        messages.append(json.dumps({"Records": [version.record(bucket)]}))
-    messages.extend(
-        [
-            "not json (injected)",
-            json.dumps({"Records": [{"eventSource": "aws:sns"}]}),
-            json.dumps({"unexpected": True}),
-        ][: config.invalid_messages]
-    )
+        messages.append((json.dumps({"Records": [version.record(bucket)]}), version))
+    invalid = ["not json (injected)", json.dumps({"Records": [{"eventSource": "aws:sns"}]}), json.dumps({"x": True})]
+    messages.extend((body, None) for body in invalid[: config.invalid_messages])
     return messages, all_versions
 
 
 def _drive(
-    config: SoakConfig, resources: Any, endpoint: str, journal: Journal, *, batch_size: int
+    config: SoakConfig,
+    resources: Any,
+    endpoint: str,
+    journal: Journal,
+    *,
+    batch_size: int,
+    model_url: str,
+    arriving: list[Notification],
 ) -> list[dict[str, Any]]:
-    """Pollers (threads here) invoking execution environments (processes) until the queue is drained."""
-    mp = multiprocessing.get_context("forkserver")
-    capacity = (mp.Value("d", config.model_tps_cap), mp.Value("d", time.time()), mp.Lock())
+    """Pollers (threads here) invoking execution environments (processes) until the queue is drained
+    (and every notification in ``arriving`` was sent, at ``config.arrival_rate``)."""
     environments = [
         ProcessEnvironment(
             _environment,
@@ -592,7 +634,7 @@ def _drive(
                     table=resources.table_name,
                     bus=resources.event_bus_name,
                     journal_path=journal.path,
-                    capacity=capacity,
+                    model_url=model_url,
                 ),
             ),
         )
@@ -613,9 +655,22 @@ def _drive(
     ]
     undrained: list[str] = []
     try:
-        with ThreadPoolExecutor(len(pollers)) as threads:
+        with ThreadPoolExecutor(len(pollers) + 1) as threads:
+            sending = threads.submit(
+                _send_over_time,
+                boto3.client("sqs"),
+                resources.queue_url,
+                arriving,
+                config.arrival_rate or 1.0,
+                config.arrival_burst,
+            )
             runs = [
-                threads.submit(poller.run_until_idle, max_seconds=config.max_seconds, pause_seconds=0.2)
+                threads.submit(
+                    poller.run_until_idle,
+                    max_seconds=config.max_seconds,
+                    pause_seconds=0.2,
+                    more_coming=lambda: not sending.done(),
+                )
                 for poller in pollers
             ]
             for each in runs:
@@ -623,11 +678,17 @@ def _drive(
                     each.result()
                 except TimeoutError as error:  # accounted for below: whatever is left is not done
                     undrained.append(str(error))
+            sending.result()  # a failed send is the driver's error, not a lost image
     finally:
         for environment in environments:
             environment.close()
     return [
-        {**dataclasses.asdict(poller.stats), "starts": environment.starts, "undrained": bool(undrained)}
+        {
+            **dataclasses.asdict(poller.stats),
+            "starts": environment.starts,
+            "cpu_seconds": environment.cpu_seconds,
+            "undrained": bool(undrained),
+        }
         for poller, environment in zip(pollers, environments, strict=True)
     ]
 
@@ -639,7 +700,11 @@ def run(config: SoakConfig) -> Accounting:
     account.visibility_timeout = config.visibility_timeout_seconds or max(
         1, math.ceil(facts.queue_visibility_timeout * config.time_scale)
     )
-    with moto_server_process() as endpoint, tempfile.TemporaryDirectory(prefix="autolabel-soak-") as scratch:
+    with (
+        moto_server_process() as endpoint,
+        model_server_process(config.model_latency_seconds, config.model_tps_cap) as model_url,
+        tempfile.TemporaryDirectory(prefix="autolabel-soak-") as scratch,
+    ):
         s3, sqs = boto3.client("s3"), boto3.client("sqs")
         resources = create_resources(
             facts,
@@ -653,7 +718,9 @@ def run(config: SoakConfig) -> Accounting:
         s3.put_bucket_notification_configuration(Bucket=resources.bucket, NotificationConfiguration={})
         drain_queue(sqs, resources.queue_url)
         messages, versions = _notifications(config, rng, s3, resources.bucket)
-        _send_all(sqs, resources.queue_url, messages)
+        arriving = messages if config.arrival_rate > 0 else []
+        if not arriving:
+            _send_all(sqs, resources.queue_url, messages)
         journal = Journal(os.path.join(scratch, "journal.jsonl"))
         started = time.monotonic()
         account.worker_stats = _drive(
@@ -662,6 +729,8 @@ def run(config: SoakConfig) -> Accounting:
             endpoint,
             journal,
             batch_size=config.batch_size or facts.batch_size,
+            model_url=model_url,
+            arriving=arriving,
         )
         account.elapsed = time.monotonic() - started
         if any(stats["undrained"] for stats in account.worker_stats):
@@ -751,6 +820,8 @@ def _read_journal(account: Accounting, journal: list[dict[str, Any]]) -> tuple[s
             account.faults["PutEvents calls with a lost response"] += 1
         elif kind == "stall":
             account.faults["model calls stalled to the read timeout"] += 1
+        elif kind == "visibility-change":
+            account.visibility_changes.extend(record["seconds"])
         elif kind == "model-call":
             account.faults["DetectCustomLabels calls (incl. botocore retries)"] += 1
     account.ambiguous_put_events = len(lost_response)
@@ -806,6 +877,29 @@ def _check_label_index(
         account.problems.append(f"{key}: find_by_label lists an object without a current result")
 
 
+def _consumed(sqs: Any, consumer_queue_url: str) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """The events the example consumer received; resultId -> when its first event reached that queue."""
+    deliveries = drain_queue(sqs, consumer_queue_url)
+    events = [json.loads(message["Body"]) for message in deliveries]
+    announced_at: dict[str, float] = {}
+    for message, event in zip(deliveries, events, strict=True):
+        at = int(message["Attributes"]["SentTimestamp"]) / 1000
+        rid = event["detail"]["resultId"]
+        announced_at[rid] = min(at, announced_at.get(rid, at))
+    return events, announced_at
+
+
+def _latencies(account: Accounting, versions: list[Version], announced_at: dict[str, float], bucket: str) -> None:
+    """Upload -> first event of every current version that should be announced (never announced: counted apart)."""
+    for version in versions:
+        if not version.superseded and version.kind != "nonimage":
+            announced = announced_at.get(version.result_id(bucket))
+            if announced is None:
+                account.unannounced += 1
+            else:
+                account.latencies.append(announced - version.sent_at)
+
+
 def _account(
     account: Accounting, resources: Any, versions: list[Version], config: SoakConfig, journal: list[dict[str, Any]]
 ) -> None:
@@ -813,8 +907,9 @@ def _account(
 
     sqs, ddb = boto3.client("sqs"), boto3.client("dynamodb")
     lost_response, died_after = _read_journal(account, journal)
-    events = consumed_events(sqs, resources.consumer_queue_url)
+    events, announced_at = _consumed(sqs, resources.consumer_queue_url)
     account.events = len(events)
+    _latencies(account, versions, announced_at, resources.bucket)
     stamps = sorted(event["detail"]["processedAt"] for event in events)
     if len(stamps) > 1:
         from datetime import datetime
@@ -995,6 +1090,15 @@ def problem_kinds(problems: list[str]) -> Counter[str]:
     return kinds
 
 
+def percentile(values: list[float], pct: float, *, missing: int = 0) -> float:
+    """The ``pct`` percentile (nearest rank) of ``values`` plus ``missing`` values known only to be
+    larger than all of them (never seen: infinite)."""
+    ranked = sorted(values) + [math.inf] * missing
+    if not ranked:
+        return math.nan
+    return ranked[max(0, math.ceil(pct / 100 * len(ranked)) - 1)]
+
+
 def print_accounting(config: SoakConfig, account: Accounting) -> None:
     stats = account.worker_stats
     print(
@@ -1010,8 +1114,16 @@ def print_accounting(config: SoakConfig, account: Accounting) -> None:
         f"received, {sum(s['item_failures'] for s in stats)} retried, {sum(s['timeouts'] for s in stats)} timed out, "
         f"{sum(s['crashes'] for s in stats)} died, {sum(s['starts'] for s in stats)} execution environments started; "
         f"{sum(s['busy_seconds'] for s in stats):.0f} s in invocations, slowest "
-        f"{max((s['slowest_seconds'] for s in stats), default=0):.1f} s"
+        f"{max((s['slowest_seconds'] for s in stats), default=0):.1f} s; labeler CPU "
+        f"{1000 * account.labeler_cpu_seconds / max(1, config.images):.1f} ms per image"
     )
+    if account.latencies:
+        p50, p99 = percentile(account.latencies, 50), percentile(account.latencies, 99)
+        print(
+            f"Upload -> event: p50 {p50:.1f} s, p99 {p99:.1f} s, max {max(account.latencies):.1f} s "
+            f"({len(account.latencies)} versions; {account.unannounced} never announced); "
+            f"{len(account.visibility_changes)} visibility changes by the handler"
+        )
     width = max(len(kind) for kind, _ in account.rows) + 2
     print(f"\n{'object kind':<{width}}{'terminal state':<44}count")
     for (kind, outcome), count in sorted(account.rows.items()):
