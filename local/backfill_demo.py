@@ -44,7 +44,7 @@ from local.emulator import (
     drain_queue,
     environment,
 )
-from local.fake_model import FakeCustomLabelsModel
+from local.fakes.fake_model import FakeCustomLabelsModel
 from local.moto_process import moto_server_process
 from local.poller import EventSourceMappingPoller
 from local.run import lambda_output_to

@@ -36,7 +36,7 @@ from labeler.handler import partial_batch_response
 from labeler.logic.pipeline import InboundMessage, LabelingPipeline, build_pipeline
 from labeler.queries import get_result
 from local.emulator import LocalResources, create_resources, drain_queue, environment
-from local.fake_model import FakeCustomLabelsModel
+from local.fakes.fake_model import FakeCustomLabelsModel
 from local.moto_process import moto_server_process
 from local.poller import EventSourceMappingPoller
 from local.run import lambda_output_to

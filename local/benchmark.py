@@ -39,8 +39,8 @@ from labeler.adapters.clients import AwsClients
 from labeler.config import LabelerConfig
 from labeler.logic.pipeline import build_pipeline
 from local.emulator import create_resources
-from local.fake_model import synthetic_labels
-from local.faults import FaultyClient
+from local.fakes.fake_model import synthetic_labels
+from local.fakes.faults import FaultyClient
 from local.moto_process import moto_server_process
 from local.peer import PEER_TABLE_KEY, PeerClients, peer_handler, s3_event
 from local.poller import FakeLambdaContext
@@ -474,7 +474,7 @@ def _peer_throughput(images: int, cap: float = MODEL_CAP_TPS, latency: float = M
     from botocore.config import Config
 
     from local.botocore_model import emulated_rekognition_client
-    from local.model_server import RemoteModel, model_server_process
+    from local.fakes.model_server import RemoteModel, model_server_process
     from local.peer import DEFAULT_CONCURRENCY, run_peer
 
     with moto_server_process(), model_server_process(latency, cap) as model_url:

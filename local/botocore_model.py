@@ -16,7 +16,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from local.faults import http_response
+from local.fakes.faults import http_response
 
 _SERVER_ERRORS = {"InternalServerError": 500, "ServiceUnavailable": 503}
 

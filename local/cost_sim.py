@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 from moto import mock_aws
 
-from local.model_lifecycle import FakeEventSourceMappings, FakeModelLifecycle, create_manager_resources
+from local.fakes.model_lifecycle import FakeEventSourceMappings, FakeModelLifecycle, create_manager_resources
 from manager.config import ManagerConfig
 from manager.handler import Manager
 from manager.handler import logger as manager_logger

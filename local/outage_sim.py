@@ -37,7 +37,7 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 
-from local.model_lifecycle import FakeEventSourceMappings, FakeModelLifecycle, create_manager_resources
+from local.fakes.model_lifecycle import FakeEventSourceMappings, FakeModelLifecycle, create_manager_resources
 from manager.config import ManagerConfig
 from manager.handler import Manager
 from manager.handler import logger as manager_logger

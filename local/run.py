@@ -3,7 +3,7 @@
 An embedded moto server on 127.0.0.1 plays S3, SQS, DynamoDB and EventBridge,
 with the resources of the synthesized stack; the real labeler handler is
 driven by a poller that behaves like the SQS event source mapping. Only the
-Custom Labels model is emulated (local/fake_model.py), and we say so.
+Custom Labels model is emulated (local/fakes/fake_model.py), and we say so.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from local.emulator import (
     environment,
     local_aws_environment,
 )
-from local.fake_model import PALETTE, FakeCustomLabelsModel
-from local.faults import client_error
+from local.fakes.fake_model import PALETTE, FakeCustomLabelsModel
+from local.fakes.faults import client_error
 from local.poller import EventSourceMappingPoller
 from local.samples import Sample, sample_set
 from local.stack_template import default_facts
@@ -51,7 +51,7 @@ BANNER = """\
 ================================================================================
  autolabel local run
  AWS services: EMULATED by an embedded moto server on {endpoint}
- Custom Labels model: EMULATED (local/fake_model.py finds coloured regions);
+ Custom Labels model: EMULATED (local/fakes/fake_model.py finds coloured regions);
  no Rekognition call is made and no AWS account is used.
 ================================================================================"""
 

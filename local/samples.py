@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-from local.fake_model import PALETTE
+from local.fakes.fake_model import PALETTE
 
 BACKGROUND = (235, 235, 225)
 

@@ -55,8 +55,8 @@ from typing import Any
 import boto3
 
 from local.emulator import create_resources, drain_queue, local_aws_environment
-from local.faults import AMBIGUOUS_DROPS, CLEAN_DROPS, KILL_POINTS, Journal
-from local.model_server import model_server_process
+from local.fakes.faults import AMBIGUOUS_DROPS, CLEAN_DROPS, KILL_POINTS, Journal
+from local.fakes.model_server import model_server_process
 from local.moto_process import moto_server_process
 from local.poller import EventSourceMappingPoller, Handler, ProcessEnvironment
 from local.samples import make_image
@@ -279,7 +279,7 @@ class WorkerSetup:
     table: str
     bus: str
     journal_path: str
-    model_url: str  # the emulated model's server (local.model_server), which also enforces its capacity
+    model_url: str  # the emulated model's server (local.fakes.model_server), which also enforces its capacity
 
 
 class _Faults:
@@ -321,7 +321,7 @@ class _Faults:
         is the model server's)."""
         from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 
-        from local.faults import client_error, timeout_wait
+        from local.fakes.faults import client_error, timeout_wait
         from shared.aws_config import REKOGNITION_CONFIG
 
         config = self.config
@@ -345,7 +345,7 @@ class _Faults:
         """After the model answered: a stall (hangs until the read timeout) or an ambiguous drop."""
         from botocore.exceptions import ReadTimeoutError
 
-        from local.faults import timeout_wait, transport_error
+        from local.fakes.faults import timeout_wait, transport_error
         from shared.aws_config import REKOGNITION_CONFIG
 
         if _windowed(time.time() + 31, self.config.stall_every_seconds, self.config.stall_seconds):
@@ -365,7 +365,7 @@ class _Faults:
 
     def transport(self, client: Any, service: str, throttle_rate: float, outage_offset: float) -> None:
         """Outage windows, clean and ambiguous drops and throttling at the HTTP layer of a moto client."""
-        from local.faults import inject_transport_faults, put_events_result_ids
+        from local.fakes.faults import inject_transport_faults, put_events_result_ids
 
         config = self.config
 
@@ -399,8 +399,8 @@ class _Faults:
 EMULATED_MODEL_URL = "https://rekognition.emulated.invalid"
 # Imported once by the fork server the execution environments are forked from.
 PRELOADED_MODULES = (
-    "local.faults",
-    "local.model_server",
+    "local.fakes.faults",
+    "local.fakes.model_server",
     "local.botocore_model",
     "labeler.handler",
     "labeler.logic.pipeline",
@@ -441,8 +441,8 @@ def _environment(setup: WorkerSetup) -> Handler:
     from labeler.config import LabelerConfig
     from labeler.logic.pipeline import build_pipeline
     from local.botocore_model import emulated_rekognition_client
-    from local.faults import FaultyClient, install_kill_points, put_events_rejecting
-    from local.model_server import RemoteModel
+    from local.fakes.faults import FaultyClient, install_kill_points, put_events_rejecting
+    from local.fakes.model_server import RemoteModel
     from shared.aws_config import REKOGNITION_CONFIG
 
     warnings.filterwarnings("ignore", message="No application metrics to publish")  # batches with nothing new
@@ -843,7 +843,7 @@ def _check_label_index(
     """
     from labeler.domain.label_result import best_confidences
     from labeler.queries import find_by_label
-    from local.fake_model import PALETTE
+    from local.fakes.fake_model import PALETTE
 
     parts = [f"part-{n:03d}" for n in range(400)]
     if 0 <= config.index_check_labels < len(parts):
@@ -997,7 +997,7 @@ def _outage_phase(config: SoakConfig, account: Accounting) -> None:
     from unittest import mock
 
     from local import outage_sim
-    from local.faults import FaultyClient, client_error
+    from local.fakes.faults import FaultyClient, client_error
     from manager.handler import Manager
     from manager.handler import logger as manager_logger
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
-from local.faults import Call, FaultyClient, client_error
+from local.fakes.faults import Call, FaultyClient, client_error
 from tests.support.builders import load_event
 
 DYNAMODB_ENDPOINT = "https://dynamodb.us-east-1.amazonaws.com"
@@ -187,7 +187,7 @@ class FaultSwitch:
 
 
 def with_faults(client: Any, operations: Sequence[str], switch: FaultSwitch, endpoint: str) -> FaultyClient:
-    """``client`` behind local.faults.FaultyClient, failing the calls the switch's plan names."""
+    """``client`` behind local.fakes.faults.FaultyClient, failing the calls the switch's plan names."""
 
     def hook(operation: str) -> Callable[[dict[str, Any], Call], Any]:
         def fault(kwargs: dict[str, Any], call: Call) -> Any:

@@ -14,8 +14,8 @@ from labeler.config import LabelerConfig
 from labeler.logic.pipeline import LabelingPipeline, build_pipeline
 from labeler.queries import find_by_label, get_result
 from local.emulator import LocalResources, consumed_events, create_resources, drain_queue
-from local.fake_model import FakeCustomLabelsModel
-from local.faults import FaultyClient
+from local.fakes.fake_model import FakeCustomLabelsModel
+from local.fakes.faults import FaultyClient
 from local.poller import EventSourceMappingPoller
 from local.stack_template import PLACEHOLDER_PROJECT_VERSION_ARN, StackFacts
 from tests.support.builders import s3_record

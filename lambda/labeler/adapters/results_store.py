@@ -204,7 +204,7 @@ def _track(ident: str, removal: bool) -> tuple[str, dict[str, str], dict[str, An
     return (
         "#rid = :rid AND attribute_not_exists(#rm)",
         {"#rid": "resultId", "#rm": REMOVAL_ID},
-        {":rid": {"S": ident}},  # local/faults.py reads the marked resultIds from ":rid"
+        {":rid": {"S": ident}},  # local/fakes/faults.py reads the marked resultIds from ":rid"
         "eventPublished",
     )
 

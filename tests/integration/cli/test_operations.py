@@ -22,7 +22,7 @@ from autolabel.operations import (
     redrive,
     redrive_by_copy,
 )
-from local.model_lifecycle import FakeEventSourceMappings, FakeModelLifecycle
+from local.fakes.model_lifecycle import FakeEventSourceMappings, FakeModelLifecycle
 from tests.support.cli import RunCli
 from tests.unit.manager.test_logic import PROJECT_ARN, VERSION_ARN
 

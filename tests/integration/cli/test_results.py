@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from autolabel.render import draw_labels, font_size_for
-from local.fake_model import PALETTE
+from local.fakes.fake_model import PALETTE
 from local.samples import BACKGROUND, make_image
 from tests.support.cli import RunCli
 from tests.support.harness import ARN, Harness

@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
 
 from labeler.logic.pipeline import BatchReport, InboundMessage, LabelingPipeline
-from local.faults import Call, client_error, fail_times
+from local.fakes.faults import Call, client_error, fail_times
 from local.samples import make_image
 from tests.integration.labeler.test_fault_scenarios import (
     applied_once,
@@ -215,7 +215,7 @@ def test_claim_applied_but_answer_lost_counts_a_duplicate_that_never_happened(ha
     (a 120 s stall), then publishes it as "abandoned after claiming": counted
     ambiguous though no event had ever been accepted.
     """
-    from local.faults import put_events_rejecting
+    from local.fakes.faults import put_events_rejecting
 
     upload = harness.upload_quietly("a.png", SCRATCH)
     body = notification_body(harness.record_for("a.png", upload, sequencer="0010"))

@@ -16,7 +16,7 @@ from botocore.exceptions import ReadTimeoutError
 from infra.settings import StackSettings
 from labeler.adapters.clients import AwsClients
 from labeler.logic.pipeline import BatchReport, InboundMessage, LabelingPipeline, build_pipeline
-from local.faults import Call, FaultyClient, client_error, put_events_rejecting
+from local.fakes.faults import Call, FaultyClient, client_error, put_events_rejecting
 from local.samples import make_image
 from tests.integration.labeler.test_formats_and_deletions import REMOVED, of_type, with_deletions
 from tests.support.builders import eventbridge_body, notification_body, s3_removal_record, sns_body

@@ -1,7 +1,7 @@
 """Faults between the steps of a record: dropped connections, ambiguous outcomes, deadlines.
 
 Each test drives the real handler inside moto and injects the fault with
-``local.faults``: connection errors raised before a request is applied, and
+``local.fakes.faults``: connection errors raised before a request is applied, and
 the ambiguous kind where the request was applied but the response was lost.
 The promise under test: every record finishes labeled or failed (or is
 retried with nothing half-done), and a result is announced once, except after
@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
 from labeler import handler
-from local.faults import Call, Fault, client_error, fail_times
+from local.fakes.faults import Call, Fault, client_error, fail_times
 from local.samples import make_image
 from tests.support.builders import notification_body, sqs_event
 from tests.support.harness import Harness

@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from labeler import handler
-from local.faults import client_error, fail_times, put_events_rejecting
+from local.fakes.faults import client_error, fail_times, put_events_rejecting
 from local.samples import make_image
 from tests.integration.labeler.test_fault_scenarios import many_labels_harness
 from tests.support.builders import (

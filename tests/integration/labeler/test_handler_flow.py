@@ -1,7 +1,7 @@
 """The real path in moto: S3 notification -> SQS -> handler -> DynamoDB + EventBridge -> consumer queue.
 
 One test per row of the README failure table (and the whole flow). The model is the fake of
-local/fake_model.py; DynamoDB and EventBridge faults come from local/faults.py.
+local/fakes/fake_model.py; DynamoDB and EventBridge faults come from local/fakes/faults.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from labeler import handler
-from local.faults import client_error, fail_times, put_events_rejecting
+from local.fakes.faults import client_error, fail_times, put_events_rejecting
 from local.samples import make_image
 from shared.validation import ConfigError
 from tests.support.builders import notification_body, s3_record, sqs_event

@@ -19,7 +19,7 @@ from labeler import handler
 from labeler.adapters.clients import AwsClients
 from labeler.logic.decisions import RETRY_CAP_SECONDS
 from labeler.logic.pipeline import build_pipeline
-from local.faults import FaultyClient, client_error
+from local.fakes.faults import FaultyClient, client_error
 from local.samples import make_image
 from tests.integration.labeler.test_fault_scenarios import emitted
 from tests.support.builders import notification_body

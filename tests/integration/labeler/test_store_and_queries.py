@@ -17,7 +17,7 @@ from labeler.domain.label_result import LabelResult
 from labeler.domain.s3_notification import S3ObjectEvent
 from labeler.queries import find_by_label, get_result
 from local.emulator import create_table
-from local.faults import FaultyClient
+from local.fakes.faults import FaultyClient
 from local.stack_template import StackFacts
 from shared import table_layout as layout
 from shared.dynamo_codec import serialize_item

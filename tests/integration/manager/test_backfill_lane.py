@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
-from local.model_lifecycle import FakeEventSourceMappings
+from local.fakes.model_lifecycle import FakeEventSourceMappings
 from manager.adapters import IngestQueue, LabelerTrigger
 from manager.handler import Manager
 from tests.integration.manager.test_manager_runs import World

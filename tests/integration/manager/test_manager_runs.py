@@ -14,8 +14,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from local.emulator import consumed_events
-from local.faults import client_error
-from local.model_lifecycle import FakeEventSourceMappings, FakeModelLifecycle, create_manager_resources
+from local.fakes.faults import client_error
+from local.fakes.model_lifecycle import FakeEventSourceMappings, FakeModelLifecycle, create_manager_resources
 from local.outage_sim import sqs_follows
 from manager.config import ManagerConfig
 from manager.handler import Manager

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from local.model_lifecycle import DELETED
+from local.fakes.model_lifecycle import DELETED
 from local.outage_sim import simulate_outage
 from tests.infra.conftest import synth
 

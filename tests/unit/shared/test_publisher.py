@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
-from local.faults import client_error
+from local.fakes.faults import client_error
 from shared.event_publisher import EventEntry, EventPublisher
 
 

@@ -1,4 +1,4 @@
-"""local.model_server: the emulated model behind HTTP answers as the in-process one does."""
+"""local.fakes.model_server: the emulated model behind HTTP answers as the in-process one does."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from local.fake_model import FakeCustomLabelsModel
-from local.faults import client_error
-from local.model_server import RemoteModel, TokenBucket, model_counters, model_server_process
+from local.fakes.fake_model import FakeCustomLabelsModel
+from local.fakes.faults import client_error
+from local.fakes.model_server import RemoteModel, TokenBucket, model_counters, model_server_process
 from local.moto_process import moto_server_process
 from local.samples import make_image
 

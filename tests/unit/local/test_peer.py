@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from local.faults import FaultyClient, client_error
+from local.fakes.faults import FaultyClient, client_error
 from local.peer import PEER_TABLE_KEY, PeerClients, peer_handler, run_peer, s3_event
 
 

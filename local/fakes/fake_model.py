@@ -23,7 +23,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from PIL import Image, UnidentifiedImageError
 
-from local.faults import client_error
+from local.fakes.faults import client_error
 
 OPERATION = "DetectCustomLabels"
 MAX_IMAGE_BYTES = 15 * 1024 * 1024

@@ -10,7 +10,7 @@ The server also enforces the model's capacity: above ``cap`` calls per second
 (a token bucket with one second of burst, shared by every caller) it answers
 ThrottlingException at once, as the service does.
 
-    python -m local.model_server PORT [--latency SECONDS] [--cap CALLS_PER_SECOND]
+    python -m local.fakes.model_server PORT [--latency SECONDS] [--cap CALLS_PER_SECOND]
 
 ``RemoteModel`` duck-types ``FakeCustomLabelsModel`` on the caller's side (so
 ``local.botocore_model`` serves it to a real boto3 client), with the same
@@ -36,8 +36,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from local.fake_model import OPERATION, ExtraLabels, Fault
-from local.faults import client_error
+from local.fakes.fake_model import OPERATION, ExtraLabels, Fault
+from local.fakes.faults import client_error
 
 EXTRA_LABELS_HEADER = "X-Extra-Labels"
 _EXTRA = "_extraLabels"  # request key the server's model reads its extra-label count from
@@ -69,7 +69,7 @@ class TokenBucket:
 def serve(port: int, latency: float, cap: float) -> None:
     import boto3
 
-    from local.fake_model import FakeCustomLabelsModel
+    from local.fakes.fake_model import FakeCustomLabelsModel
 
     model = FakeCustomLabelsModel(
         boto3.client("s3"), latency_seconds=latency, extra_labels=lambda request: int(request.get(_EXTRA, 0))
@@ -182,7 +182,7 @@ def model_server_process(latency: float = 0.0, cap: float = 0.0) -> Iterator[str
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "local.model_server", str(port), "--latency", str(latency), "--cap", str(cap)],
+        [sys.executable, "-m", "local.fakes.model_server", str(port), "--latency", str(latency), "--cap", str(cap)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.faults import Journal
+from local.fakes.faults import Journal
 from local.poller import FakeLambdaContext, ProcessEnvironment
 from local.soak import _watch_visibility_changes, percentile
 

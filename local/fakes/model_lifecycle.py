@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from local.faults import client_error
+from local.fakes.faults import client_error
 from manager.adapters import STATE_KEY
 
 DELETED = "DELETED"  # not a Rekognition status: the fake answers "no such version"
