@@ -97,7 +97,7 @@ class StackSettings:
     event_source: str = "autolabel"
     batch_size: int = 10
     max_concurrency: int = 2
-    max_receive_count: int = 5
+    max_receive_count: int = 10
     backfill_max_concurrency: int = 2
     notifications: str = "s3"
     deletions: bool = True
@@ -136,7 +136,7 @@ class StackSettings:
                 event_source=parse_event_source(text("eventSource"), "eventSource"),
                 batch_size=_int_or(get("batchSize"), "batchSize", 10, maximum=MAX_SQS_BATCH_WITHOUT_WINDOW),
                 max_concurrency=_int_or(get("maxConcurrency"), "maxConcurrency", 2, maximum=MAX_ESM_CONCURRENCY),
-                max_receive_count=_int_or(get("maxReceiveCount"), "maxReceiveCount", 5, maximum=1000),
+                max_receive_count=_int_or(get("maxReceiveCount"), "maxReceiveCount", 10, maximum=1000),
                 backfill_max_concurrency=_int_or(
                     get("backfillMaxConcurrency"), "backfillMaxConcurrency", 2, maximum=MAX_ESM_CONCURRENCY
                 ),

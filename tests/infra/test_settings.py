@@ -19,7 +19,7 @@ def test_defaults() -> None:
     assert (s.batch_size, s.max_concurrency, s.max_receive_count, s.key_prefix, s.event_source) == (
         10,
         2,
-        5,
+        10,
         "",
         "autolabel",
     )

@@ -3,7 +3,7 @@
 A record the batch response names as failed becomes visible again when its
 visibility timeout ends: the queue's (six function timeouts) unless changed.
 For a transient fault that is minutes of waiting for nothing, so the pipeline
-asks for a short, jittered delay instead on the first retries (``decisions.retry_delay_seconds``).
+asks for a jittered delay that doubles with each receive instead (``decisions.retry_delay_seconds``).
 Best effort: a change that fails leaves the queue's timeout, which is only slower.
 """
 

@@ -270,29 +270,25 @@ def publication_uncertain(claim_uncertain: bool, state: StoredState | None, toke
     )
 
 
-# Retried records come back after a short, jittered delay instead of the
-# queue's visibility timeout, for their first retries only: 5 then 10 s (each
-# drawn from its upper half). Later retries keep the queue's timeout, so that a
-# fault that lasts minutes (a throttling storm, a service brownout) does not
-# spend every receive of a message, and send it to the DLQ, within a minute.
+# Retried records (transient faults) come back after a jittered delay that
+# doubles with each receive, instead of the queue's 6-minute visibility
+# timeout: 2.5-5 s, 5-10 s, 10-20 s, ... up to 150-300 s. Fast when a fault is
+# brief (most are: one throttled call), while a fault that lasts minutes still
+# spreads a message's receives over minutes: with the default maxReceiveCount
+# of 10 a message survives a 10-minute throttling storm before the DLQ even at
+# the shortest jitter (2.5 + 5 + ... + 150 + 150 + 150 s = 607 s).
 RETRY_BASE_SECONDS = 5
-RETRY_CAP_SECONDS = 60
-SHORT_RETRIES = 2  # receives after which a retry may come back sooner than the queue's timeout
+RETRY_CAP_SECONDS = 300
 
 
-def retry_delay_seconds(
-    receive_count: int, draw: Callable[[float, float], float], *, not_before: float = 0.0
-) -> int | None:
+def retry_delay_seconds(receive_count: int, draw: Callable[[float, float], float], *, not_before: float = 0.0) -> int:
     """Seconds until a record retried after its ``receive_count``-th receive is visible again.
 
-    None: leave the queue's visibility timeout. ``draw(low, high)`` picks the
-    jitter (``random.uniform``): records that failed together (a throttled
-    batch) do not all come back at once. ``not_before``: wait for this (a
-    publish claim that must expire first), whatever the receive count.
+    ``draw(low, high)`` picks the jitter (``random.uniform``): records that
+    failed together (a throttled batch) do not all come back at once.
+    ``not_before``: wait at least this long (a publish claim that must expire first).
     """
-    if receive_count > SHORT_RETRIES:
-        return max(1, math.ceil(not_before)) if not_before > 0 else None
-    ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, receive_count - 1))
+    ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, min(receive_count, 20) - 1))
     return max(1, math.ceil(max(draw(ceiling / 2, ceiling), not_before)))
 
 

@@ -248,8 +248,7 @@ class LabelingPipeline:
             seconds = retry_delay_seconds(
                 message.receive_count, self._draw, not_before=report.retry_soon[message.message_id]
             )
-            if seconds is not None:  # None: its later retries wait the queue's timeout
-                delays.append(RetryDelay(message.queue_arn, message.receipt_handle, seconds))
+            delays.append(RetryDelay(message.queue_arn, message.receipt_handle, seconds))
         if not delays:
             return
         try:

@@ -41,7 +41,7 @@ def test_the_backfill_queue_is_encrypted_with_its_own_dlq_and_the_ingest_queues_
     ingest = queues[queue_id(template, "IngestQueue")]["Properties"]
     backfill = queues[queue_id(template, "BackfillQueue")]["Properties"]
     dlq = queue_id(template, "BackfillDeadLetterQueue")
-    assert backfill["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq, "Arn"]}, "maxReceiveCount": 5}
+    assert backfill["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq, "Arn"]}, "maxReceiveCount": 10}
     assert backfill["VisibilityTimeout"] == ingest["VisibilityTimeout"]
     assert backfill["MessageRetentionPeriod"] == 14 * 24 * 3600
     assert backfill["SqsManagedSseEnabled"] is True

@@ -179,7 +179,7 @@ def test_queue_visibility_is_six_function_timeouts_with_a_dlq(template: Template
         "AWS::SQS::Queue",
         {
             "VisibilityTimeout": 6 * timeout,
-            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]}, "maxReceiveCount": 5},
+            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]}, "maxReceiveCount": 10},
             "SqsManagedSseEnabled": True,
         },
     )

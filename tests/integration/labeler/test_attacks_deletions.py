@@ -119,14 +119,14 @@ def test_a_ten_minute_throttling_storm_does_not_dead_letter_what_the_queue_timeo
 ) -> None:
     """Promise (docs/behaviour.md#failures): a transient fault is retried, DLQ only "if it persists".
 
-    With the stack's defaults (maxReceiveCount 5, visibility timeout 6 min) a
-    record throttled on every receive used to have 4 x 6 = 24 minutes before
-    its fifth and last receive. The short delays (5, 10, 20, 40 s at most)
-    spend all five receives in 75 s: a burst that keeps the model throttled
-    for a few minutes now dead-letters records the old timeout carried
-    through. Virtual time: each receive happens when the delay the pipeline
-    set (or the queue's timeout) has passed; even the most generous jitter
-    is drawn.
+    Found by the attack: with maxReceiveCount 5 and short delays (5, 10, 20,
+    40 s at most) a record throttled on every receive spent all five receives
+    in about a minute, so a burst that kept the model throttled for a few
+    minutes dead-lettered records the old 6-minute timeout carried through.
+    Now the delay doubles up to 5 minutes and the default maxReceiveCount is
+    10: even the shortest jitter spreads the receives over more than 10
+    minutes. Virtual time: each receive happens when the delay the pipeline
+    set (or the queue's timeout) has passed.
     """
     defaults = StackSettings(project_version_arn="arn")
     clock = [0.0]
@@ -136,7 +136,7 @@ def test_a_ten_minute_throttling_storm_does_not_dead_letter_what_the_queue_timeo
     queue = RecordedDelays()
     pipeline = build_pipeline(harness.config, AwsClients(model, harness.dynamodb, harness.events))
     pipeline._ingest_queue = queue  # type: ignore[assignment]
-    pipeline._draw = lambda low, high: high  # the longest delay each time
+    pipeline._draw = lambda low, high: low  # the shortest delay each time: the worst case
     for receive in range(1, defaults.max_receive_count + 1):
         assert queue.seconds == []
         message = InboundMessage("m1", body, receipt_handle=f"r{receive}", receive_count=receive, queue_arn="arn")

@@ -156,10 +156,10 @@ def _highest(_low: float, high: float) -> float:
 
 @pytest.mark.parametrize(
     ("receive_count", "lowest", "highest"),
-    [(1, 3, 5), (2, 5, 10), (3, None, None), (4, None, None), (12, None, None)],
+    [(1, 3, 5), (2, 5, 10), (3, 10, 20), (4, 20, 40), (6, 80, 160), (7, 150, 300), (10, 150, 300), (99, 150, 300)],
 )
-def test_retry_delay_is_short_for_the_first_retries_then_the_queue_timeout(
-    receive_count: int, lowest: int | None, highest: int | None
+def test_retry_delay_doubles_with_each_receive_within_its_jitter_up_to_five_minutes(
+    receive_count: int, lowest: int, highest: int
 ) -> None:
     assert retry_delay_seconds(receive_count, _lowest) == lowest
     assert retry_delay_seconds(receive_count, _highest) == highest
@@ -169,6 +169,11 @@ def test_retry_delay_waits_for_a_claim_to_expire_when_asked() -> None:
     assert retry_delay_seconds(1, _highest, not_before=119.2) == 120
     assert retry_delay_seconds(1, _highest, not_before=0.5) == 5
     assert retry_delay_seconds(4, _highest, not_before=119.2) == 120  # whatever the receive count
+
+
+def test_a_ten_minute_fault_does_not_use_up_the_default_receives_even_at_the_shortest_jitter() -> None:
+    # Nine retries (receives 1-9) before the tenth and last receive of the default maxReceiveCount.
+    assert sum(retry_delay_seconds(n, _lowest) for n in range(1, 10)) >= 600
 
 
 def test_claim_expiry_counts_down_from_the_claim() -> None:
