@@ -27,7 +27,9 @@ BUCKET_NAME_PATTERN = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a
 MIN_ESM_CONCURRENCY, MAX_ESM_CONCURRENCY = 2, 1000
 MAX_SQS_BATCH_WITHOUT_WINDOW = 10
 # How object events reach the ingest queue (docs/behaviour.md#inbound-messages).
-NOTIFICATIONS = ("s3", "eventbridge")
+NOTIFICATIONS = ("s3", "eventbridge", "sns")
+# A standard SNS topic of any partition (FIFO topics cannot deliver to a standard queue).
+TOPIC_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
 PLACEHOLDER_HINT = (
     "projectVersionArn is required: pass your Custom Labels model version ARN, e.g. "
     "`npx cdk synth -c projectVersionArn=arn:aws:rekognition:us-east-1:123456789012:"
@@ -54,6 +56,7 @@ CONTEXT_KEYS = (
     "maxReceiveCount",
     "backfillMaxConcurrency",
     "notifications",
+    "notificationTopicArn",
     "deletions",
     "modelManager",
     "projectArn",
@@ -100,6 +103,7 @@ class StackSettings:
     max_receive_count: int = 10
     backfill_max_concurrency: int = 2
     notifications: str = "s3"
+    notification_topic_arn: str | None = None
     deletions: bool = True
     function_timeout_seconds: int = 60
     model_manager: bool = True
@@ -140,7 +144,8 @@ class StackSettings:
                 backfill_max_concurrency=_int_or(
                     get("backfillMaxConcurrency"), "backfillMaxConcurrency", 2, maximum=MAX_ESM_CONCURRENCY
                 ),
-                notifications=_notifications(_text(get("notifications"))),
+                notifications=(notifications := _notifications(_text(get("notifications")))),
+                notification_topic_arn=_topic_arn(_text(get("notificationTopicArn")), notifications),
                 deletions=parse_bool(_text(get("deletions")) or "true", "deletions"),
                 **_manager_settings(get, raw_arn),
             )
@@ -157,6 +162,11 @@ class StackSettings:
             raise SettingsError(
                 f"backfillMaxConcurrency must be between {MIN_ESM_CONCURRENCY} and {MAX_ESM_CONCURRENCY} "
                 f"(Lambda's SQS maximum concurrency), got {settings.backfill_max_concurrency}"
+            )
+        if settings.notifications == "sns" and settings.bucket_name is None:
+            raise SettingsError(
+                "notifications=sns is for an existing bucket (bucketName) whose notifications already go to "
+                "the SNS topic notificationTopicArn; a bucket this stack creates uses notifications=s3 or eventbridge"
             )
         return settings
 
@@ -222,6 +232,22 @@ def _notifications(value: str | None) -> str:
     if chosen not in NOTIFICATIONS:
         raise SettingsError(f"notifications must be one of {', '.join(NOTIFICATIONS)}, got {chosen!r}")
     return chosen
+
+
+def _topic_arn(value: str | None, notifications: str) -> str | None:
+    arn = (value or "").strip()
+    if notifications != "sns":
+        if arn:
+            raise SettingsError("notificationTopicArn is only read with notifications=sns")
+        return None
+    if not arn:
+        raise SettingsError(
+            "notificationTopicArn is required with notifications=sns: the ARN of the SNS topic "
+            "the bucket's notifications are published to"
+        )
+    if not TOPIC_ARN_PATTERN.match(arn):
+        raise SettingsError(f"notificationTopicArn is not a standard SNS topic ARN: {arn!r}")
+    return arn
 
 
 def _key_prefix(value: str | None) -> str:

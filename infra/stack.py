@@ -35,6 +35,7 @@ class AutolabelStack(Stack):
             visibility_timeout=Duration.seconds(settings.queue_visibility_timeout_seconds),
             max_receive_count=settings.max_receive_count,
             notifications=settings.notifications,
+            notification_topic_arn=settings.notification_topic_arn,
             deletions=settings.deletions,
         )
         self.backfill = BackfillQueue(

@@ -4,7 +4,9 @@
 and ObjectRemoved with deletions on). ``notifications=eventbridge``: a rule on
 the account's default bus forwards the bucket's ``aws.s3`` events (Object
 Created, and Object Deleted with deletions on); the bucket's notification
-configuration is left untouched (docs/behaviour.md#inbound-messages).
+configuration is left untouched. ``notifications=sns``: the queue subscribes
+(raw delivery) to the SNS topic an existing bucket already publishes to
+(docs/behaviour.md#inbound-messages).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from aws_cdk import Aws, Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.interfaces.aws_events import IRuleRef
 from aws_cdk.interfaces.aws_s3 import IBucketRef
@@ -101,6 +105,7 @@ class IngestQueue(Construct):
         visibility_timeout: Duration,
         max_receive_count: int,
         notifications: str = "s3",
+        notification_topic_arn: str | None = None,
         deletions: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -123,6 +128,20 @@ class IngestQueue(Construct):
         self.rule: events.Rule | None = None
         if notifications == "eventbridge":
             self.rule = self._eventbridge_rule(bucket, key_prefix, deletions)
+            return
+        if notifications == "sns":
+            # The bucket's notifications already go to this topic (its owner's
+            # configuration, prefix and event types included): subscribe the queue
+            # with raw delivery. The subscription adds the queue policy: the topic
+            # (aws:SourceArn) may send, nothing else.
+            if notification_topic_arn is None:
+                raise ValueError("notifications=sns needs notification_topic_arn")
+            topic = sns.Topic.from_topic_arn(self, "NotificationTopic", notification_topic_arn)
+            topic.add_subscription(
+                subscriptions.SqsSubscription(
+                    self.queue, raw_message_delivery=True, dead_letter_queue=self.dead_letter_queue
+                )
+            )
             return
         # One notification for every ObjectCreated (and ObjectRemoved) event; the extension
         # filter lives in the labeler because S3 suffix filters are case-sensitive.

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Annotations, Match, Template
 
+from infra.settings import SettingsError
 from shared import table_layout as layout
 from tests.infra.conftest import ARN, PROJECT_ARN, synth
 
@@ -662,3 +663,64 @@ def test_labeler_iam_is_the_same_whatever_the_notifications(
         return sorted(sorted(actions_of(s)) for s in labeler_statements(t))
 
     assert shape(template) == shape(eventbridge[1]) == shape(without_deletions)
+
+
+TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:acme-image-events"
+
+
+@pytest.fixture(scope="module")
+def sns_fan_out() -> tuple[Any, Template]:
+    return synth(notifications="sns", notificationTopicArn=TOPIC_ARN, bucketName="acme-existing-images")
+
+
+def test_sns_mode_subscribes_the_ingest_queue_to_the_topic_with_raw_delivery(
+    sns_fan_out: tuple[Any, Template],
+) -> None:
+    stack, template = sns_fan_out
+    queues = template.find_resources("AWS::SQS::Queue")
+    ingest = next(rid for rid in queues if "IngestQueue" in rid)
+    template.has_resource_properties(
+        "AWS::SNS::Subscription",
+        {
+            "Protocol": "sqs",
+            "TopicArn": TOPIC_ARN,
+            "RawMessageDelivery": True,
+            "Endpoint": {"Fn::GetAtt": [ingest, "Arn"]},
+        },
+    )
+    # The bucket's notification configuration is its owner's: no S3 notification resource.
+    assert template.find_resources("Custom::S3BucketNotifications") == {}
+    assert Annotations.from_stack(stack).find_error("*", Match.string_like_regexp(r"AwsSolutions-")) == []
+
+
+def test_sns_mode_lets_only_that_topic_send_to_the_ingest_queue_and_its_dlq(sns_fan_out: tuple[Any, Template]) -> None:
+    """The queue receives the topic's messages; what SNS cannot deliver goes to the DLQ (which alarms)."""
+    _, template = sns_fan_out
+    granted: dict[str, dict[str, Any]] = {}
+    for policy in template.find_resources("AWS::SQS::QueuePolicy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement.get("Principal") == {"Service": "sns.amazonaws.com"}:
+                (queue,) = policy["Properties"]["Queues"]
+                granted[json.dumps(queue)] = statement
+    assert len(granted) == 2
+    assert any("IngestQueue" in queue and "DeadLetter" not in queue for queue in granted)
+    for statement in granted.values():
+        assert statement["Action"] == "sqs:SendMessage"
+        assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": TOPIC_ARN}}
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"notifications": "sns", "bucketName": "acme-existing-images"}, "notificationTopicArn is required"),
+        (
+            {"notifications": "sns", "notificationTopicArn": "arn:aws:sqs:us-east-1:123456789012:q"},
+            "not a standard SNS",
+        ),
+        ({"notifications": "sns", "notificationTopicArn": TOPIC_ARN}, "existing bucket"),
+        ({"notificationTopicArn": TOPIC_ARN}, "only read with notifications=sns"),
+    ],
+)
+def test_sns_mode_settings_name_what_is_wrong(context: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        synth(**context)
