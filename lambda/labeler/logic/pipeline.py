@@ -123,6 +123,14 @@ class BatchReport:
     # Failed messages that must wait the queue's timeout (one of their records does).
     keep_queue_timeout: set[str] = field(default_factory=set)
 
+    # Failed messages that can never succeed (not a notification): back at once, so
+    # they spend their receives in seconds and reach the DLQ (and its alarm) quickly.
+    retry_at_once: set[str] = field(default_factory=set)
+
+    def fail_for_good(self, message_id: str, reason: str) -> None:
+        self.failed_messages.setdefault(message_id, reason)
+        self.retry_at_once.add(message_id)
+
     def fail(self, message_ids: Sequence[str], reason: str, *, soon: bool = True, not_before: float = 0.0) -> None:
         """Name messages as batch item failures; ``soon``: a transient fault, retried after a short delay.
 
@@ -239,15 +247,20 @@ class LabelingPipeline:
 
     def _delay_retries(self, messages: Sequence[InboundMessage], report: BatchReport) -> None:
         """Bring transient failures back after a short delay instead of the queue's visibility timeout."""
-        if self._ingest_queue is None or not report.retry_soon:
+        if self._ingest_queue is None or not (report.retry_soon or report.retry_at_once):
             return
         delays: list[RetryDelay] = []
         for message in messages:
-            if message.message_id not in report.retry_soon or not message.receipt_handle or not message.queue_arn:
+            if not message.receipt_handle or not message.queue_arn:
                 continue
-            seconds = retry_delay_seconds(
-                message.receive_count, self._draw, not_before=report.retry_soon[message.message_id]
-            )
+            if message.message_id in report.retry_at_once:
+                seconds = 0
+            elif message.message_id in report.retry_soon:
+                seconds = retry_delay_seconds(
+                    message.receive_count, self._draw, not_before=report.retry_soon[message.message_id]
+                )
+            else:
+                continue
             delays.append(RetryDelay(message.queue_arn, message.receipt_handle, seconds))
         if not delays:
             return
@@ -271,7 +284,7 @@ class LabelingPipeline:
                     "Invalid message; it will be retried and end in the DLQ",
                     extra={"messageId": message.message_id, "error": str(error)},
                 )
-                report.fail([message.message_id], str(error), soon=False)  # it can only end in the DLQ
+                report.fail_for_good(message.message_id, str(error))  # it can only end in the DLQ
                 report.invalid_messages += 1
                 continue
             if not records:
