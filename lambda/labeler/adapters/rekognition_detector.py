@@ -23,9 +23,6 @@ PERMANENT_ERROR_CODES = frozenset(
 THROTTLING_ERROR_CODES = frozenset(
     {"ThrottlingException", "ProvisionedThroughputExceededException", "LimitExceededException"}
 )
-# The model is not running: waits with the queue's visibility timeout (the
-# model manager pauses the trigger until it runs), not the short retry delay.
-MODEL_NOT_READY_CODES = frozenset({"ResourceNotReadyException"})
 # The deployment is wrong (permissions, model ARN): retried, ends in the DLQ, alarms.
 DEPLOYMENT_ERROR_CODES = frozenset({"AccessDeniedException", "ResourceNotFoundException"})
 # Custom Labels guide: S3 objects up to 15 MB are accepted.
@@ -56,10 +53,6 @@ class RetryableDetectionError(Exception):
     @property
     def is_deployment_fault(self) -> bool:
         return self.code in DEPLOYMENT_ERROR_CODES
-
-    @property
-    def waits_for_the_model(self) -> bool:
-        return self.code in MODEL_NOT_READY_CODES
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,6 @@ class _Outcome:
     throttled: bool = False
     out_of_time: bool = False
     deployment_fault: bool = False  # AccessDenied, model not found: alarms
-    waits_for_model: bool = False  # the model is not running: the queue's timeout, not a short delay
     retry_not_before: float = 0.0  # seconds before a retry can succeed (another attempt's claim)
     unexpected: bool = False  # a bug, not a fault: counted so that it alarms
     latency_ms: float | None = None
@@ -379,7 +378,6 @@ class LabelingPipeline:
                 retry_reason=str(error),
                 throttled=detection is not None and detection.is_throttle,
                 deployment_fault=detection is not None and detection.is_deployment_fault,
-                waits_for_model=detection is not None and detection.waits_for_the_model,
             )
         except Exception as error:  # a bug must not lose the record: retry it
             logger.exception("Unexpected error; retrying record", extra=extra)
@@ -624,7 +622,7 @@ class LabelingPipeline:
                     task,
                     outcome.retry_reason,
                     report,
-                    soon=not (outcome.deployment_fault or outcome.waits_for_model),
+                    soon=not outcome.deployment_fault,  # a wrong deployment waits for its fix: no hurry
                     not_before=outcome.retry_not_before,
                 )
                 report.throttles += int(outcome.throttled)
