@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs.alarms import at_least
-from infra.constructs.ingest_queue import RETENTION
+from infra.constructs.ingest_queue import queue_with_dead_letters
 
 # `autolabel backfill` never enqueues more than the model labels in half the
 # retention; a message this old means that pace was not kept (the model did
@@ -28,22 +27,7 @@ class BackfillQueue(Construct):
         self, scope: Construct, construct_id: str, *, visibility_timeout: Duration, max_receive_count: int
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=RETENTION,
-        )
-        self.queue = sqs.Queue(
-            self,
-            "Queue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            visibility_timeout=visibility_timeout,
-            retention_period=RETENTION,
-            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=max_receive_count),
-        )
+        self.queue, self.dead_letter_queue = queue_with_dead_letters(self, visibility_timeout, max_receive_count)
         self.alarms: list[cloudwatch.Alarm] = [
             at_least(
                 self,

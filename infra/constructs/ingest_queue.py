@@ -28,6 +28,29 @@ from constructs import Construct, IDependable
 RETENTION = Duration.days(14)
 
 
+def queue_with_dead_letters(
+    scope: Construct, visibility_timeout: Duration, max_receive_count: int
+) -> tuple[sqs.Queue, sqs.Queue]:
+    """(queue, its DLQ), ids ``Queue`` and ``DeadLetterQueue``: both encrypted, TLS only, kept 14 days."""
+    dead_letters = sqs.Queue(
+        scope,
+        "DeadLetterQueue",
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=RETENTION,
+    )
+    queue = sqs.Queue(
+        scope,
+        "Queue",
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=RETENTION,
+        visibility_timeout=visibility_timeout,
+        dead_letter_queue=sqs.DeadLetterQueue(queue=dead_letters, max_receive_count=max_receive_count),
+    )
+    return queue, dead_letters
+
+
 @jsii.implements(s3.IBucketNotificationDestination)
 class AccountPinnedQueueDestination:
     """Like ``aws_s3_notifications.SqsDestination``, with the confused-deputy guard.
@@ -109,22 +132,7 @@ class IngestQueue(Construct):
         deletions: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=RETENTION,
-        )
-        self.queue = sqs.Queue(
-            self,
-            "Queue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            visibility_timeout=visibility_timeout,
-            retention_period=RETENTION,
-            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=max_receive_count),
-        )
+        self.queue, self.dead_letter_queue = queue_with_dead_letters(self, visibility_timeout, max_receive_count)
         self.rule: events.Rule | None = None
         if notifications == "eventbridge":
             self.rule = self._eventbridge_rule(bucket, key_prefix, deletions)
