@@ -33,7 +33,6 @@ import boto3
 
 from labeler import handler
 from labeler.adapters.clients import create_clients
-from labeler.config import LabelerConfig
 from labeler.logic.pipeline import build_pipeline
 from labeler.queries import get_result
 from local.emulator import (
@@ -42,7 +41,7 @@ from local.emulator import (
     consumed_events,
     create_resources,
     drain_queue,
-    environment,
+    labeler_config,
 )
 from local.fakes.fake_model import FakeCustomLabelsModel
 from local.moto_process import moto_server_process
@@ -151,13 +150,7 @@ def _demo(
         event_source=facts.function_environment.get("EVENT_SOURCE", "autolabel"),
         visibility_timeout=5,
     )
-    lambda_env = {
-        **facts.function_environment,
-        "RESULTS_TABLE_NAME": resources.table_name,
-        "EVENT_BUS_NAME": resources.event_bus_name,
-    }
-    with environment(lambda_env):
-        config = LabelerConfig.from_environ(os.environ)
+    config = labeler_config(facts, resources)  # the Lambda's own cold-start validation
     model = FakeCustomLabelsModel(s3)
     handler.use_pipeline(build_pipeline(config, dataclasses.replace(create_clients(), rekognition=model)))
     poller = EventSourceMappingPoller(

@@ -30,12 +30,11 @@ from typing import Any
 import boto3
 
 from labeler.adapters.clients import create_clients
-from labeler.config import LabelerConfig
 from labeler.domain.backfill_request import backfill_request
 from labeler.handler import partial_batch_response
 from labeler.logic.pipeline import InboundMessage, LabelingPipeline, build_pipeline
 from labeler.queries import get_result
-from local.emulator import LocalResources, create_resources, drain_queue, environment
+from local.emulator import LocalResources, create_resources, drain_queue, labeler_config
 from local.fakes.fake_model import FakeCustomLabelsModel
 from local.moto_process import moto_server_process
 from local.poller import EventSourceMappingPoller
@@ -90,13 +89,7 @@ def run_scenario(scenario: str, *, backlog: int, fresh: int, interval: float) ->
             event_source="autolabel",
             visibility_timeout=5,
         )
-        lambda_env = {
-            **facts.function_environment,
-            "RESULTS_TABLE_NAME": resources.table_name,
-            "EVENT_BUS_NAME": resources.event_bus_name,
-        }
-        with environment(lambda_env):
-            config = LabelerConfig.from_environ(os.environ)
+        config = labeler_config(facts, resources)  # the Lambda's own cold-start validation
 
         def pipeline() -> LabelingPipeline:
             model = FakeCustomLabelsModel(s3, latency_seconds=MODEL_SECONDS)

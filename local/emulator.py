@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from labeler.config import LabelerConfig
 from local.stack_template import StackFacts
 
 REGION = "us-east-1"
@@ -149,6 +150,18 @@ def create_resources(
         backfill_arn,
         backfill_dlq_url,
     )
+
+
+def labeler_config(facts: StackFacts, resources: LocalResources) -> LabelerConfig:
+    """The labeler's configuration as the deployed function gets it: the template's environment
+    with the emulated table and bus, through the Lambda's own cold-start validation."""
+    lambda_env = {
+        **facts.function_environment,
+        "RESULTS_TABLE_NAME": resources.table_name,
+        "EVENT_BUS_NAME": resources.event_bus_name,
+    }
+    with environment(lambda_env):
+        return LabelerConfig.from_environ(os.environ)
 
 
 def drain_queue(sqs: Any, queue_url: str) -> list[dict[str, Any]]:

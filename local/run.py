@@ -14,7 +14,6 @@ import dataclasses
 import io
 import json
 import logging
-import os
 import re
 import signal
 import sys
@@ -29,7 +28,6 @@ from PIL import Image, ImageDraw
 
 from labeler import handler
 from labeler.adapters.clients import create_clients
-from labeler.config import LabelerConfig
 from labeler.logic.pipeline import build_pipeline
 from labeler.queries import find_by_label, get_result
 from local.emulator import (
@@ -39,6 +37,7 @@ from local.emulator import (
     create_resources,
     drain_queue,
     environment,
+    labeler_config,
     local_aws_environment,
 )
 from local.fakes.fake_model import PALETTE, FakeCustomLabelsModel
@@ -230,13 +229,7 @@ def _run(facts: Any, output_dir: Path, serve_endpoint: str | None = None) -> int
         f"(maxReceiveCount {facts.max_receive_count}), table {resources.table_name} (template key schema), "
         f"bus {resources.event_bus_name} with a consumer queue. Batch size {facts.batch_size}."
     )
-    lambda_env = {
-        **facts.function_environment,
-        "RESULTS_TABLE_NAME": resources.table_name,
-        "EVENT_BUS_NAME": resources.event_bus_name,
-    }
-    with environment(lambda_env):
-        config = LabelerConfig.from_environ(os.environ)  # the Lambda's own cold-start validation
+    config = labeler_config(facts, resources)  # the Lambda's own cold-start validation
     model = FakeCustomLabelsModel(s3, fault=throttle_first_call_of("line-1/part-0001.png"))
     handler.use_pipeline(build_pipeline(config, dataclasses.replace(create_clients(), rekognition=model)))
     poller = EventSourceMappingPoller(
