@@ -10,7 +10,6 @@ a PutEvents call whose outcome was unknown, which is counted.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,19 +21,11 @@ from local.fakes.faults import Call, Fault, client_error, fail_times
 from local.samples import make_image
 from tests.support.builders import notification_body, sqs_event
 from tests.support.harness import Harness
+from tests.support.metrics import emitted
 
 SCRATCH = make_image({"scratch": (0.1, 0.1, 0.3, 0.3)})
 DENT = make_image({"dent": (0.5, 0.5, 0.4, 0.4)})
 URL = "https://dynamodb.us-east-1.amazonaws.com/"
-
-
-def emitted(stdout: str, metric: str) -> float:
-    """Sum of one EMF metric's values in the handler's stdout."""
-    total = 0.0
-    for line in stdout.splitlines():
-        if line.startswith('{"_aws"'):
-            total += sum(json.loads(line).get(metric, []))
-    return total
 
 
 def read_timeout() -> Exception:

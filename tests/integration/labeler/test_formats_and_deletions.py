@@ -27,19 +27,12 @@ from tests.support.builders import (
     sns_body,
 )
 from tests.support.harness import Harness
+from tests.support.metrics import emitted
 from tests.unit.labeler.test_event_schema import validate_detail
 
 SCRATCH = make_image({"scratch": (0.1, 0.1, 0.3, 0.3)})
 DENT = make_image({"dent": (0.5, 0.5, 0.4, 0.4)})
 REMOVED = "Custom Labels Removed"
-
-
-def emitted(stdout: str, metric: str) -> float:
-    total = 0.0
-    for line in stdout.splitlines():
-        if line.startswith('{"_aws"'):
-            total += sum(json.loads(line).get(metric, []))
-    return total
 
 
 def with_deletions(harness: Harness, on: bool = True) -> Harness:

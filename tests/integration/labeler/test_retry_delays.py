@@ -22,9 +22,9 @@ from labeler.logic.decisions import RETRY_CAP_SECONDS
 from labeler.logic.pipeline import build_pipeline
 from local.fakes.faults import FaultyClient, client_error
 from local.samples import make_image
-from tests.integration.labeler.test_fault_scenarios import emitted
 from tests.support.builders import notification_body
 from tests.support.harness import Harness
+from tests.support.metrics import emitted
 
 IMAGE = make_image({"scratch": (0.1, 0.1, 0.3, 0.3)})
 
