@@ -64,8 +64,7 @@ def _mapping_of(template: dict[str, Any], queue_id: str) -> dict[str, Any]:
 
 
 def facts_from_template(template: dict[str, Any]) -> StackFacts:
-    # The results table is the one with the label index (the manager's state table has none).
-    table = next(t for t in _resources_of(template, "AWS::DynamoDB::Table") if t.get("GlobalSecondaryIndexes"))
+    table = template["Resources"][_logical_id(template, "AWS::DynamoDB::Table", "Results")]["Properties"]
     ingest_id = _logical_id(template, "AWS::SQS::Queue", "IngestQueue")
     ingest = template["Resources"][ingest_id]["Properties"]
     # The labeler's two triggers: the ingest queue's and the backfill queue's.

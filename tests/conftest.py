@@ -50,4 +50,10 @@ def lambda_context() -> FakeLambdaContext:
 @pytest.fixture
 def harness(stack_facts: StackFacts) -> Iterator[Harness]:
     with mock_aws():
-        yield Harness(stack_facts)
+        built = Harness(stack_facts)
+        yield built
+        # A fault on an operation the code no longer calls would make its test pass without the fault.
+        unused = {
+            name: client.unused_faults() for name, client in (("dynamodb", built.dynamodb), ("events", built.events))
+        }
+        assert not any(unused.values()), f"faults set on operations never called: {unused}"

@@ -15,16 +15,13 @@ from infra.settings import StackSettings
 
 HANDLER = "labeler.handler.handler"
 
-# DynamoDB actions the labeler's code uses (adapters/results_store.py);
-# TransactWriteItems is authorized per contained Put/Update/Delete/ConditionCheck.
+# DynamoDB actions the labeler's code uses (adapters/results_store.py): no
+# transactions, no single-item reads or deletes.
 TABLE_ACTIONS = [
     "dynamodb:BatchGetItem",
-    "dynamodb:GetItem",
     "dynamodb:Query",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:ConditionCheckItem",
     "dynamodb:BatchWriteItem",
 ]
 
@@ -71,7 +68,7 @@ class LabelerFunction(Construct):
                     ["s3:GetObject", "s3:GetObjectVersion"],
                     bucket.arn_for_objects(f"{settings.key_prefix}*"),
                 ),
-                # Explicit: table.grant() would add the label index too, which the labeler never reads.
+                # Explicit, exact actions on the table alone (table.grant would also cover its indexes).
                 Grant("ResultsTable", TABLE_ACTIONS, table.table_arn),
             ],
             l2_grants=[bus.grant_put_events_to],  # events:PutEvents on this bus only

@@ -1,4 +1,8 @@
-"""The DynamoDB results table (layout: lambda/labeler/table_layout.py)."""
+"""The DynamoDB results table (layout: lambda/shared/table_layout.py).
+
+No secondary index: the label index lives in the table's own label partitions,
+so an index entry costs one write, not two (docs/performance.md, P7).
+"""
 
 from __future__ import annotations
 
@@ -24,11 +28,4 @@ class ResultsTable(Construct):
             ),
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
-        )
-        self.table.add_global_secondary_index(
-            index_name=layout.LABEL_INDEX_NAME,
-            partition_key=dynamodb.Attribute(name=layout.LABEL_INDEX_PARTITION_KEY, type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name=layout.LABEL_INDEX_SORT_KEY, type=dynamodb.AttributeType.NUMBER),
-            projection_type=dynamodb.ProjectionType.INCLUDE,
-            non_key_attributes=list(layout.LABEL_INDEX_ATTRIBUTES),
         )

@@ -1,4 +1,4 @@
-"""Read side of the results table: the object and by-label questions, each one DynamoDB Query.
+"""Read side of the results table: the object and by-label questions, each answered by a DynamoDB Query.
 
 Importing this module reads no environment variable: operator tools use it
 from a laptop with their own credentials and an explicit table name.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from labeler.adapters.result_items import assemble, public_view
-from labeler.adapters.results_store import query_partition
+from labeler.adapters.results_store import batch_get, query_partition
 from shared import table_layout as layout
 from shared.dynamo_codec import deserialize_item, serialize
 
@@ -36,10 +36,10 @@ def get_result(
     continuation items when the result did not fit in one item.
     """
     client = _client_or_default(client)
-    prefix = layout.result_sort_key(project_version_arn) if project_version_arn else layout.RESULT_PREFIX
-    items = query_partition(client, table_name, layout.object_partition(bucket, key), prefix)
+    # The whole object partition: its results, their continuation items and their publication items.
+    items = query_partition(client, table_name, layout.object_partition(bucket, key), None)
     current = assemble(items.values(), project_version_arn)
-    return public_view(current) if current is not None else None
+    return public_view(current, items) if current is not None else None
 
 
 def find_by_label(
@@ -53,17 +53,29 @@ def find_by_label(
     """Objects whose current result carries ``label`` at >= ``min_confidence``.
 
     One entry per (object, model version), most confident first; ``limit``
-    keeps the N most confident.
+    keeps the N most confident. One Query of the label's partition, page by
+    page; each page's entries are checked against their objects' result items
+    (one BatchGetItem) and an entry of a result replaced or deleted since is
+    left out, so an object never shows up for a label it no longer has.
     """
     if limit is not None and limit < 1:
         raise ValueError("limit must be >= 1")
     client = _client_or_default(client)
     request: dict[str, Any] = {
         "TableName": table_name,
-        "IndexName": layout.LABEL_INDEX_NAME,
-        "KeyConditionExpression": "#name = :name AND #conf >= :conf",
-        "ExpressionAttributeNames": {"#name": layout.LABEL_INDEX_PARTITION_KEY, "#conf": layout.LABEL_INDEX_SORT_KEY},
-        "ExpressionAttributeValues": {":name": serialize(label), ":conf": serialize(float(min_confidence))},
+        "KeyConditionExpression": "#pk = :pk AND #sk >= :from",
+        # The sort key rounds to 6 decimals: the exact bound is the number itself.
+        "FilterExpression": "#conf >= :conf",
+        "ExpressionAttributeNames": {
+            "#pk": layout.PARTITION_KEY,
+            "#sk": layout.SORT_KEY,
+            "#conf": layout.LABEL_CONFIDENCE,
+        },
+        "ExpressionAttributeValues": {
+            ":pk": {"S": layout.label_partition(label)},
+            ":from": {"S": layout.confidence_key(min_confidence)},
+            ":conf": serialize(float(min_confidence)),
+        },
         "ScanIndexForward": False,
     }
     found: list[dict[str, Any]] = []
@@ -71,17 +83,46 @@ def find_by_label(
         if limit is not None:
             request["Limit"] = limit - len(found)
         response = client.query(**request)
-        for raw in response.get("Items", []):
-            item = deserialize_item(raw)
+        entries = [deserialize_item(raw) for raw in response.get("Items", [])]
+        current = _current_index_ids(client, table_name, entries)
+        for item in entries:
+            if current.get((item["bucket"], item["key"], item["projectVersionArn"])) != item[layout.INDEX_ID]:
+                continue  # an entry of a result replaced or deleted since
             entry = {
                 "bucket": item["bucket"],
                 "key": item["key"],
                 "projectVersionArn": item["projectVersionArn"],
-                "confidence": float(item[layout.LABEL_INDEX_SORT_KEY]),
+                "confidence": float(item[layout.LABEL_CONFIDENCE]),
             }
             if item.get("versionId"):
                 entry["versionId"] = item["versionId"]
             found.append(entry)
-        if "LastEvaluatedKey" not in response or (limit is not None and len(found) >= limit):
+            if limit is not None and len(found) >= limit:
+                return found
+        if "LastEvaluatedKey" not in response:
             return found
         request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def _current_index_ids(client: Any, table_name: str, entries: list[dict[str, Any]]) -> dict[tuple[str, str, str], str]:
+    """(bucket, key, projectVersionArn) -> indexId of its current result item, for results not deleted."""
+    refs = {(entry["bucket"], entry["key"], entry["projectVersionArn"]) for entry in entries}
+    keys = [
+        {
+            layout.PARTITION_KEY: {"S": layout.object_partition(bucket, key)},
+            layout.SORT_KEY: {"S": layout.result_sort_key(arn)},
+        }
+        for bucket, key, arn in refs
+    ]
+    items = batch_get(
+        client,
+        table_name,
+        keys,
+        projection=(layout.INDEX_ID, "removalId", "bucket", "key", "projectVersionArn"),
+        consistent=False,
+    )
+    return {
+        (item["bucket"], item["key"], item["projectVersionArn"]): str(item[layout.INDEX_ID])
+        for item in items
+        if item.get(layout.INDEX_ID) is not None and item.get("removalId") is None
+    }

@@ -79,6 +79,10 @@ class FaultyClient:
 
         return call
 
+    def unused_faults(self) -> list[str]:
+        """Operations given a fault that were never called: a test whose fault can no longer fire."""
+        return sorted(name for name in self.faults if self.calls[name] == 0)
+
 
 def fail_times(times: int, error: Callable[[], Exception]) -> Fault:
     """Raise ``error()`` on the first ``times`` calls, then call through."""
@@ -255,32 +259,28 @@ KillObserver = Callable[[str, list[str]], None]  # (point, resultIds announced b
 KILLED_EXIT_CODE = 137
 
 
+def _written_items(params: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        request["PutRequest"]["Item"]
+        for requests in params.get("RequestItems", {}).values()
+        for request in requests
+        if "PutRequest" in request
+    ]
+
+
 def _write_kind(operation: str, params: dict[str, Any]) -> str:
-    """'store' (a result and its label-index items), 'mark' (events recorded as published) or ''."""
-
-    def marks_published(update: dict[str, Any]) -> bool:
-        names = update.get("ExpressionAttributeNames", {}).values()
-        values = update.get("ExpressionAttributeValues", {}).values()
-        return "eventPublished" in names and {"BOOL": True} in list(values)
-
-    if operation == "UpdateItem":
-        return "mark" if marks_published(params) else ""
-    actions = params.get("TransactItems", [])
-    if actions and all("Update" in action and marks_published(action["Update"]) for action in actions):
-        return "mark"
-    if any(kind in action for action in actions for kind in ("Put", "Delete", "ConditionCheck")):
-        return "store"
+    """'store' (a result item), 'mark' (publication items: events recorded as published) or ''."""
+    if operation == "PutItem":
+        return "store" if params.get("Item", {}).get("itemType") == {"S": "RESULT"} else ""
+    if operation == "BatchWriteItem":
+        items = _written_items(params)
+        if items and all(item.get("itemType") == {"S": "PUBLISHED"} for item in items):
+            return "mark"
     return ""
 
 
 def _marked_result_ids(operation: str, params: dict[str, Any]) -> list[str]:
-    updates = [params] if operation == "UpdateItem" else [a["Update"] for a in params.get("TransactItems", [])]
-    ids = []
-    for update in updates:
-        rid = update.get("ExpressionAttributeValues", {}).get(":rid", {})
-        if isinstance(rid, dict) and "S" in rid:
-            ids.append(rid["S"])
-    return ids
+    return [item["announcedId"]["S"] for item in _written_items(params) if "announcedId" in item]
 
 
 def install_kill_points(
@@ -289,8 +289,8 @@ def install_kill_points(
     """Kill this process (``os._exit(137)``) at the KILL_POINTS, through botocore event hooks on the clients.
 
     No production hook is needed: 'after-call' fires once a call succeeded
-    (DetectCustomLabels answered, the store's TransactWriteItems applied,
-    PutEvents accepted), 'before-call' just before the mark-published write
+    (DetectCustomLabels answered, the result item's PutItem applied, before
+    its label-index entries; PutEvents accepted), 'before-call' just before the mark-published write
     is sent. ``observe(point, resultIds)`` is called first (e.g. to journal
     it); for the last two points the ids are those whose events were accepted
     and are not yet marked published.
@@ -332,7 +332,7 @@ def install_kill_points(
     rekognition_id = rekognition.meta.service_model.service_id.hyphenize()
     rekognition.meta.events.register(f"after-call.{rekognition_id}.DetectCustomLabels", after_detect)
     dynamodb_id = dynamodb.meta.service_model.service_id.hyphenize()
-    for operation in ("TransactWriteItems", "UpdateItem"):
+    for operation in ("PutItem", "BatchWriteItem"):
         dynamodb.meta.events.register(f"before-parameter-build.{dynamodb_id}.{operation}", classify)
         dynamodb.meta.events.register(f"before-call.{dynamodb_id}.{operation}", before_write)
         dynamodb.meta.events.register(f"after-call.{dynamodb_id}.{operation}", after_write)

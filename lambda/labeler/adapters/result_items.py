@@ -33,6 +33,7 @@ INTERNAL_ATTRIBUTES = (
     "publishClaimedBy",
     "publishUncertain",
     "writeId",
+    "indexId",
     "parts",
 )
 
@@ -107,25 +108,43 @@ def _fitting_prefix(labels: Sequence[dict[str, Any]], room: int) -> int:
     return len(labels)
 
 
-def label_index_items(result: LabelResult) -> list[dict[str, Any]]:
-    """One item per distinct label, carrying that label's best confidence; none once deleted."""
+def label_index_items(result: LabelResult, index_id: str) -> list[dict[str, Any]]:
+    """The label-index entries of ``result`` stored by the write ``index_id``: one per distinct label,
+    with that label's best confidence; none once deleted."""
     if result.deletion is not None:
         return []
-    partition = layout.object_partition(result.bucket, result.key)
+    return [
+        label_index_entry(result, name, confidence, index_id)
+        for name, confidence in best_confidences(result.custom_labels).items()
+    ]
+
+
+def label_index_entry(result: LabelResult, name: str, confidence: float, index_id: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        layout.PARTITION_KEY: layout.label_partition(name),
+        layout.SORT_KEY: layout.label_entry_sort_key(confidence, index_id),
+        "itemType": layout.ITEM_TYPE_LABEL,
+        layout.LABEL_NAME: name,
+        layout.LABEL_CONFIDENCE: confidence,
+        "bucket": result.bucket,
+        "key": result.key,
+        "projectVersionArn": result.project_version_arn,
+        "resultId": result.result_id,
+        layout.INDEX_ID: index_id,
+    }
+    if result.version_id:
+        entry["versionId"] = result.version_id
+    return entry
+
+
+def label_index_keys(labels: Iterable[dict[str, Any]], index_id: str) -> list[dict[str, Any]]:
+    """The keys (plain values) of the entries that ``labels`` (a result's full list) have under ``index_id``."""
     return [
         {
-            layout.PARTITION_KEY: partition,
-            layout.SORT_KEY: layout.label_sort_key(result.project_version_arn, name),
-            "itemType": layout.ITEM_TYPE_LABEL,
-            layout.LABEL_INDEX_PARTITION_KEY: name,
-            layout.LABEL_INDEX_SORT_KEY: confidence,
-            "bucket": result.bucket,
-            "key": result.key,
-            "versionId": result.version_id,
-            "projectVersionArn": result.project_version_arn,
-            "resultId": result.result_id,
+            layout.PARTITION_KEY: layout.label_partition(name),
+            layout.SORT_KEY: layout.label_entry_sort_key(confidence, index_id),
         }
-        for name, confidence in best_confidences(result.custom_labels).items()
+        for name, confidence in best_confidences(list(labels)).items()
     ]
 
 
@@ -145,8 +164,14 @@ def assemble(items: Iterable[dict[str, Any]], project_version_arn: str | None = 
     newest: dict[str, Any] = max(results, key=lambda item: str(item.get("processedAt", "")))
     current = dict(newest)
     parts_prefix = layout.part_sort_key_prefix(current["projectVersionArn"], current["resultId"])
+    expected = int(current.get("parts", 0))
+    # Parts numbered above ``expected`` belong to an earlier write of the same resultId, not yet deleted.
     parts = sorted(
-        (item for item in partition if str(item[layout.SORT_KEY]).startswith(parts_prefix)),
+        (
+            item
+            for item in partition
+            if str(item[layout.SORT_KEY]).startswith(parts_prefix) and int(item["partNumber"]) <= expected
+        ),
         key=lambda item: int(item["partNumber"]),
     )
     if len(parts) != int(current.get("parts", 0)):
@@ -160,9 +185,26 @@ def assemble(items: Iterable[dict[str, Any]], project_version_arn: str | None = 
     return current
 
 
-def public_view(item: dict[str, Any]) -> dict[str, Any]:
-    """An assembled result item without its bookkeeping attributes (what ``get_result`` returns)."""
-    return {name: value for name, value in item.items() if name not in INTERNAL_ATTRIBUTES}
+def public_view(item: dict[str, Any], partition: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """An assembled result item without its bookkeeping attributes (what ``get_result`` returns).
+
+    ``partition``: the object's items by sort key. Its publication items say
+    which events were accepted: the result's (keyed by the write that stored
+    it, its ``indexId``) sets ``eventPublished``; once deleted, the deletion's
+    (keyed by the write that recorded it, the item's ``writeId``) sets
+    ``removalPublished``.
+    """
+    view = {name: value for name, value in item.items() if name not in INTERNAL_ATTRIBUTES}
+    arn = str(item["projectVersionArn"])
+
+    def published(write_id: Any) -> bool:
+        return write_id is not None and layout.publication_sort_key(arn, str(write_id)) in (partition or {})
+
+    if published(item.get(layout.INDEX_ID)):
+        view["eventPublished"] = True
+    if item.get("removalId") is not None and published(item.get("writeId")):
+        view["removalPublished"] = True
+    return view
 
 
 def to_result(item: dict[str, Any]) -> LabelResult:

@@ -1,12 +1,26 @@
 """DynamoDB adapter: the write side of the results table (docs/behaviour.md#stored-attributes).
 
-Writes are conditional so that concurrent or late deliveries can never
-overwrite a newer result. A result and its label-index items change together
-in one transaction when they fit in one (up to 99 index changes); a larger
-index is brought in line afterwards by ``sync_label_index``, which compares
-the stored index with the current result and is idempotent, so any retry can
-finish what a failed write left undone. Any error (an AWS error answer or a
-dropped connection) becomes a ``StoreError``: the record is retried.
+Every write is a plain (non-transactional) write: transactions bill each item
+twice. What keeps concurrent or late deliveries from overwriting a newer
+result is the condition on the result item alone; everything else is
+idempotent and keyed so that it cannot hurt a newer result:
+
+1. continuation items (keyed by resultId) go in first: nothing points at them yet;
+2. the result item, conditionally (it is still the result read before);
+3. the label-index entries of the new result, and deletes of the replaced
+   result's entries and continuation items, in BatchWriteItem calls. Entries
+   are keyed by the write's token (``indexId``), so a late or repeated write
+   of an old result's entries never collides with a newer result's, and
+   ``queries.find_by_label`` ignores an entry whose result item no longer
+   carries its ``indexId``;
+4. after EventBridge accepted the event, a small publication item
+   (``PUBLISHED#<arn>#<writeId>``), not an update of the result item.
+
+A result is published only after step 3 completed, so "published" implies
+"its index is complete"; a retry of an unpublished result repeats step 3
+(``finish_write`` / ``sync_label_index``) before publishing. Any error (an AWS
+error answer or a dropped connection) becomes a ``StoreError``: the record is
+retried.
 """
 
 from __future__ import annotations
@@ -24,29 +38,28 @@ from labeler.adapters.result_items import (
     assemble,
     deletion_attributes,
     label_index_items,
+    label_index_keys,
     to_items,
     to_result,
 )
 from labeler.domain.label_result import LabelResult
 from labeler.domain.removal import DELETED, Deletion
 from shared import table_layout as layout
-from shared.dynamo_codec import deserialize_item, estimated_item_size, serialize, serialize_item
+from shared.dynamo_codec import deserialize_item, serialize, serialize_item
 
 # What a call can raise: the service's error answer, or a connection-level error.
 AWS_ERRORS = (ClientError, BotoCoreError)
-SYNC_ROUNDS = 3
 
-MAX_TRANSACTION_ACTIONS = 100
-MAX_TRANSACTION_BYTES = 3 * 1024 * 1024  # DynamoDB allows 4 MB; our sizes are estimates
 MAX_BATCH_GET_KEYS = 100
 MAX_BATCH_WRITE_ITEMS = 25
 UNPROCESSED_RETRIES = 8
 
 ObjectRef = tuple[str, str, str]  # (bucket, key, projectVersionArn)
-# What mark_published records: (ref, resultId), or (ref, removalId, True) for a Removed event.
-Publication = tuple[ObjectRef, str] | tuple[ObjectRef, str, bool]
+# What mark_published records: (ref, writeId of the stored result or deletion announced, its resultId or removalId).
+Publication = tuple[ObjectRef, str, str]
 
-# What the pipeline needs to decide about an object before labeling it.
+# What the pipeline needs to decide about an object before labeling it (and to
+# find the label-index entries of the result it replaces).
 _STATE_ATTRIBUTES = (
     "resultId",
     "sequencer",
@@ -56,7 +69,9 @@ _STATE_ATTRIBUTES = (
     "publishClaimedBy",
     "publishUncertain",
     "writeId",
+    "indexId",
     "labelNames",
+    "customLabels",
     "parts",
     "status",
     "versionId",
@@ -87,20 +102,15 @@ class ResultConflict(Exception):
 
 @dataclass(frozen=True)
 class Claim:
-    """A publish claim we hold; ``uncertain``: an earlier PutEvents of the result may have been accepted."""
+    """A publish claim we hold on the stored result (or deletion) written by ``write_id``.
+
+    ``uncertain``: an earlier PutEvents of it may have been accepted.
+    ``index_id``: the token its label-index entries are stored under.
+    """
 
     uncertain: bool
-
-
-def needs_index_sync(actions: Sequence[dict[str, Any]], previous: StoredState | None) -> bool:
-    """Whether a result write must be followed by a sync of the label index.
-
-    More than 99 index changes do not fit in the write's transaction; and a
-    previous result that never finished (unpublished) may have left its own
-    index incomplete, which the write's deletes (derived from its labelNames)
-    would not repair.
-    """
-    return len(actions) > MAX_TRANSACTION_ACTIONS or (previous is not None and not previous.finished)
+    write_id: str | None = None
+    index_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +125,7 @@ class StoredState:
     publish_claimed_by: str | None
     # A PutEvents for this result may have been accepted without being recorded.
     publish_uncertain: bool
-    write_id: str | None  # the token of the attempt that wrote this result item
+    write_id: str | None  # the token of the attempt that wrote this result item (or its deletion)
     label_names: tuple[str, ...]
     parts: int
     version_id: str | None = None
@@ -127,6 +137,10 @@ class StoredState:
     removal_published: bool = False
     deletion_sequencer: str | None = None
     deletion: Deletion | None = None
+    # The token its label-index entries are stored under, and the labels kept
+    # in the result item itself (all of them unless ``parts``).
+    index_id: str | None = None
+    custom_labels: tuple[dict[str, Any], ...] = ()
 
     @property
     def deleted(self) -> bool:
@@ -143,14 +157,16 @@ class StoredState:
         return self.version_id or f"etag:{self.etag}"
 
     @classmethod
-    def from_item(cls, item: dict[str, Any]) -> StoredState:
+    def from_item(cls, item: dict[str, Any], *, marked: bool = False) -> StoredState:
+        """``marked``: a publication item exists for the item's ``writeId`` (its latest event was accepted)."""
         claimed = item.get("publishClaimedAt")
         deletion = item.get("deletion") or {}
+        deleted = item.get(REMOVAL_ID) is not None
         return cls(
             result_id=str(item["resultId"]),
             sequencer=item.get("sequencer"),
             processed_at=str(item.get("processedAt", "")),
-            published=bool(item.get("eventPublished", False)),
+            published=bool(item.get("eventPublished", False)) or (marked and not deleted),
             publish_claimed_at=float(claimed) if claimed is not None else None,
             publish_claimed_by=item.get("publishClaimedBy"),
             publish_uncertain=bool(item.get("publishUncertain", False)),
@@ -160,9 +176,11 @@ class StoredState:
             version_id=item.get("versionId") or None,
             etag=str(item.get("etag") or ""),
             removal_id=item.get(REMOVAL_ID),
-            removal_published=bool(item.get("removalPublished", False)),
+            removal_published=bool(item.get("removalPublished", False)) or (marked and deleted),
             deletion_sequencer=deletion.get("sequencer"),
             deletion=Deletion.from_item(item),
+            index_id=item.get(layout.INDEX_ID),
+            custom_labels=tuple(item.get("customLabels", [])),
         )
 
 
@@ -197,14 +215,14 @@ def _track(ident: str, removal: bool) -> tuple[str, dict[str, str], dict[str, An
 
     A result item announces twice at most: its result (Detected/Failed, keyed
     by resultId, only while not deleted) and its deletion (Removed, keyed by
-    removalId). Claims and marks of one never touch the other.
+    removalId). Claims of one never touch the other.
     """
     if removal:
         return "#rm = :rmid", {"#rm": REMOVAL_ID}, {":rmid": {"S": ident}}, "removalPublished"
     return (
         "#rid = :rid AND attribute_not_exists(#rm)",
         {"#rid": "resultId", "#rm": REMOVAL_ID},
-        {":rid": {"S": ident}},  # local/fakes/faults.py reads the marked resultIds from ":rid"
+        {":rid": {"S": ident}},
         "eventPublished",
     )
 
@@ -217,27 +235,37 @@ def result_key(bucket: str, key: str, project_version_arn: str) -> dict[str, Any
     return _key(bucket, key, layout.result_sort_key(project_version_arn))
 
 
+def publication_key(ref: ObjectRef, write_id: str) -> dict[str, Any]:
+    bucket, key, project_version_arn = ref
+    return _key(bucket, key, layout.publication_sort_key(project_version_arn, write_id))
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
-def _index_fields(item: dict[str, Any] | None) -> tuple[Any, ...] | None:
-    """What makes a stored index item current: its result and confidence."""
-    if item is None:
-        return None
-    return (item.get("resultId"), float(item.get(layout.LABEL_INDEX_SORT_KEY, -1)), item.get("versionId"))
+def _delete_request(key: dict[str, Any]) -> dict[str, Any]:
+    return {"DeleteRequest": {"Key": serialize_item(key)}}
 
 
-def query_partition(client: Any, table: str, partition: str, prefix: str) -> dict[str, dict[str, Any]]:
-    """All items of one partition whose sort key starts with ``prefix``, by sort key (strongly consistent)."""
+def _put_request(item: dict[str, Any]) -> dict[str, Any]:
+    return {"PutRequest": {"Item": serialize_item(item)}}
+
+
+def query_partition(client: Any, table: str, partition: str, prefix: str | None) -> dict[str, dict[str, Any]]:
+    """Items of one partition whose sort key starts with ``prefix`` (None: all), by sort key, strongly consistent."""
     request: dict[str, Any] = {
         "TableName": table,
-        "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
-        "ExpressionAttributeNames": {"#pk": layout.PARTITION_KEY, "#sk": layout.SORT_KEY},
-        "ExpressionAttributeValues": {":pk": {"S": partition}, ":prefix": {"S": prefix}},
+        "KeyConditionExpression": "#pk = :pk",
+        "ExpressionAttributeNames": {"#pk": layout.PARTITION_KEY},
+        "ExpressionAttributeValues": {":pk": {"S": partition}},
         "ConsistentRead": True,
     }
+    if prefix is not None:
+        request["KeyConditionExpression"] += " AND begins_with(#sk, :prefix)"
+        request["ExpressionAttributeNames"]["#sk"] = layout.SORT_KEY
+        request["ExpressionAttributeValues"][":prefix"] = {"S": prefix}
     items: dict[str, dict[str, Any]] = {}
     while True:
         response = client.query(**request)
@@ -249,48 +277,95 @@ def query_partition(client: Any, table: str, partition: str, prefix: str) -> dic
         request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
+def batch_get(
+    client: Any,
+    table: str,
+    keys: Sequence[dict[str, Any]],
+    *,
+    projection: Sequence[str] = (),
+    consistent: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[dict[str, Any]]:
+    """The items (plain values) found for ``keys`` (low-level format), 100 keys per call, unprocessed keys retried.
+
+    Raises StoreError when a call fails or keys stay unprocessed.
+    """
+    found: list[dict[str, Any]] = []
+    for chunk in _chunks(list(keys), MAX_BATCH_GET_KEYS):
+        request_for_table: dict[str, Any] = {"Keys": list(chunk), "ConsistentRead": consistent}
+        if projection:
+            names = {f"#a{i}": name for i, name in enumerate(projection)}
+            names.update({"#pk": layout.PARTITION_KEY, "#sk": layout.SORT_KEY})
+            request_for_table["ProjectionExpression"] = ", ".join(names)
+            request_for_table["ExpressionAttributeNames"] = names
+        request: dict[str, Any] = {table: request_for_table}
+        for attempt in range(UNPROCESSED_RETRIES + 1):
+            try:
+                response = client.batch_get_item(RequestItems=request)
+            except AWS_ERRORS as error:
+                raise StoreError(f"BatchGetItem failed: {error}") from error
+            found.extend(deserialize_item(raw) for raw in response.get("Responses", {}).get(table, []))
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            sleep(min(0.05 * 2**attempt, 1.0))
+        else:
+            raise StoreError("BatchGetItem left keys unprocessed after retries")
+    return found
+
+
 class ResultStore:
-    def __init__(self, client: Any, table_name: str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._client = client
         self._table = table_name
         self._clock = clock
+        self._sleep = sleep
 
     # -- reads -------------------------------------------------------------
 
     def current_states(self, refs: Sequence[ObjectRef]) -> dict[ObjectRef, StoredState | None]:
-        """Current result state of each object, by strongly consistent BatchGetItem."""
+        """Current result state of each object, by strongly consistent BatchGetItem.
+
+        A second BatchGetItem, only for result items whose latest event is not
+        recorded on the item itself, looks up their publication items.
+        """
         states: dict[ObjectRef, StoredState | None] = dict.fromkeys(refs)
-        names = {f"#a{i}": name for i, name in enumerate(_STATE_ATTRIBUTES)}
-        names.update({"#pk": layout.PARTITION_KEY, "#sk": layout.SORT_KEY})
-        projection = ", ".join(names)
         by_key = {(layout.object_partition(b, k), layout.result_sort_key(arn)): (b, k, arn) for b, k, arn in states}
-        for chunk in _chunks(list(by_key), MAX_BATCH_GET_KEYS):
-            request: dict[str, Any] = {
-                self._table: {
-                    "Keys": [{layout.PARTITION_KEY: {"S": pk}, layout.SORT_KEY: {"S": sk}} for pk, sk in chunk],
-                    "ConsistentRead": True,
-                    "ProjectionExpression": projection,
-                    "ExpressionAttributeNames": names,
-                }
-            }
-            for attempt in range(UNPROCESSED_RETRIES + 1):
-                try:
-                    response = self._client.batch_get_item(RequestItems=request)
-                except AWS_ERRORS as error:
-                    raise StoreError(f"BatchGetItem failed: {error}") from error
-                for raw in response.get("Responses", {}).get(self._table, []):
-                    item = deserialize_item(raw)
-                    states[by_key[(item[layout.PARTITION_KEY], item[layout.SORT_KEY])]] = StoredState.from_item(item)
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-            else:
-                raise StoreError("BatchGetItem left keys unprocessed after retries")
+        keys = [{layout.PARTITION_KEY: {"S": pk}, layout.SORT_KEY: {"S": sk}} for pk, sk in by_key]
+        items = {
+            by_key[(item[layout.PARTITION_KEY], item[layout.SORT_KEY])]: item
+            for item in batch_get(self._client, self._table, keys, projection=_STATE_ATTRIBUTES, sleep=self._sleep)
+        }
+        unrecorded = {ref: item for ref, item in items.items() if _needs_publication_lookup(item)}
+        marked = self._marked({ref: str(item["writeId"]) for ref, item in unrecorded.items()})
+        for ref, item in items.items():
+            states[ref] = StoredState.from_item(item, marked=ref in marked)
         return states
 
-    def load(self, ref: ObjectRef) -> LabelResult | None:
-        """The current stored result of ``ref`` (continuation items reassembled), or None."""
+    def _marked(self, write_ids: dict[ObjectRef, str]) -> set[ObjectRef]:
+        """The refs whose publication item for the given writeId exists (strongly consistent)."""
+        if not write_ids:
+            return set()
+        keys = [publication_key(ref, write_id) for ref, write_id in write_ids.items()]
+        found = {
+            (item[layout.PARTITION_KEY], item[layout.SORT_KEY])
+            for item in batch_get(self._client, self._table, keys, projection=("itemType",), sleep=self._sleep)
+        }
+        return {
+            ref
+            for ref, write_id in write_ids.items()
+            if (layout.object_partition(ref[0], ref[1]), layout.publication_sort_key(ref[2], write_id)) in found
+        }
+
+    def _load_item(self, ref: ObjectRef) -> dict[str, Any] | None:
+        """The current result item of ``ref`` with its continuation items reassembled, or None."""
         bucket, key, project_version_arn = ref
         try:
             items = query_partition(
@@ -299,9 +374,13 @@ class ResultStore:
                 layout.object_partition(bucket, key),
                 layout.result_sort_key(project_version_arn),
             )
-            item = assemble(items.values(), project_version_arn)
+            return assemble(items.values(), project_version_arn)
         except (*AWS_ERRORS, IncompleteResultError) as error:  # a fault of the read: retried
             raise StoreError(f"Query (load result) failed: {error}") from error
+
+    def load(self, ref: ObjectRef) -> LabelResult | None:
+        """The current stored result of ``ref`` (continuation items reassembled), or None."""
+        item = self._load_item(ref)
         return to_result(item) if item is not None else None
 
     def model_versions(self, bucket: str, key: str) -> list[str]:
@@ -336,67 +415,143 @@ class ResultStore:
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def current_state(self, ref: ObjectRef) -> StoredState | None:
-        try:
-            response = self._client.get_item(TableName=self._table, Key=result_key(*ref), ConsistentRead=True)
-        except AWS_ERRORS as error:
-            raise StoreError(f"GetItem failed: {error}") from error
-        item = response.get("Item")
-        return StoredState.from_item(deserialize_item(item)) if item else None
+        return self.current_states([ref])[ref]
 
     # -- writes ------------------------------------------------------------
 
-    def _write_actions(
-        self, result: LabelResult, previous: StoredState | None, token: str
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """(transaction actions, continuation items): result put first, then label-index changes.
+    def _result_item(self, result: LabelResult, token: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The result item (written by the attempt ``token``, which claims its publication) and its parts.
 
-        ``token`` identifies the writing attempt: it is the result's ``writeId``
-        (so the writer can recognise its own write after a lost answer) and
-        the owner of the publish claim the write takes.
+        ``token`` is the result's ``writeId`` (so the writer can recognise its
+        own write after a lost answer), its ``indexId`` (the key of its
+        label-index entries) and the owner of the publish claim the write takes.
         """
         item, parts = to_items(result)
         item["writeId"] = token
+        item[layout.INDEX_ID] = token
         item["publishClaimedAt"] = self._clock()  # this writer publishes next
         item["publishClaimedBy"] = token
-        condition = current_condition(previous)
-        labels = label_index_items(result)
-        current_names = {label[layout.LABEL_INDEX_PARTITION_KEY] for label in labels}
-        stale_names = [name for name in (previous.label_names if previous else ()) if name not in current_names]
-        actions: list[dict[str, Any]] = [
-            {"Put": {"TableName": self._table, "Item": serialize_item(item), **condition}},
-            *({"Put": {"TableName": self._table, "Item": serialize_item(label)}} for label in labels),
-            *(
-                {
-                    "Delete": {
-                        "TableName": self._table,
-                        "Key": _key(result.bucket, result.key, layout.label_sort_key(result.project_version_arn, n)),
-                    }
-                }
-                for n in stale_names
-            ),
-        ]
-        return actions, parts
+        return item, parts
+
+    def _put_result(self, item: dict[str, Any], previous: StoredState | None) -> None:
+        """Put the result item if the current one is still ``previous``."""
+        try:
+            self._client.put_item(TableName=self._table, Item=serialize_item(item), **current_condition(previous))
+        except AWS_ERRORS as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                raise ResultConflict("the current result changed since it was read") from error
+            raise StoreError(f"PutItem (result) failed: {error}") from error
+
+    def _write_result(self, result: LabelResult, previous: StoredState | None, token: str) -> None:
+        """Steps 1 and 2: the continuation items, then the result item, conditionally."""
+        item, parts = self._result_item(result, token)
+        if parts:  # keyed by resultId: harmless until the result item points at them
+            self._batch_write([_put_request(part) for part in parts])
+        self._put_result(item, previous)
 
     def save(self, result: LabelResult, previous: StoredState | None, token: str | None = None) -> None:
-        """Make ``result`` the current result, if the current one is still ``previous``.
+        """Make ``result`` the current result, if the current one is still ``previous``; then its index.
 
         Raises ResultConflict when another writer changed the current result
-        since ``previous`` was read; StoreError when DynamoDB refused the write
-        (the result item may then be in: the caller checks its ``writeId``).
-        ``token`` identifies the writing attempt (a new one when not given).
+        since ``previous`` was read; StoreError when DynamoDB refused a write
+        (the result item may then be in: the caller checks its ``writeId`` and
+        calls ``finish_write``). ``token`` identifies the writing attempt (a
+        new one when not given).
         """
-        actions, parts = self._write_actions(result, previous, token or uuid.uuid4().hex)
-        if parts:  # keyed by resultId: harmless until the result item points at them
-            self._batch_write([{"PutRequest": {"Item": serialize_item(part)}} for part in parts])
-        self._transact(actions[:MAX_TRANSACTION_ACTIONS], conflict_index=0)
-        if needs_index_sync(actions, previous):
-            self.sync_label_index((result.bucket, result.key, result.project_version_arn), result)
-        self.delete_replaced_parts(result, previous)
+        token = token or uuid.uuid4().hex
+        self._write_result(result, previous, token)
+        self.finish_write(result, previous, token)
+
+    def finish_write(self, result: LabelResult, previous: StoredState | None, token: str) -> None:
+        """Step 3 of a result write (idempotent): its label-index entries, and the replaced result's removed."""
+        self._batch_write(self._index_changes(result, previous, token))
+        self._batch_write(self._replaced_parts(result, previous))
+
+    def _index_changes(self, result: LabelResult, previous: StoredState | None, token: str) -> list[dict[str, Any]]:
+        changes = [_put_request(entry) for entry in label_index_items(result, token)]
+        changes.extend(
+            _delete_request(key)
+            for key in self._entries_of((result.bucket, result.key, result.project_version_arn), previous)
+        )
+        return changes
+
+    def _entries_of(self, ref: ObjectRef, state: StoredState | None) -> list[dict[str, Any]]:
+        """The keys of the label-index entries ``state`` may have; none once its deletion was announced.
+
+        A deletion is announced only after its entries were deleted, so those
+        are gone; an unannounced deletion may not have finished deleting them.
+        """
+        if state is None or state.index_id is None or (state.deleted and state.removal_published):
+            return []
+        labels = list(state.custom_labels)
+        if state.parts:  # the rest of its labels, from its continuation items (still there: deleted after this)
+            bucket, key, project_version_arn = ref
+            try:
+                parts = query_partition(
+                    self._client,
+                    self._table,
+                    layout.object_partition(bucket, key),
+                    layout.part_sort_key_prefix(project_version_arn, state.result_id),
+                )
+            except AWS_ERRORS as error:
+                raise StoreError(f"Query (replaced result's labels) failed: {error}") from error
+            for part in sorted(parts.values(), key=lambda item: int(item["partNumber"])):
+                labels.extend(part.get("customLabels", []))
+        return label_index_keys(labels, state.index_id)
+
+    def _replaced_parts(self, result: LabelResult, previous: StoredState | None) -> list[dict[str, Any]]:
+        """Deletes of the continuation items the new result does not use any more.
+
+        A replaced result id never becomes current again with those parts (an
+        older version is never written over a newer one), so they are safe to
+        delete. The same resultId written again (e.g. the same content uploaded
+        again after a deletion) reuses the part keys: only the extra ones go.
+        """
+        if previous is None or not previous.parts:
+            return []
+        first = 1
+        if previous.result_id == result.result_id:
+            first = len(to_items(result)[1]) + 1
+        return [
+            _delete_request(
+                {
+                    layout.PARTITION_KEY: layout.object_partition(result.bucket, result.key),
+                    layout.SORT_KEY: layout.part_sort_key(result.project_version_arn, previous.result_id, n),
+                }
+            )
+            for n in range(first, previous.parts + 1)
+        ]
+
+    def save_many(self, pairs: Sequence[tuple[LabelResult, StoredState | None, str]]) -> list[Exception | None]:
+        """Save several results: each result item conditionally, then all their indexes in shared batches.
+
+        Returns, per pair, None when saved, else the ResultConflict or
+        StoreError that ``save`` would have raised for it alone. A conflict on
+        one result does not stop the others.
+        """
+        outcomes: list[Exception | None] = [None] * len(pairs)
+        written: list[int] = []
+        for index, (result, previous, token) in enumerate(pairs):
+            try:
+                self._write_result(result, previous, token)
+                written.append(index)
+            except (ResultConflict, StoreError) as error:
+                outcomes[index] = error
+        changes: list[dict[str, Any]] = []
+        try:
+            for index in written:
+                changes.extend(self._index_changes(*pairs[index]))
+            self._batch_write(changes)
+            self._batch_write([delete for index in written for delete in self._replaced_parts(*pairs[index][:2])])
+        except StoreError as error:  # the result items are in: each caller finishes its own write
+            for index in written:
+                outcomes[index] = error
+        return outcomes
 
     def save_removal(
         self, ref: ObjectRef, deletion: Deletion, previous: StoredState | None, token: str, *, announce: bool = True
     ) -> None:
-        """Mark the current result ``previous`` deleted and remove its label-index items, conditionally.
+        """Mark the current result ``previous`` deleted and remove its label-index entries, conditionally.
 
         The result item is kept (its labels, resultId and processedAt stay) and
         gains the deletion, with a publish claim for ``token`` on its Removed
@@ -406,20 +561,8 @@ class ResultStore:
         records the deletion so that an older notification cannot label the
         object afterwards. Raises like ``save``.
         """
-        bucket, key, project_version_arn = ref
         if previous is None:
-            self._transact(
-                [
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": serialize_item(self._tombstone(ref, deletion, token)),
-                            **current_condition(None),
-                        }
-                    }
-                ],
-                conflict_index=0,
-            )
+            self._put_result(self._tombstone(ref, deletion, token), None)
             return
         condition = current_condition(previous)
         names = {**condition["ExpressionAttributeNames"], "#wid": "writeId", "#by": "publishClaimedBy"}
@@ -447,39 +590,51 @@ class ResultStore:
             if not previous.deleted:
                 names["#unc"] = "publishUncertain"
                 expression += " REMOVE #unc"
-        update = {
-            "Update": {
-                "TableName": self._table,
-                "Key": result_key(*ref),
-                "UpdateExpression": expression,
-                "ConditionExpression": f"{condition['ConditionExpression']} AND {claim_condition}",
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            }
-        }
-        deletes = [
-            {
-                "Delete": {
-                    "TableName": self._table,
-                    "Key": _key(bucket, key, layout.label_sort_key(project_version_arn, name)),
-                }
-            }
-            for name in previous.label_names
-            if not previous.deleted  # a deleted result's index items are gone (or being cleared)
-        ]
-        self._transact([update, *deletes[: MAX_TRANSACTION_ACTIONS - 1]], conflict_index=0)
-        if len(deletes) > MAX_TRANSACTION_ACTIONS - 1 or not previous.finished:
-            self.clear_label_index(ref, deletion.removal_id)
-
-    def clear_label_index(self, ref: ObjectRef, removal_id: str) -> None:
-        """Delete every label-index item of ``ref`` while it is deleted by ``removal_id`` (idempotent).
-
-        Nothing happens when the item has changed since (a newer upload owns the index).
-        """
         try:
-            self._sync_index_items(ref, [], removal_id, removal=True)
-        except ResultConflict:
+            self._client.update_item(
+                TableName=self._table,
+                Key=result_key(*ref),
+                UpdateExpression=expression,
+                ConditionExpression=f"{condition['ConditionExpression']} AND {claim_condition}",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except AWS_ERRORS as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                raise ResultConflict("the current result changed since it was read") from error
+            raise StoreError(f"UpdateItem (deletion) failed: {error}") from error
+        self._batch_write([_delete_request(key) for key in self._entries_of(ref, previous)])
+
+    def clear_label_index(self, ref: ObjectRef) -> None:
+        """Delete the label-index entries of the current result of ``ref`` if it is deleted (idempotent).
+
+        Nothing happens when it is not deleted (any more): a newer upload owns
+        the object, under its own indexId.
+        """
+        item = self._load_item(ref)
+        if item is None or item.get(REMOVAL_ID) is None or item.get(layout.INDEX_ID) is None:
             return
+        keys = label_index_keys(item.get("customLabels", []), str(item[layout.INDEX_ID]))
+        self._batch_write([_delete_request(key) for key in keys])
+
+    def sync_label_index(self, ref: ObjectRef, result: LabelResult, index_id: str | None) -> None:
+        """Put the label-index entries of the stored ``result`` (stored under ``index_id``); idempotent.
+
+        An entry put for a result replaced meanwhile is never returned by
+        ``find_by_label`` (its indexId is not the result item's); the check
+        after the put deletes such entries so that they do not linger.
+        """
+        if index_id is None:  # written before the index was keyed by indexId: nothing of ours to repair
+            return
+        entries = label_index_items(result, index_id)
+        if not entries:
+            return
+        self._batch_write([_put_request(entry) for entry in entries])
+        current = self.current_state(ref)
+        if current is None or current.index_id != index_id or current.deleted:
+            self._batch_write(
+                [_delete_request({k: e[k] for k in (layout.PARTITION_KEY, layout.SORT_KEY)}) for e in entries]
+            )
 
     def _tombstone(self, ref: ObjectRef, deletion: Deletion, token: str) -> dict[str, Any]:
         bucket, key, project_version_arn = ref
@@ -504,147 +659,6 @@ class ResultStore:
             **deletion_attributes(deletion),
             "removalPublished": True,  # nothing was announced for it, so nothing to remove
         }
-
-    def delete_replaced_parts(self, result: LabelResult, previous: StoredState | None) -> None:
-        """Delete the continuation items of the result ``result`` replaced (idempotent).
-
-        A replaced result id never becomes current again (an older version is
-        never written over a newer one), so its parts are safe to delete.
-        """
-        if previous is None or not previous.parts or previous.result_id == result.result_id:
-            return
-        old_parts = [
-            layout.part_sort_key(result.project_version_arn, previous.result_id, n)
-            for n in range(1, previous.parts + 1)
-        ]
-        self._batch_write([{"DeleteRequest": {"Key": _key(result.bucket, result.key, sk)}} for sk in old_parts])
-
-    def save_many(self, pairs: Sequence[tuple[LabelResult, StoredState | None, str]]) -> list[Exception | None]:
-        """Save several results, packed into as few transactions as fit (100 actions, 4 MB).
-
-        Returns, per pair, None when saved, else the ResultConflict or
-        StoreError that ``save`` would have raised for it alone. A conflict on
-        one result does not stop the others: they are written without it.
-        """
-        outcomes: list[Exception | None] = [None] * len(pairs)
-        groups: list[list[tuple[int, list[dict[str, Any]]]]] = []
-        alone: list[int] = []
-        group: list[tuple[int, list[dict[str, Any]]]] = []
-        group_actions = group_bytes = 0
-        for index, (result, previous, token) in enumerate(pairs):
-            actions, parts = self._write_actions(result, previous, token)
-            if parts or (previous is not None and previous.parts) or needs_index_sync(actions, previous):
-                alone.append(index)  # continuation items, or an index to sync: the general path
-                continue
-            size = sum(estimated_item_size(deserialize_item(a["Put"]["Item"])) for a in actions if "Put" in a)
-            if group and (
-                group_actions + len(actions) > MAX_TRANSACTION_ACTIONS or group_bytes + size > MAX_TRANSACTION_BYTES
-            ):
-                groups.append(group)
-                group, group_actions, group_bytes = [], 0, 0
-            group.append((index, actions))
-            group_actions += len(actions)
-            group_bytes += size
-        if group:
-            groups.append(group)
-        for each in groups:
-            self._transact_group(each, outcomes)
-        for index in alone:
-            try:
-                self.save(*pairs[index])
-            except (ResultConflict, StoreError) as error:
-                outcomes[index] = error
-        return outcomes
-
-    def _transact_group(self, group: list[tuple[int, list[dict[str, Any]]]], outcomes: list[Exception | None]) -> None:
-        while group:
-            try:
-                self._client.transact_write_items(TransactItems=[a for _, actions in group for a in actions])
-                return
-            except AWS_ERRORS as error:
-                reasons = (error.response.get("CancellationReasons") or []) if isinstance(error, ClientError) else []
-                if error_code(error) != "TransactionCanceledException" or not any(
-                    r.get("Code") == "ConditionalCheckFailed" for r in reasons
-                ):
-                    break  # throttled, conflicting transaction...: each on its own below
-                conflicted, offset = set(), 0
-                for position, (_, actions) in enumerate(group):
-                    if offset < len(reasons) and reasons[offset].get("Code") == "ConditionalCheckFailed":
-                        conflicted.add(position)
-                    offset += len(actions)
-                for position in conflicted:
-                    outcomes[group[position][0]] = ResultConflict("the current result changed since it was read")
-                group = [entry for position, entry in enumerate(group) if position not in conflicted]
-        for index, actions in group:
-            try:
-                self._transact(actions, conflict_index=0)
-            except (ResultConflict, StoreError) as error:
-                outcomes[index] = error
-
-    def sync_label_index(self, ref: ObjectRef, result: LabelResult) -> None:
-        """Make the label index of ``ref`` equal its current result (``result``, as far as we know).
-
-        Compares the stored index items with the result's and writes only the
-        difference, so any retry can finish what a failed write left undone.
-        Every write is a transaction guarded by "this result is still the
-        current one": a slow or stale syncer can never write an old result's
-        labels over a newer one's. When the guard fails, the current result
-        is loaded and synced instead.
-        """
-        target = result
-        for _ in range(SYNC_ROUNDS):
-            try:
-                self._sync_index_once(target)
-                return
-            except ResultConflict:
-                stored = self.load(ref)
-                if stored is None:
-                    return
-                target = stored
-        raise StoreError("the result kept changing while its label index was synced")
-
-    def _sync_index_once(self, result: LabelResult) -> None:
-        ref = (result.bucket, result.key, result.project_version_arn)
-        removal_id = result.deletion.removal_id if result.deletion is not None else None
-        self._sync_index_items(
-            ref,
-            label_index_items(result),
-            result.result_id if removal_id is None else removal_id,
-            removal=removal_id is not None,
-        )
-
-    def _sync_index_items(self, ref: ObjectRef, items: list[dict[str, Any]], ident: str, *, removal: bool) -> None:
-        """Make the index of ``ref`` equal ``items``, guarded by "the item is still this result (or deletion)"."""
-        bucket, key, project_version_arn = ref
-        partition = layout.object_partition(bucket, key)
-        prefix = layout.label_sort_key(project_version_arn, "")
-        try:
-            stored = query_partition(self._client, self._table, partition, prefix)
-        except AWS_ERRORS as error:
-            raise StoreError(f"Query (label index) failed: {error}") from error
-        wanted = {item[layout.SORT_KEY]: item for item in items}
-        changes: list[dict[str, Any]] = [
-            {"Put": {"TableName": self._table, "Item": serialize_item(item)}}
-            for sort_key, item in wanted.items()
-            if _index_fields(stored.get(sort_key)) != _index_fields(item)
-        ]
-        changes.extend(
-            {"Delete": {"TableName": self._table, "Key": _key(bucket, key, sort_key)}}
-            for sort_key in stored
-            if sort_key not in wanted
-        )
-        condition, names, values, _ = _track(ident, removal)
-        guard = {
-            "ConditionCheck": {
-                "TableName": self._table,
-                "Key": result_key(*ref),
-                "ConditionExpression": condition,
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            }
-        }
-        for chunk in _chunks(changes, MAX_TRANSACTION_ACTIONS - 1):
-            self._transact([guard, *chunk], conflict_index=0)
 
     def claim_publication(
         self, ref: ObjectRef, result_id: str, token: str, *, claim_ttl_seconds: float, removal: bool = False
@@ -691,8 +705,15 @@ class ResultStore:
                 return None
             raise StoreError(f"UpdateItem (claim) failed: {error}") from error
         old = deserialize_item(response.get("Attributes", {}))
+        write_id = old.get("writeId")
+        if write_id is not None and self._marked({ref: str(write_id)}):
+            return None  # published meanwhile: the claim we now hold is never used
         taken_over = old.get("publishClaimedAt") is not None and old.get("publishClaimedBy") != token
-        return Claim(uncertain=bool(old.get("publishUncertain", False)) or taken_over)
+        return Claim(
+            uncertain=bool(old.get("publishUncertain", False)) or taken_over,
+            write_id=write_id,
+            index_id=old.get(layout.INDEX_ID),
+        )
 
     def release_claim(
         self, ref: ObjectRef, result_id: str, token: str, *, uncertain: bool, removal: bool = False
@@ -725,58 +746,28 @@ class ResultStore:
                 raise StoreError(f"UpdateItem (release claim) failed: {error}") from error
 
     def mark_published(self, published: Sequence[Publication]) -> None:
-        """Record that these events were accepted by EventBridge.
+        """Record that these events were accepted by EventBridge: one small publication item each.
 
-        Each entry is (ref, resultId) for a result's event, or (ref, removalId,
-        True) for a deletion's Removed event. One TransactWriteItems call for a
-        whole batch; if any item changed meanwhile, one conditional update each.
+        Each entry is (ref, writeId, resultId or removalId): the writeId of the
+        stored result (or deletion) whose event was accepted. Idempotent puts,
+        in BatchWriteItem calls of 25; an item written for a result replaced
+        meanwhile is never looked up again.
         """
-
-        def update(ref: ObjectRef, ident: str, removal: bool = False) -> dict[str, Any]:
-            track, names, values, published = _track(ident, removal)
-            return {
-                "TableName": self._table,
-                "Key": result_key(*ref),
-                "UpdateExpression": "SET #pub = :true REMOVE #claim, #by",
-                "ConditionExpression": track,
-                "ExpressionAttributeNames": {
-                    "#pub": published,
-                    "#claim": "publishClaimedAt",
-                    "#by": "publishClaimedBy",
-                    **names,
-                },
-                "ExpressionAttributeValues": {":true": {"BOOL": True}, **values},
-            }
-
-        for chunk in _chunks(list(published), MAX_TRANSACTION_ACTIONS):
-            if len(chunk) > 1:
-                try:
-                    self._client.transact_write_items(TransactItems=[{"Update": update(*entry)} for entry in chunk])
-                    continue
-                except AWS_ERRORS as error:
-                    if error_code(error) != "TransactionCanceledException":
-                        raise StoreError(f"TransactWriteItems (mark published) failed: {error}") from error
-            for entry in chunk:
-                try:
-                    self._client.update_item(**update(*entry))
-                except AWS_ERRORS as error:
-                    if error_code(error) != "ConditionalCheckFailedException":
-                        raise StoreError(f"UpdateItem (mark published) failed: {error}") from error
+        self._batch_write(
+            [
+                _put_request(
+                    {
+                        layout.PARTITION_KEY: layout.object_partition(ref[0], ref[1]),
+                        layout.SORT_KEY: layout.publication_sort_key(ref[2], write_id),
+                        "itemType": layout.ITEM_TYPE_PUBLISHED,
+                        "announcedId": announced,
+                    }
+                )
+                for ref, write_id, announced in published
+            ]
+        )
 
     # -- helpers -----------------------------------------------------------
-
-    def _transact(self, actions: list[dict[str, Any]], *, conflict_index: int) -> None:
-        try:
-            self._client.transact_write_items(TransactItems=actions)
-        except AWS_ERRORS as error:
-            reasons = (error.response.get("CancellationReasons") or []) if isinstance(error, ClientError) else []
-            if (
-                error_code(error) == "TransactionCanceledException"
-                and len(reasons) > conflict_index
-                and reasons[conflict_index].get("Code") == "ConditionalCheckFailed"
-            ):
-                raise ResultConflict("the current result changed since it was read") from error
-            raise StoreError(f"TransactWriteItems failed: {error}") from error
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
         for chunk in _chunks(requests, MAX_BATCH_WRITE_ITEMS):
@@ -789,6 +780,15 @@ class ResultStore:
                 pending = response.get("UnprocessedItems") or {}
                 if not pending:
                     break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
+                self._sleep(min(0.05 * 2**attempt, 1.0))
             else:
                 raise StoreError("BatchWriteItem left items unprocessed after retries")
+
+
+def _needs_publication_lookup(item: dict[str, Any]) -> bool:
+    """Whether the item's latest event may be recorded only in a publication item."""
+    if item.get("writeId") is None:
+        return False
+    if item.get(REMOVAL_ID) is not None:
+        return not item.get("removalPublished", False)
+    return not item.get("eventPublished", False)

@@ -3,8 +3,8 @@
 For each batch: parse messages, skip what is not an image, collapse repeats,
 read the current results in one BatchGetItem, label the new object versions
 concurrently (bounded), store each result conditionally, publish all events
-in PutEvents requests of up to 10 entries, then mark them published in one
-transaction. Every record ends acknowledged or named as a batch item failure.
+in PutEvents requests of up to 10 entries, then record them published (one small item each, in
+one BatchWriteItem). Every record ends acknowledged or named as a batch item failure.
 
 Faults between the steps (docs/behaviour.md#delivery-guarantee, docs/reliability.md): no phase starts that could not
 finish before the invocation ends; a record that runs out of time is failed
@@ -158,6 +158,8 @@ class _Task:
     # owner of the publish claim it takes (new for every invocation).
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
     holds_claim: bool = False  # released when the record fails, so its retry need not wait
+    # The writeId of the stored result (or deletion) it announces: its publication item's key.
+    write_id: str | None = None
     # An earlier PutEvents of the result may have been accepted: publishing it
     # again may announce it twice, and is counted (AmbiguousPublishes).
     uncertain: bool = False
@@ -237,8 +239,8 @@ class LabelingPipeline:
                 report.fail(task.message_ids, str(error))
             report.retries += len(tasks)
             return
-        # Label concurrently (bounded), then store all new results in as few
-        # transactions as fit, then publish them in PutEvents calls of 10.
+        # Label concurrently (bounded), then store each new result conditionally
+        # and their label indexes in shared batches, then publish in PutEvents calls of 10.
         outcomes = list(self._pool().map(lambda task: self._guarded(task, self._prepare, states[task.ref]), tasks))
         self._save(tasks, outcomes)
         self._publish(tasks, outcomes, report)
@@ -391,8 +393,8 @@ class LabelingPipeline:
             # Our result went in although the write failed (a lost answer, or an
             # index write after it): finish what it left, then publish it.
             task.holds_claim = True  # the write took the claim for this token
-            self._store.sync_label_index(task.ref, labeled.result)
-            self._store.delete_replaced_parts(labeled.result, labeled.previous)
+            task.write_id = task.token
+            self._store.finish_write(labeled.result, labeled.previous, task.token)
             return _Outcome(Action.LABEL, result=labeled.result, latency_ms=labeled.latency_ms)
         now = self._clock().timestamp()
         version = task.obj.object_identity[2]
@@ -448,7 +450,8 @@ class LabelingPipeline:
         if written is not None and written.deletion is not None and is_own_write(state, task.token):
             # Our deletion went in although the write failed: finish the index, then announce it.
             task.holds_claim = True
-            self._store.clear_label_index(task.ref, written.deletion.removal_id)
+            task.write_id = task.token
+            self._store.clear_label_index(task.ref)
             return _Outcome(Action.REMOVE, removal=written.removal)
         now = self._clock().timestamp()
         action = decide_removal(state, task.obj, task.result_id, now=now, claim_ttl_seconds=self._claim_ttl)
@@ -494,8 +497,9 @@ class LabelingPipeline:
         if claim is None:
             return _Outcome(Action.PUBLISH_STORED, retry_reason="deletion was claimed or replaced meanwhile")
         task.holds_claim = True
+        task.write_id = claim.write_id
         task.uncertain = publication_uncertain(claim.uncertain, state, task.token)
-        self._store.clear_label_index(task.ref, task.result_id)
+        self._store.clear_label_index(task.ref)
         return _Outcome(Action.PUBLISH_STORED, removal=self._removal(task, state, state.deletion))
 
     def _recover_stored(self, task: _Task, state: StoredState | None) -> _Outcome:
@@ -506,12 +510,13 @@ class LabelingPipeline:
         if claim is None:
             return _Outcome(Action.PUBLISH_STORED, retry_reason="result was claimed or replaced meanwhile")
         task.holds_claim = True
+        task.write_id = claim.write_id
         task.uncertain = publication_uncertain(claim.uncertain, state, task.token)
         result = self._store.load(task.ref)
         if result is None or result.result_id != task.result_id:
             raise StoreError("stored result disappeared before it was published")
         # The write that stored it may have failed before the whole index was in.
-        self._store.sync_label_index(task.ref, result)
+        self._store.sync_label_index(task.ref, result, claim.index_id)
         return _Outcome(Action.PUBLISH_STORED, result=result)
 
     def _claim(self, task: _Task) -> Claim | None:
@@ -549,6 +554,7 @@ class LabelingPipeline:
             if error is None:
                 outcome.unsaved = False
                 task.holds_claim = outcome.action is not Action.RECORD_DELETION  # a tombstone has no claim
+                task.write_id = task.token
             else:
                 # A conflict, or an error whose write may still have gone in: decide again.
                 outcomes[index] = self._guarded(task, self._resolve_conflict, outcome, error)
@@ -565,6 +571,7 @@ class LabelingPipeline:
             if failure is None:
                 outcome.unsaved = False
                 task.holds_claim = outcome.action is not Action.RECORD_DELETION
+                task.write_id = task.token
                 return outcome
             if not isinstance(failure, ResultConflict):
                 raise failure
@@ -686,7 +693,7 @@ class LabelingPipeline:
                 self._retry_record(task, refusal, report)
                 continue
             if outcome.removal is not None:
-                published.append((task.ref, task.result_id, True))
+                published.append((task.ref, task.write_id or task.token, task.result_id))
                 report.removed += 1
                 logger.info(
                     "Deletion stored and published", extra={**extra, "removedResultId": outcome.removal.result_id}
@@ -694,7 +701,7 @@ class LabelingPipeline:
                 continue
             result = outcome.result
             assert result is not None  # _ready_to_publish: a removal or a result
-            published.append((task.ref, task.result_id))
+            published.append((task.ref, task.write_id or task.token, task.result_id))
             if result.status == LABELED:
                 report.labeled += 1
                 report.labels_per_image.append(result.label_count)
@@ -725,7 +732,7 @@ class LabelingPipeline:
                     report.publish_marks_failed += len(published)
                     logger.error(
                         "Could not mark results published; a redelivery may announce them again",
-                        extra={"error": str(error), "attempts": attempt, "resultIds": [p[1] for p in published]},
+                        extra={"error": str(error), "attempts": attempt, "resultIds": [p[2] for p in published]},
                     )
                     return
                 logger.warning("Mark published failed; retrying", extra={"error": str(error), "attempt": attempt})

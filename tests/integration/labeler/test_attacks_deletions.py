@@ -315,7 +315,7 @@ def test_two_deletions_racing_one_write_each_end_with_the_newest_and_one_removed
             assert run(newer, delete_marker(harness, "0D", "dm2")).failed_messages == {}
         return call(**kwargs)
 
-    harness.dynamodb.faults["transact_write_items"] = newer_deletion_writes_first
+    harness.dynamodb.faults["update_item"] = newer_deletion_writes_first
     older = run(harness.pipeline, delete_marker(harness, "0C", "dm1"))
     assert raced == [True] and older.failed_messages == {} and older.stale == 1
     result = harness.result("a.png")

@@ -21,9 +21,10 @@ def stored_by_another_worker(harness: Harness, body: str, *, published: bool) ->
     (obj,) = parse_message_body(body)
     result = LabelResult.labeled(obj, harness.config, [{"Name": "scratch", "Confidence": 99.0}], datetime.now(UTC))
     store = ResultStore(harness.dynamodb, harness.resources.table_name)
-    store.save(result, None)  # holds a fresh publish claim
+    store.save(result, None, "other-worker")  # holds a fresh publish claim
     if published:
-        store.mark_published([((obj.bucket, obj.key, harness.config.project_version_arn), result.result_id)])
+        ref = (obj.bucket, obj.key, harness.config.project_version_arn)
+        store.mark_published([(ref, "other-worker", result.result_id)])
     return result
 
 
@@ -58,8 +59,13 @@ def test_a_writer_that_lost_the_race_does_not_publish_again(harness: Harness) ->
     body = notification_body(harness.record_for("a.png", upload, sequencer="00D1"))
     stored_by_another_worker(harness, body, published=True)
 
+    reads = [0]
+
     def read_before_the_other_writer(kwargs: dict[str, Any], call: Any) -> Any:
-        return {"Responses": {harness.resources.table_name: []}, "UnprocessedKeys": {}}
+        reads[0] += 1
+        if reads[0] == 1:  # the batch's read saw nothing yet; the re-read after the conflict sees it
+            return {"Responses": {harness.resources.table_name: []}, "UnprocessedKeys": {}}
+        return call(**kwargs)
 
     harness.dynamodb.faults["batch_get_item"] = read_before_the_other_writer
     harness.send(body)

@@ -22,6 +22,7 @@ from local.samples import make_image
 from tests.support.builders import notification_body, sqs_event
 from tests.support.harness import Harness
 from tests.support.metrics import emitted
+from tests.support.table_writes import is_index_only_write, is_mark
 
 SCRATCH = make_image({"scratch": (0.1, 0.1, 0.3, 0.3)})
 DENT = make_image({"dent": (0.5, 0.5, 0.4, 0.4)})
@@ -38,15 +39,6 @@ def connection_closed() -> Exception:
 
 def endpoint_unreachable() -> Exception:
     return EndpointConnectionError(endpoint_url=URL)
-
-
-def is_mark(kwargs: dict[str, Any]) -> bool:
-    """The write that records an event as published (UpdateItem or a transaction of them)."""
-    updates = [a["Update"] for a in kwargs.get("TransactItems", []) if "Update" in a] or [kwargs]
-    return any(
-        "eventPublished" in str(u.get("ExpressionAttributeNames")) and "#pub = :true" in str(u.get("UpdateExpression"))
-        for u in updates
-    )
 
 
 def on_marks(fault: Fault) -> Fault:
@@ -69,8 +61,7 @@ def applied_then(error: Any) -> Fault:
 
 
 def on_both_mark_paths(harness: Harness, fault: Fault) -> None:
-    harness.dynamodb.faults["update_item"] = on_marks(fault)
-    harness.dynamodb.faults["transact_write_items"] = on_marks(fault)
+    harness.dynamodb.faults["batch_write_item"] = on_marks(fault)
 
 
 @dataclass
@@ -115,7 +106,7 @@ def invoke(harness: Harness, keys: list[str], context: Any | None = None) -> dic
 
 
 @pytest.mark.parametrize("error", [connection_closed, endpoint_unreachable, read_timeout])
-@pytest.mark.parametrize("images", [1, 2])  # one: UpdateItem; several: one transaction
+@pytest.mark.parametrize("images", [1, 2])  # one publication item, or several in one BatchWriteItem
 def test_connection_error_on_the_mark_after_putevents_never_puts_the_record_back(
     harness: Harness, error: Any, images: int
 ) -> None:
@@ -208,10 +199,7 @@ def applied_once(error: Any) -> Fault:
 def test_result_write_applied_but_response_lost_is_not_relabeled_or_doubled(harness: Harness) -> None:
     lose_first_response = applied_once(connection_closed)
 
-    def results_only(kwargs: dict[str, Any], call: Call) -> Any:
-        return call(**kwargs) if is_mark(kwargs) else lose_first_response(kwargs, call)
-
-    harness.dynamodb.faults["transact_write_items"] = results_only
+    harness.dynamodb.faults["put_item"] = lose_first_response  # the result item's conditional write
     harness.upload("a.png", SCRATCH)
     harness.upload("b.png", DENT)
     harness.run()
@@ -241,26 +229,12 @@ def fail_index_writes_once(harness: Harness) -> None:
     """Fail, once, the first write that carries only label-index items (after the result went in)."""
     done = [False]
 
-    def only_labels(kwargs: dict[str, Any]) -> bool:
-        keys: list[str] = []
-        for action in kwargs.get("TransactItems", []):
-            for kind in ("Put", "Delete"):
-                if kind in action:
-                    item = action[kind].get("Item") or action[kind].get("Key")
-                    keys.append(item["sk"]["S"])
-        for requests in kwargs.get("RequestItems", {}).values():
-            for request in requests:
-                item = request.get("PutRequest", {}).get("Item") or request.get("DeleteRequest", {}).get("Key")
-                keys.append(item["sk"]["S"])
-        return bool(keys) and all(k.startswith("LABEL#") for k in keys)
-
     def fault(kwargs: dict[str, Any], call: Call) -> Any:
-        if not done[0] and only_labels(kwargs):
+        if not done[0] and is_index_only_write(kwargs):
             done[0] = True
             raise client_error("ProvisionedThroughputExceededException", operation="Write")
         return call(**kwargs)
 
-    harness.dynamodb.faults["transact_write_items"] = fault
     harness.dynamodb.faults["batch_write_item"] = fault
 
 

@@ -28,6 +28,7 @@ from tests.support.builders import (
 )
 from tests.support.harness import Harness
 from tests.support.metrics import emitted
+from tests.support.table_writes import is_index_only_write, is_mark
 from tests.unit.labeler.test_event_schema import validate_detail
 
 SCRATCH = make_image({"scratch": (0.1, 0.1, 0.3, 0.3)})
@@ -112,8 +113,8 @@ def test_sns_wrapped_notification_is_labeled(harness: Harness, raw: bool) -> Non
 
 
 def test_eventbridge_event_with_a_transient_fault_is_retried_like_any_other(harness: Harness) -> None:
-    harness.dynamodb.faults["transact_write_items"] = fail_times(
-        1, lambda: client_error("InternalServerError", status=500, operation="TransactWriteItems")
+    harness.dynamodb.faults["put_item"] = fail_times(
+        1, lambda: client_error("InternalServerError", status=500, operation="PutItem")
     )
     upload = harness.upload_quietly("a.png", SCRATCH)
     harness.send(eventbridge_body("a.png", bucket=harness.resources.bucket, version_id=upload["VersionId"]))
@@ -357,8 +358,8 @@ def test_refused_removed_event_is_retried_and_announced_once(harness: Harness) -
 def test_deletion_write_failure_is_retried(harness: Harness) -> None:
     with_deletions(harness)
     _label(harness)
-    harness.dynamodb.faults["transact_write_items"] = fail_times(
-        1, lambda: client_error("InternalServerError", status=500, operation="TransactWriteItems")
+    harness.dynamodb.faults["update_item"] = fail_times(  # the deletion's conditional write
+        1, lambda: client_error("InternalServerError", status=500, operation="UpdateItem")
     )
     harness.send(_delete_marker(harness))
     harness.run()
@@ -390,11 +391,11 @@ def test_failure_to_mark_a_removal_published_does_not_republish(harness: Harness
     _label(harness)
 
     def fail_marks(kwargs: dict[str, Any], call: Any) -> Any:
-        if "removalPublished" in str(kwargs.get("ExpressionAttributeNames")) and "#pub" in str(kwargs):
-            raise client_error("InternalServerError", status=500, operation="UpdateItem")
+        if is_mark(kwargs):
+            raise client_error("InternalServerError", status=500, operation="BatchWriteItem")
         return call(**kwargs)
 
-    harness.dynamodb.faults["update_item"] = fail_marks
+    harness.dynamodb.faults["batch_write_item"] = fail_marks
     harness.send(_delete_marker(harness))
     harness.run()
     assert harness.poller.stats.item_failures == 0
@@ -433,7 +434,7 @@ def test_lost_answer_of_the_deletion_write_is_recognised_as_its_own(harness: Har
             raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
         return answer
 
-    harness.dynamodb.faults["transact_write_items"] = apply_then_lose_answer
+    harness.dynamodb.faults["update_item"] = apply_then_lose_answer
     harness.send(_delete_marker(harness))
     harness.run()
     assert lost == [1]
@@ -450,17 +451,16 @@ def test_deletion_of_a_result_with_more_than_99_labels_clears_its_whole_index(ha
     names = [f"label-{n:03d}" for n in range(150)]
     model.answers["a.png"] = names
     _label(harness)
-    # More deletes than one transaction holds: the rest by the guarded index sync, which fails once.
+    # The deletion's write goes in; the first of its BatchWriteItem calls deleting the 150 entries fails.
     calls = [0]
 
     def fail_first_index_only_write(kwargs: dict[str, Any], call: Any) -> Any:
-        actions = kwargs["TransactItems"]
-        if "ConditionCheck" in actions[0] and calls[0] == 0:
+        if is_index_only_write(kwargs) and calls[0] == 0:
             calls[0] += 1
-            raise client_error("InternalServerError", status=500, operation="TransactWriteItems")
+            raise client_error("InternalServerError", status=500, operation="BatchWriteItem")
         return call(**kwargs)
 
-    harness.dynamodb.faults["transact_write_items"] = fail_first_index_only_write
+    harness.dynamodb.faults["batch_write_item"] = fail_first_index_only_write
     harness.send(_delete_marker(harness))
     harness.run()
     assert calls == [1]

@@ -61,8 +61,8 @@ def labeled(
 
 def test_table_schema_comes_from_the_template(stack_facts: StackFacts) -> None:
     assert {k["AttributeName"] for k in stack_facts.table_key_schema} == {layout.PARTITION_KEY, layout.SORT_KEY}
-    (index,) = stack_facts.table_global_secondary_indexes
-    assert index["IndexName"] == layout.LABEL_INDEX_NAME
+    # The label index is in the table's own partitions: no secondary index to bill twice.
+    assert stack_facts.table_global_secondary_indexes == []
 
 
 def test_saved_result_reads_back_with_contract_attributes(dynamodb: Any) -> None:
@@ -151,7 +151,8 @@ def test_queries_use_query_not_scan(dynamodb: Any) -> None:
     counting = FaultyClient(dynamodb)
     get_result(TABLE, "bucket", "a.png", ARN, client=counting)
     find_by_label(TABLE, "dent", client=counting)
-    assert dict(counting.calls) == {"query": 2}
+    # find_by_label: one Query of the label's partition, and one BatchGetItem to check its entries are current.
+    assert dict(counting.calls) == {"query": 2, "batch_get_item": 1}
 
 
 def test_get_result_of_unknown_object_is_none(dynamodb: Any) -> None:
@@ -159,8 +160,7 @@ def test_get_result_of_unknown_object_is_none(dynamodb: Any) -> None:
 
 
 def test_result_over_400_kb_is_split_and_reassembled(dynamodb: Any) -> None:
-    # Few labels with huge polygons: about 800 KB of labels (moto deep-copies the
-    # table for each transaction action, so this stays small in actions).
+    # Few labels with huge polygons: about 800 KB of labels.
     polygon = [{"X": i / 1500, "Y": (i * 7 % 1500) / 1500} for i in range(1500)]
     labels = [
         {
@@ -186,16 +186,28 @@ def test_result_over_400_kb_is_split_and_reassembled(dynamodb: Any) -> None:
     items = dynamodb.query(
         TableName=TABLE, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "bucket/big.png"}}
     )["Items"]
-    assert sorted(i["itemType"]["S"] for i in items) == ["LABEL", "RESULT"]
+    assert sorted(i["itemType"]["S"] for i in items) == ["RESULT"]
+    # The replaced result's label-index entries are gone too, not only hidden by find_by_label.
+    assert all(label_partition(dynamodb, f"defect-{i:02d}") == [] for i in range(12))
+    assert [hit["key"] for hit in find_by_label(TABLE, "dent", client=dynamodb)] == ["big.png"]
+
+
+def label_partition(client: Any, name: str) -> list[dict[str, Any]]:
+    """The raw label-index entries of one label, current or not."""
+    return client.query(
+        TableName=TABLE,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": layout.label_partition(name)}},
+    )["Items"]
 
 
 def test_more_than_99_distinct_labels_are_all_indexed(dynamodb: Any) -> None:
     labels = [label(f"defect-{i:03d}", 50 + i / 10) for i in range(150)]
     counting = FaultyClient(dynamodb)
     ResultStore(counting, TABLE).save(labeled("many.png", labels), None)
-    # The result and 99 index items in one transaction; the other 51 by comparison with the stored
-    # index, in one more transaction guarded by "this result is still current".
-    assert counting.calls["transact_write_items"] == 2 and counting.calls["batch_write_item"] == 0
+    # The result item by one conditional PutItem; its 150 index entries in BatchWriteItem calls of 25.
+    assert counting.calls["put_item"] == 1 and counting.calls["batch_write_item"] == 6
+    assert "transact_write_items" not in counting.calls
     assert all(len(find_by_label(TABLE, f"defect-{i:03d}", client=dynamodb)) == 1 for i in (0, 98, 99, 149))
     stored = get_result(TABLE, "bucket", "many.png", ARN, client=dynamodb)
     assert stored is not None and stored["customLabels"] == labels
@@ -205,15 +217,19 @@ def indexed(client: Any, names: list[str]) -> dict[str, list[str]]:
     return {name: [hit["key"] for hit in find_by_label(TABLE, name, client=client)] for name in names}
 
 
-def test_sync_label_index_repairs_missing_extra_and_outdated_items(dynamodb: Any) -> None:
+def test_finish_write_puts_the_new_entries_and_deletes_the_replaced_ones(dynamodb: Any) -> None:
     store = ResultStore(dynamodb, TABLE)
+    ref = ("bucket", "a.png", ARN)
     old = labeled("a.png", [label("dent", 60), label("scratch", 70), label("rust", 80)])
-    store.save(old, None)
+    store.save(old, None, "w1")
+    previous = store.current_state(ref)
     new = labeled("a.png", [label("dent", 90), label("logo", 55)], version="v2")
-    # A write that stored the new result item but none of its index changes:
+    # A write that stored the new result item, then stopped before any of its index changes:
     item, _ = to_items(new)
-    dynamodb.put_item(TableName=TABLE, Item=serialize_item(item))
-    store.sync_label_index(("bucket", "a.png", ARN), new)
+    dynamodb.put_item(TableName=TABLE, Item=serialize_item({**item, "writeId": "w2", "indexId": "w2"}))
+    # The replaced result's entries are no longer current, so find_by_label leaves them out already.
+    assert indexed(dynamodb, ["dent", "scratch", "rust", "logo"]) == {"dent": [], "scratch": [], "rust": [], "logo": []}
+    store.finish_write(new, previous, "w2")  # what the retry that finds its own write does
     assert indexed(dynamodb, ["dent", "scratch", "rust", "logo"]) == {
         "dent": ["a.png"],
         "scratch": [],
@@ -222,16 +238,65 @@ def test_sync_label_index_repairs_missing_extra_and_outdated_items(dynamodb: Any
     }
     (hit,) = find_by_label(TABLE, "dent", client=dynamodb)
     assert hit["confidence"] == 90 and hit["versionId"] == "v2"
+    assert label_partition(dynamodb, "scratch") == [] and len(label_partition(dynamodb, "dent")) == 1
+    store.finish_write(new, previous, "w2")  # idempotent
+    assert len(label_partition(dynamodb, "dent")) == 1 and len(label_partition(dynamodb, "logo")) == 1
 
 
-def test_sync_label_index_follows_a_result_replaced_meanwhile(dynamodb: Any) -> None:
+def test_sync_label_index_of_a_result_replaced_meanwhile_leaves_nothing_behind(dynamodb: Any) -> None:
     store = ResultStore(dynamodb, TABLE)
     older = labeled("a.png", [label("scratch", 70)], version="v1")
     newer = labeled("a.png", [label("dent", 90)], version="v2")
     store.save(newer, None)  # the newer result, index and all, is current
-    # A slow worker now syncs the index to the older result it believed current:
-    store.sync_label_index(("bucket", "a.png", ARN), older)
+    # A slow worker now puts the index entries of the older result it believed current:
+    store.sync_label_index(("bucket", "a.png", ARN), older, "older-write")
     assert indexed(dynamodb, ["dent", "scratch"]) == {"dent": ["a.png"], "scratch": []}
+    assert label_partition(dynamodb, "scratch") == []  # it saw the newer result and took them back
+
+
+def test_find_by_label_skips_entries_of_replaced_and_deleted_results(dynamodb: Any) -> None:
+    store = ResultStore(dynamodb, TABLE)
+    store.save(labeled("a.png", [label("dent", 95)], version="v1"), None, "w1")
+    store.save(labeled("b.png", [label("dent", 90)], version="v1"), None, "w2")
+    store.save(labeled("c.png", [label("dent", 85)], version="v1"), None, "w3")
+    # Leftovers that a worker death could leave: entries of writes that are not the current results'...
+    for key, index_id in (("a.png", "w0"), ("b.png", "gone")):
+        dynamodb.put_item(
+            TableName=TABLE,
+            Item=serialize_item(
+                {
+                    "pk": layout.label_partition("dent"),
+                    "sk": layout.label_entry_sort_key(99.5, index_id),
+                    "itemType": "LABEL",
+                    "labelName": "dent",
+                    "labelConfidence": 99.5,
+                    "bucket": "bucket",
+                    "key": key,
+                    "projectVersionArn": ARN,
+                    "resultId": "r-old",
+                    "indexId": index_id,
+                }
+            ),
+        )
+    # ...and a deleted result whose entries were not deleted yet.
+    dynamodb.update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": "bucket/c.png"}, "sk": {"S": f"RESULT#{ARN}"}},
+        UpdateExpression="SET removalId = :rm",
+        ExpressionAttributeValues={":rm": {"S": "removal-1"}},
+    )
+    found = find_by_label(TABLE, "dent", client=dynamodb)
+    assert [(f["key"], f["confidence"]) for f in found] == [("a.png", 95.0), ("b.png", 90.0)]
+    assert [f["key"] for f in find_by_label(TABLE, "dent", limit=1, client=dynamodb)] == ["a.png"]
+    assert [f["key"] for f in find_by_label(TABLE, "dent", 91, client=dynamodb)] == ["a.png"]
+    assert [f["key"] for f in find_by_label(TABLE, "dent", 96, client=dynamodb)] == []
+
+
+def test_find_by_label_bound_is_exact_below_the_sort_key_rounding(dynamodb: Any) -> None:
+    store = ResultStore(dynamodb, TABLE)
+    store.save(labeled("a.png", [label("dent", 87.1234564)]), None)
+    assert find_by_label(TABLE, "dent", 87.1234564, client=dynamodb) != []
+    assert find_by_label(TABLE, "dent", 87.1234566, client=dynamodb) == []  # same 6-decimal sort key
 
 
 def test_claim_mark_and_release(dynamodb: Any) -> None:
@@ -251,10 +316,13 @@ def test_claim_mark_and_release(dynamodb: Any) -> None:
     store.release_claim(ref, result.result_id, "other", uncertain=True)
     again = store.claim_publication(ref, result.result_id, "third", claim_ttl_seconds=120)
     assert again is not None and again.uncertain  # the release kept the uncertainty
-    store.mark_published([(ref, result.result_id)])
+    store.mark_published([(ref, "writer", result.result_id)])  # the writeId of the stored result
     state = store.current_state(ref)
-    assert state is not None and state.published and state.publish_claimed_at is None
+    assert state is not None and state.published
+    # Published: nobody can claim it again, even once every claim is stale.
     assert store.claim_publication(ref, result.result_id, "fourth", claim_ttl_seconds=0) is None
+    view = get_result(TABLE, "bucket", "a.png", ARN, client=dynamodb)
+    assert view is not None and view["eventPublished"] is True
 
 
 def test_a_clean_release_leaves_no_uncertainty(dynamodb: Any) -> None:
@@ -271,12 +339,17 @@ def test_mark_published_batches_and_skips_replaced_results(dynamodb: Any) -> Non
     counting = FaultyClient(dynamodb)
     store = ResultStore(counting, TABLE)
     results = [labeled(f"{n}.png", [label("dent", 60)]) for n in range(3)]
-    for result in results:
-        store.save(result, None)
-    refs = [(("bucket", r.key, ARN), r.result_id) for r in results]
+    for n, result in enumerate(results):
+        store.save(result, None, f"w{n}")
+    refs = [(("bucket", r.key, ARN), f"w{n}", r.result_id) for n, r in enumerate(results)]
+    before = counting.calls["batch_write_item"]
     store.mark_published(refs)
-    assert counting.calls["transact_write_items"] == 3 + 1  # three saves, one mark for all
-    # A result replaced meanwhile is left alone; the others are still marked.
-    replaced = [(refs[0][0], "some-other-result"), *refs[1:]]
-    store.mark_published(replaced)
-    assert all(store.current_state(ref) and store.current_state(ref).published for ref, _ in refs)  # type: ignore[union-attr]
+    assert counting.calls["batch_write_item"] == before + 1  # one small item each, in one call
+    assert "update_item" not in counting.calls and "transact_write_items" not in counting.calls
+    assert all(store.current_state(ref) and store.current_state(ref).published for ref, _, _ in refs)  # type: ignore[union-attr]
+    # A mark for a write that is not the current result item's says nothing about it.
+    fresh = labeled("3.png", [label("dent", 60)])
+    store.save(fresh, None, "w3")
+    store.mark_published([(("bucket", "3.png", ARN), "an-earlier-write", fresh.result_id)])
+    state = store.current_state(("bucket", "3.png", ARN))
+    assert state is not None and not state.published

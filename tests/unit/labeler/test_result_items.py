@@ -13,6 +13,7 @@ from labeler.adapters.result_items import (
     IncompleteResultError,
     assemble,
     label_index_items,
+    label_index_keys,
     public_view,
     to_items,
     to_result,
@@ -123,10 +124,22 @@ def test_without_a_model_the_latest_result_of_any_model_is_current() -> None:
     assert assemble([], ARN) is None
 
 
-def test_one_index_item_per_distinct_label_with_its_best_confidence() -> None:
+def test_one_index_entry_per_distinct_label_with_its_best_confidence() -> None:
     result = _result(
         [{"Name": "cat", "Confidence": 60.0}, {"Name": "cat", "Confidence": 90.0}, {"Name": "dog", "Confidence": 70.0}]
     )
-    index = {item[layout.LABEL_INDEX_PARTITION_KEY]: item for item in label_index_items(result)}
-    assert {name: item[layout.LABEL_INDEX_SORT_KEY] for name, item in index.items()} == {"cat": 90.0, "dog": 70.0}
+    index = {item[layout.LABEL_NAME]: item for item in label_index_items(result, "w-1")}
+    assert {name: item[layout.LABEL_CONFIDENCE] for name, item in index.items()} == {"cat": 90.0, "dog": 70.0}
     assert all(item["resultId"] == "r-1" and item["versionId"] == "v1" for item in index.values())
+    # In the label's own partition, keyed by confidence and by the write that stored the result.
+    assert index["cat"][layout.PARTITION_KEY] == "LABEL#cat"
+    assert index["cat"][layout.SORT_KEY] == "090.000000#w-1" and index["cat"][layout.INDEX_ID] == "w-1"
+    # The keys a replaced result's entries have can be computed from its labels alone.
+    keys = label_index_keys(result.custom_labels, "w-1")
+    assert keys == [{k: item[k] for k in (layout.PARTITION_KEY, layout.SORT_KEY)} for item in index.values()]
+
+
+def test_confidence_keys_sort_as_the_numbers_do() -> None:
+    confidences = [0.0, 0.5, 9.999999, 10.0, 55.5, 99.9, 100.0]
+    keys = [layout.confidence_key(c) for c in confidences]
+    assert keys == sorted(keys) and len(set(map(len, keys))) == 1
