@@ -617,11 +617,20 @@ def p7(label_counts: tuple[int, ...] = (0, 5, 50, 300), batches: int = 1) -> Non
                     bench.peer_invoke(event)
             images = 10 * batches
             ours, peer = meter.total / images, peer_meter.total / images
+
+            def per_image(name: str, meter: WriteMeter = meter, images: int = images) -> float:
+                return meter.units[name] / images
+
             goal = target(ours, count + WRITE_UNITS_OVER_LABELS, at_most=True)
+            # What storing the result costs the peer too (one put of the same labels) is not ours to save:
+            # beyond it, the goal is one unit per index entry plus the same few units.
+            beyond = target(ours - peer, count + WRITE_UNITS_OVER_LABELS, at_most=True)
             rows.append(
-                f"{count} labels: {ours:.1f} ({goal}; table {meter.units['table'] / images:.1f} of which "
-                f"transactional {meter.units['in transactions'] / images:.1f}, label index "
-                f"{meter.units['index'] / images:.1f}) vs peer {peer:.1f}"
+                f"{count} labels: {ours:.1f} ({goal}; result items {per_image('item type RESULT'):.1f}, "
+                f"label-index entries {per_image('item type LABEL'):.1f}, publication items "
+                f"{per_image('item type PUBLISHED'):.1f}, secondary indexes {per_image('index'):.1f}, "
+                f"in transactions {per_image('in transactions'):.1f}) vs peer {peer:.1f}; "
+                f"beyond the peer's {ours - peer:.1f} ({beyond})"
             )
     print("P7  DynamoDB write units per image at batch size 10, by DynamoDB's rules: " + "; ".join(rows))
 

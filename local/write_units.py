@@ -126,7 +126,8 @@ class WriteMeter:
         self._reader = reader  # an unmetered client to read items before and after each write
         self._shapes: dict[str, TableShape] = {}
         self._lock = threading.Lock()
-        self.units: Counter[str] = Counter()  # "table", "index", "transactions" (already in table), per kind
+        # "table", "index", "in transactions" (already in table), "item type <itemType>" (table units by item type)
+        self.units: Counter[str] = Counter()
         self.failed_writes = 0
 
     def _shape(self, table: str) -> TableShape:
@@ -193,8 +194,10 @@ class WriteMeter:
             for (table, _key, times), old, new in zip(targets, olds, self._read(targets), strict=True):
                 table_units = times * units(max(item_size(old), item_size(new)))
                 index_units = self._shape(table).index_units(old, new)
+                kind = ((new or old or {}).get("itemType") or {}).get("S", "other")
                 with self._lock:
                     self.units["table"] += table_units
+                    self.units[f"item type {kind}"] += table_units
                     self.units["index"] += index_units
                     if times == 2:
                         self.units["in transactions"] += table_units
