@@ -130,8 +130,8 @@ def _label_while(poller: EventSourceMappingPoller, process: subprocess.Popen[byt
 
 def run_demo(count: int, interrupt_at: int, output_dir: Path, *, use_signal: bool = True) -> DemoReport:
     facts = default_facts()
-    # moto in its own process (as the soak): its DynamoDB transactions copy only the items they touch,
-    # so thousands of results neither slow it down nor fill the memory.
+    # moto in its own process (as the soak), patched so that thousands of results neither slow it
+    # down nor fill the memory.
     with moto_server_process() as endpoint:
         print(f"autolabel backfill demo: AWS EMULATED by moto on {endpoint}; Custom Labels model EMULATED")
         return _demo(facts, endpoint, count, interrupt_at, output_dir, use_signal=use_signal)

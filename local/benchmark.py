@@ -603,7 +603,7 @@ def p6(idle_images: int = 10, cap_images: int = 500) -> None:
 def p7(label_counts: tuple[int, ...] = (0, 5, 50, 300), batches: int = 1) -> None:
     """DynamoDB write units per image by DynamoDB's rules (local/write_units.py), ours and the peer's."""
     rows = []
-    # The patched moto server: in-process moto copies the whole table for each transaction action.
+    # The patched moto server, as the soak uses (its Query reads only the queried partition).
     with moto_server_process():
         for count in label_counts:
             bench = Bench(latency=0.0, model=CannedLabelsModel(count), prefix=f"p7-{count}")

@@ -57,7 +57,7 @@ class LocalResources:
 
 
 def create_table(dynamodb: Any, facts: StackFacts, table_name: str) -> None:
-    """The results table with exactly the template's key schema and GSIs."""
+    """The results table with exactly the template's key schema and GSIs (it has none today)."""
     request: dict[str, Any] = {
         "TableName": table_name,
         "KeySchema": facts.table_key_schema,

@@ -88,7 +88,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def partial_batch_response(messages: list[InboundMessage], report: BatchReport) -> dict[str, Any]:
     """SQS partial batch response naming exactly the messages to retry (the rest are deleted).
 
-    The pipeline decides a batch as a whole (one read, shared transactions),
+    The pipeline decides a batch as a whole (one read, shared batch writes),
     so the response is built from its report rather than per record. A batch
     whose records are all retried (one throttled message alone, a model not
     running) is returned like any other, not raised: it is routine, and the

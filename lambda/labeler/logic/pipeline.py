@@ -547,7 +547,7 @@ class LabelingPipeline:
             errors = [StoreError(str(failure))] * len(results)
         by_index: dict[int, Exception | None] = dict(zip(results, errors, strict=True))
         for index in pending:
-            if index not in by_index:  # deletions: one conditional transaction each
+            if index not in by_index:  # deletions: one conditional write each
                 by_index[index] = self._try_store(tasks[index], outcomes[index])
         for index in pending:
             task, outcome, error = tasks[index], outcomes[index], by_index[index]
