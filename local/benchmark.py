@@ -531,15 +531,22 @@ def p4(curve: tuple[int, ...] = DEFAULT_CURVE) -> None:
     if len(points) > 1:
         cpus = [point.cpu_ms for point in points]
         spread = 100 * (max(cpus) / min(cpus) - 1)
+        # At the cap, a longer run spends longer throttled: more model calls (and retried records) per
+        # image, each a real piece of the labeler's work. CPU per model call is the code's own cost.
+        per_call = [pt.cpu_ms * pt.labeled / max(1, pt.model_calls) for pt in points]
+        call_spread = 100 * (max(per_call) / min(per_call) - 1)
         print(
             "    scaling curve: "
             + "; ".join(
                 f"{pt.images}: {pt.percent:.0f}% of the cap ({pt.labeled} labeled in {pt.seconds:.0f} s, "
-                f"{pt.dlq} in the DLQ), {pt.cpu_ms:.1f} ms CPU/image"
-                for pt in points
+                f"{pt.dlq} in the DLQ, {pt.model_calls / max(1, pt.labeled):.2f} model calls per image), "
+                f"{pt.cpu_ms:.1f} ms CPU/image, {cost:.2f} ms per model call"
+                for pt, cost in zip(points, per_call, strict=True)
             )
             + f"; labeler CPU/image varies {spread:.0f}% "
-            f"({target(spread, CPU_FLATNESS_PERCENT_TARGET, at_most=True, unit='%')})"
+            f"({target(spread, CPU_FLATNESS_PERCENT_TARGET, at_most=True, unit='%')}), "
+            f"CPU per model call {call_spread:.0f}% "
+            f"({target(call_spread, CPU_FLATNESS_PERCENT_TARGET, at_most=True, unit='%')})"
         )
 
 
