@@ -224,6 +224,7 @@ def _refuse_entries(kwargs: dict[str, Any], call: Call, refuse: Callable[[dict[s
 def objects_concerned(bucket: str, keys: Sequence[str]) -> Callable[[str, dict[str, Any]], list[int]]:
     """Which of ``keys`` (by index) a DynamoDB request or a PutEvents request concerns."""
     partitions = [json.dumps(f"{bucket}/{key}") for key in keys]
+    key_attributes = [f'"key": {json.dumps({"S": key})}' for key in keys]
 
     def concerns(operation: str, kwargs: dict[str, Any]) -> list[int]:
         if operation == "put_events":
@@ -234,7 +235,12 @@ def objects_concerned(bucket: str, keys: Sequence[str]) -> Callable[[str, dict[s
                 if any(d.get("bucket") == bucket and d.get("key") == key for d in details)
             ]
         text = json.dumps(kwargs, default=str)
-        return [index for index, partition in enumerate(partitions) if partition in text]
+        # An object's own partition, or a label-index entry naming it (in its label's partition).
+        return [
+            index
+            for index, (partition, attribute) in enumerate(zip(partitions, key_attributes, strict=True))
+            if partition in text or attribute in text
+        ]
 
     return concerns
 
