@@ -5,8 +5,9 @@ Object partitions, ``pk`` = ``<bucket>/<key>`` (bucket names cannot contain
 this object". Sort key ``sk``:
 
 - ``RESULT#<projectVersionArn>``: the current result of that model version;
-- ``RESULT#<projectVersionArn>#PART#<resultId>#<n>``: continuation items of a
-  result whose labels do not fit in one 400 KB item;
+- ``RESULT#<projectVersionArn>#PART#<indexId>#<n>``: continuation items of a
+  result whose labels do not fit in one 400 KB item, keyed by the write that
+  stored them (``<resultId>`` for results written before indexIds);
 - ``PUBLISHED#<projectVersionArn>#<writeId>``: the event of the result (or
   deletion) written by the attempt ``writeId`` was accepted by EventBridge. A
   small item of its own, so recording a publication never rewrites the
@@ -53,12 +54,12 @@ def result_sort_key(project_version_arn: str) -> str:
     return f"{RESULT_PREFIX}{project_version_arn}"
 
 
-def part_sort_key_prefix(project_version_arn: str, result_id: str) -> str:
-    return f"{RESULT_PREFIX}{project_version_arn}#PART#{result_id}#"
+def part_sort_key_prefix(project_version_arn: str, part_id: str) -> str:
+    return f"{RESULT_PREFIX}{project_version_arn}#PART#{part_id}#"
 
 
-def part_sort_key(project_version_arn: str, result_id: str, number: int) -> str:
-    return f"{part_sort_key_prefix(project_version_arn, result_id)}{number:04d}"
+def part_sort_key(project_version_arn: str, part_id: str, number: int) -> str:
+    return f"{part_sort_key_prefix(project_version_arn, part_id)}{number:04d}"
 
 
 def publication_sort_key(project_version_arn: str, write_id: str) -> str:

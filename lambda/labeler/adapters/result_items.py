@@ -42,11 +42,14 @@ class IncompleteResultError(RuntimeError):
     """A result item points at continuation items that are not all there."""
 
 
-def to_items(result: LabelResult) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def to_items(result: LabelResult, part_id: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The result item and its continuation items (plain values).
 
     The result item keeps as many labels as fit in one item; the rest go, in
     order, to continuation items in the same partition. Nothing is dropped.
+    ``part_id`` keys the continuation items: the write's ``indexId`` (the
+    resultId when not given), so that two writes of one resultId (the same
+    bytes uploaded again to an unversioned bucket) never share them.
     """
     item: dict[str, Any] = {
         layout.PARTITION_KEY: layout.object_partition(result.bucket, result.key),
@@ -73,7 +76,9 @@ def to_items(result: LabelResult) -> tuple[dict[str, Any], list[dict[str, Any]]]
     while rest:
         part: dict[str, Any] = {
             layout.PARTITION_KEY: item[layout.PARTITION_KEY],
-            layout.SORT_KEY: layout.part_sort_key(result.project_version_arn, result.result_id, len(parts) + 1),
+            layout.SORT_KEY: layout.part_sort_key(
+                result.project_version_arn, part_id or result.result_id, len(parts) + 1
+            ),
             "itemType": layout.ITEM_TYPE_RESULT_PART,
             "resultId": result.result_id,
             "partNumber": len(parts) + 1,
@@ -163,7 +168,7 @@ def assemble(items: Iterable[dict[str, Any]], project_version_arn: str | None = 
         return None
     newest: dict[str, Any] = max(results, key=lambda item: str(item.get("processedAt", "")))
     current = dict(newest)
-    parts_prefix = layout.part_sort_key_prefix(current["projectVersionArn"], current["resultId"])
+    parts_prefix = layout.part_sort_key_prefix(current["projectVersionArn"], part_id_of(current))
     expected = int(current.get("parts", 0))
     # Parts numbered above ``expected`` belong to an earlier write of the same resultId, not yet deleted.
     parts = sorted(
@@ -183,6 +188,11 @@ def assemble(items: Iterable[dict[str, Any]], project_version_arn: str | None = 
         labels.extend(part.get("customLabels", []))
     current["customLabels"] = labels
     return current
+
+
+def part_id_of(item: dict[str, Any]) -> str:
+    """What a result item's continuation items are keyed by: its write's indexId (resultId before indexIds)."""
+    return str(item.get(layout.INDEX_ID) or item["resultId"])
 
 
 def public_view(item: dict[str, Any], partition: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -155,6 +155,11 @@ class StoredState:
         return self.removal_published if self.deleted else self.published
 
     @property
+    def part_id(self) -> str:
+        """What its continuation items are keyed by (``result_items.part_id_of``)."""
+        return self.index_id or self.result_id
+
+    @property
     def object_version(self) -> str:
         """The stored result's object version, as ``S3ObjectEvent.object_identity`` names it."""
         return self.version_id or f"etag:{self.etag}"
@@ -431,7 +436,7 @@ class ResultStore:
         own write after a lost answer), its ``indexId`` (the key of its
         label-index entries) and the owner of the publish claim the write takes.
         """
-        item, parts = to_items(result)
+        item, parts = to_items(result, part_id=token)
         item["writeId"] = token
         item[layout.INDEX_ID] = token
         item["publishClaimedAt"] = self._clock()  # this writer publishes next
@@ -450,7 +455,7 @@ class ResultStore:
     def _write_result(self, result: LabelResult, previous: StoredState | None, token: str) -> None:
         """Steps 1 and 2: the continuation items, then the result item, conditionally."""
         item, parts = self._result_item(result, token)
-        if parts:  # keyed by resultId: harmless until the result item points at them
+        if parts:  # keyed by this write's token: harmless until the result item points at them
             self._batch_write([_put_request(part) for part in parts])
         self._put_result(item, previous)
 
@@ -496,7 +501,7 @@ class ResultStore:
                     self._client,
                     self._table,
                     layout.object_partition(bucket, key),
-                    layout.part_sort_key_prefix(project_version_arn, state.result_id),
+                    layout.part_sort_key_prefix(project_version_arn, state.part_id),
                 )
             except AWS_ERRORS as error:
                 raise StoreError(f"Query (replaced result's labels) failed: {error}") from error
@@ -505,26 +510,23 @@ class ResultStore:
         return label_index_keys(labels, state.index_id)
 
     def _replaced_parts(self, result: LabelResult, previous: StoredState | None) -> list[dict[str, Any]]:
-        """Deletes of the continuation items the new result does not use any more.
+        """Deletes of the continuation items of the replaced result ``previous``.
 
-        A replaced result id never becomes current again with those parts (an
-        older version is never written over a newer one), so they are safe to
-        delete. The same resultId written again (e.g. the same content uploaded
-        again after a deletion) reuses the part keys: only the extra ones go.
+        They are keyed by the write that stored them (its indexId), never by
+        the resultId alone: the same resultId can become current again (the
+        same bytes uploaded again to an unversioned bucket), and a late delete
+        by a replaced writer must not remove the parts of that newer write.
         """
         if previous is None or not previous.parts:
             return []
-        first = 1
-        if previous.result_id == result.result_id:
-            first = len(to_items(result)[1]) + 1
         return [
             _delete_request(
                 {
                     layout.PARTITION_KEY: layout.object_partition(result.bucket, result.key),
-                    layout.SORT_KEY: layout.part_sort_key(result.project_version_arn, previous.result_id, n),
+                    layout.SORT_KEY: layout.part_sort_key(result.project_version_arn, previous.part_id, n),
                 }
             )
-            for n in range(first, previous.parts + 1)
+            for n in range(1, previous.parts + 1)
         ]
 
     def save_many(self, pairs: Sequence[tuple[LabelResult, StoredState | None, str]]) -> list[Exception | None]:

@@ -78,6 +78,11 @@ def test_stalled_replacer_deletes_the_parts_of_the_same_result_id_written_again_
     continuation items that are gone: ``get_result`` raises
     IncompleteResultError, every ``load`` is a StoreError, and redeliveries
     are DUPLICATE, so nothing ever repairs it.
+
+    Fixed in this branch: continuation items are keyed by the write's indexId
+    (``PART#<indexId>#n``; resultId for results written before indexIds), as
+    the label-index entries are, so a late delete only reaches the parts of
+    the write it replaced.
     """
     model = BigResultModel()
     harness.model = model  # type: ignore[assignment]
