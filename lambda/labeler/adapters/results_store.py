@@ -604,19 +604,16 @@ class ResultStore:
             if not previous.deleted:
                 names["#unc"] = "publishUncertain"
                 expression += " REMOVE #unc"
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=result_key(*ref),
-                UpdateExpression=expression,
-                ConditionExpression=f"{condition['ConditionExpression']} AND {claim_condition}",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except AWS_ERRORS as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                raise ResultConflict("the current result changed since it was read") from error
-            raise StoreError(f"UpdateItem (deletion) failed: {error}") from error
+        applied = self._update_result_item(
+            "deletion",
+            ref,
+            UpdateExpression=expression,
+            ConditionExpression=f"{condition['ConditionExpression']} AND {claim_condition}",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+        if applied is None:
+            raise ResultConflict("the current result changed since it was read")
         self._batch_write([_delete_request(key) for key in self._entries_of(ref, previous)])
 
     def clear_label_index(self, ref: ObjectRef) -> None:
@@ -688,36 +685,33 @@ class ResultStore:
         """
         now = self._clock()
         track, names, values, published = _track(result_id, removal)
-        try:
-            response = self._client.update_item(
-                TableName=self._table,
-                Key=result_key(*ref),
-                UpdateExpression="SET #claim = :now, #by = :me, #unc = if_not_exists(#unc, :false)",
-                ConditionExpression=(
-                    f"{track} AND #pub = :false AND (attribute_not_exists(#claim) OR #claim < :stale OR #by = :me)"
-                ),
-                ExpressionAttributeNames={
-                    "#claim": "publishClaimedAt",
-                    "#by": "publishClaimedBy",
-                    "#unc": "publishUncertain",
-                    "#pub": published,
-                    **names,
-                },
-                ExpressionAttributeValues={
-                    ":now": serialize(now),
-                    ":me": {"S": token},
-                    ":false": {"BOOL": False},
-                    ":stale": serialize(now - claim_ttl_seconds),
-                    **values,
-                },
-                # The whole old item (only on this rare recovery path): UPDATED_OLD
-                # may leave out attributes whose value did not change.
-                ReturnValues="ALL_OLD",
-            )
-        except AWS_ERRORS as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                return None
-            raise StoreError(f"UpdateItem (claim) failed: {error}") from error
+        response = self._update_result_item(
+            "claim",
+            ref,
+            UpdateExpression="SET #claim = :now, #by = :me, #unc = if_not_exists(#unc, :false)",
+            ConditionExpression=(
+                f"{track} AND #pub = :false AND (attribute_not_exists(#claim) OR #claim < :stale OR #by = :me)"
+            ),
+            ExpressionAttributeNames={
+                "#claim": "publishClaimedAt",
+                "#by": "publishClaimedBy",
+                "#unc": "publishUncertain",
+                "#pub": published,
+                **names,
+            },
+            ExpressionAttributeValues={
+                ":now": serialize(now),
+                ":me": {"S": token},
+                ":false": {"BOOL": False},
+                ":stale": serialize(now - claim_ttl_seconds),
+                **values,
+            },
+            # The whole old item (only on this rare recovery path): UPDATED_OLD
+            # may leave out attributes whose value did not change.
+            ReturnValues="ALL_OLD",
+        )
+        if response is None:
+            return None
         old = deserialize_item(response.get("Attributes", {}))
         write_id = old.get("writeId")
         if write_id is not None and self._marked({ref: str(write_id)}):
@@ -746,18 +740,14 @@ class ResultStore:
         if uncertain:
             values[":true"] = {"BOOL": True}
             names["#unc"] = "publishUncertain"
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=result_key(*ref),
-                UpdateExpression=update,
-                ConditionExpression=f"{track} AND #pub = :false AND #by = :me",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except AWS_ERRORS as error:
-            if error_code(error) != "ConditionalCheckFailedException":
-                raise StoreError(f"UpdateItem (release claim) failed: {error}") from error
+        self._update_result_item(  # not ours (any more): nothing to release
+            "release claim",
+            ref,
+            UpdateExpression=update,
+            ConditionExpression=f"{track} AND #pub = :false AND #by = :me",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     def mark_published(self, published: Sequence[Publication]) -> None:
         """Record that these events were accepted by EventBridge: one small publication item each.
@@ -782,6 +772,19 @@ class ResultStore:
         )
 
     # -- helpers -----------------------------------------------------------
+
+    def _update_result_item(self, what: str, ref: ObjectRef, **request: Any) -> dict[str, Any] | None:
+        """A conditional UpdateItem of the result item of ``ref``: its answer, or None when the condition failed.
+
+        Any other error (an AWS error answer, a dropped connection) is a StoreError naming ``what``.
+        """
+        try:
+            response: dict[str, Any] = self._client.update_item(TableName=self._table, Key=result_key(*ref), **request)
+        except AWS_ERRORS as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return None
+            raise StoreError(f"UpdateItem ({what}) failed: {error}") from error
+        return response
 
     def _writers(self) -> ThreadPoolExecutor:
         with self._writers_lock:
