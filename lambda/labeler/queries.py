@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from labeler.adapters.result_items import assemble, public_view
-from labeler.adapters.results_store import batch_get, query_partition
+from labeler.adapters.results_store import batch_get, query_partition, result_key
 from shared import table_layout as layout
 from shared.dynamo_codec import deserialize_item, serialize
 
@@ -112,13 +112,7 @@ def find_by_label(
 def _current_index_ids(client: Any, table_name: str, entries: list[dict[str, Any]]) -> dict[tuple[str, str, str], str]:
     """(bucket, key, projectVersionArn) -> indexId of its current result item, for results not deleted."""
     refs = {(entry["bucket"], entry["key"], entry["projectVersionArn"]) for entry in entries}
-    keys = [
-        {
-            layout.PARTITION_KEY: {"S": layout.object_partition(bucket, key)},
-            layout.SORT_KEY: {"S": layout.result_sort_key(arn)},
-        }
-        for bucket, key, arn in refs
-    ]
+    keys = [result_key(*ref) for ref in refs]
     items = batch_get(
         client,
         table_name,

@@ -179,7 +179,7 @@ def assemble(items: Iterable[dict[str, Any]], project_version_arn: str | None = 
         ),
         key=lambda item: int(item["partNumber"]),
     )
-    if len(parts) != int(current.get("parts", 0)):
+    if len(parts) != expected:
         raise IncompleteResultError(
             f"result {current['resultId']} expects {current.get('parts')} continuation items, found {len(parts)}"
         )

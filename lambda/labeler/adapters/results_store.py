@@ -5,7 +5,7 @@ twice. What keeps concurrent or late deliveries from overwriting a newer
 result is the condition on the result item alone; everything else is
 idempotent and keyed so that it cannot hurt a newer result:
 
-1. continuation items (keyed by resultId) go in first: nothing points at them yet;
+1. continuation items (keyed by the write's token) go in first: nothing points at them yet;
 2. the result item, conditionally (it is still the result read before);
 3. the label-index entries of the new result, and deletes of the replaced
    result's entries and continuation items, in BatchWriteItem calls. Entries
@@ -474,8 +474,15 @@ class ResultStore:
 
     def finish_write(self, result: LabelResult, previous: StoredState | None, token: str) -> None:
         """Step 3 of a result write (idempotent): its label-index entries, and the replaced result's removed."""
-        self._batch_write(self._index_changes(result, previous, token))
-        self._batch_write(self._replaced_items(result, previous))
+        self._finish_writes([(result, previous, token)])
+
+    def _finish_writes(self, writes: Sequence[tuple[LabelResult, StoredState | None, str]]) -> None:
+        """Step 3 of several result writes, in shared BatchWriteItem calls: all index changes, then the
+        replaced results' items (their entries' keys are computed from their parts before those go)."""
+        self._batch_write([change for write in writes for change in self._index_changes(*write)])
+        self._batch_write(
+            [delete for result, previous, _ in writes for delete in self._replaced_items(result, previous)]
+        )
 
     def _index_changes(self, result: LabelResult, previous: StoredState | None, token: str) -> list[dict[str, Any]]:
         changes = [_put_request(entry) for entry in label_index_items(result, token)]
@@ -551,12 +558,8 @@ class ResultStore:
         # so that a batch of ten costs about one round trip, not ten.
         outcomes = list(self._writers().map(write, pairs)) if len(pairs) > 1 else [write(pair) for pair in pairs]
         written = [index for index, outcome in enumerate(outcomes) if outcome is None]
-        changes: list[dict[str, Any]] = []
         try:
-            for index in written:
-                changes.extend(self._index_changes(*pairs[index]))
-            self._batch_write(changes)
-            self._batch_write([delete for index in written for delete in self._replaced_items(*pairs[index][:2])])
+            self._finish_writes([pairs[index] for index in written])
         except StoreError as error:  # the result items are in: each caller finishes its own write
             for index in written:
                 outcomes[index] = error
