@@ -13,13 +13,15 @@ read only when a value is needed that no variable gives.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.exceptions import ClientError, NoRegionError, ProfileNotFound
 
-from autolabel.errors import ConfigurationError, ServiceError
+from autolabel.errors import CliError, ConfigurationError, ParameterError, ServiceError
 
 DEFAULT_STACK_NAME = "Autolabel"
 STACK_NAME_VARIABLE = "AUTOLABEL_STACK_NAME"
@@ -36,6 +38,33 @@ OUTPUT_ENVIRONMENT = {
     "BackfillQueueUrl": "AUTOLABEL_BACKFILL_QUEUE_URL",
     "BackfillDeadLetterQueueUrl": "AUTOLABEL_BACKFILL_DLQ_URL",
 }
+
+
+def check_endpoint_url(url: str, source: str) -> None:
+    """What botocore would refuse with a ValueError deep in client creation, said up front."""
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        parts, port_ok = urlsplit(""), False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ParameterError(
+            f"{source} {url!r} is not a valid endpoint URL: it needs a scheme and a host, "
+            "e.g. http://127.0.0.1:4566 or https://rekognition.us-east-1.amazonaws.com"
+        )
+
+
+# CloudFormation (CreateStack): "A stack name can contain only alphanumeric characters (case sensitive) and
+# hyphens. It must start with an alphabetical character and can't be longer than 128 characters."
+STACK_NAME = re.compile(r"[A-Za-z][-A-Za-z0-9]{0,127}|arn:[^\s]+:cloudformation:[^\s]+")
+
+
+def check_stack_name(name: str, source: str, error: type[CliError]) -> None:
+    if not STACK_NAME.fullmatch(name):
+        raise error(
+            f"{source} {name!r} is not a stack name (letters, digits and hyphens, starting with a letter, "
+            "at most 128) nor a stack ARN"
+        )
 
 
 class StackNotFound(ConfigurationError):
@@ -56,11 +85,17 @@ class AwsContext:
         client_factory: Callable[[str], Any] | None = None,
     ) -> None:
         self.environ = os.environ if environ is None else environ
+        if endpoint_url is not None:
+            check_endpoint_url(endpoint_url, "--endpoint-url")
         self.region = region
         self.profile = profile
         self.endpoint_url = endpoint_url
         self.stack_name_given = stack_name is not None
         self.stack_name = stack_name or self.environ.get(STACK_NAME_VARIABLE) or DEFAULT_STACK_NAME
+        if stack_name is not None:
+            check_stack_name(stack_name, "--stack-name", ParameterError)
+        else:
+            check_stack_name(self.stack_name, STACK_NAME_VARIABLE, ConfigurationError)
         self._client_factory = client_factory
         self._session: boto3.Session | None = None
         self._clients: dict[str, Any] = {}
@@ -88,6 +123,11 @@ class AwsContext:
                 except NoRegionError:
                     raise ConfigurationError(
                         "no AWS region: pass --region, set AWS_REGION, or set a region in your profile"
+                    ) from None
+                except ValueError as error:  # botocore: "Invalid endpoint: ..." from AWS_ENDPOINT_URL* or config
+                    raise ConfigurationError(
+                        f"{error} (from AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_{service.upper()} or your profile's "
+                        "endpoint_url): it needs a scheme and a host, e.g. http://127.0.0.1:4566"
                     ) from None
         return self._clients[service]
 
