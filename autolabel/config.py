@@ -2,6 +2,9 @@
 
 Clients come from one boto3 session (``--profile``, ``--region``,
 ``--endpoint-url``; otherwise the usual AWS environment and config files).
+The region is ``--region``, else ``AWS_REGION``, else ``AWS_DEFAULT_REGION``,
+else the profile's, as the AWS CLI v2 chooses it (boto3 alone reads no
+``AWS_REGION``).
 The deployment's names come from the CloudFormation stack's outputs
 (``--stack-name``, default ``$AUTOLABEL_STACK_NAME`` or ``Autolabel``).
 For an emulator without CloudFormation, ``AUTOLABEL_*`` environment variables
@@ -87,7 +90,8 @@ class AwsContext:
         self.environ = os.environ if environ is None else environ
         if endpoint_url is not None:
             check_endpoint_url(endpoint_url, "--endpoint-url")
-        self.region = region
+        # As the AWS CLI v2 and the SDKs: AWS_REGION wins over AWS_DEFAULT_REGION and the profile's region.
+        self.region = region or self.environ.get("AWS_REGION") or None
         self.profile = profile
         self.endpoint_url = endpoint_url
         self.stack_name_given = stack_name is not None
