@@ -421,9 +421,18 @@ def _render(ctx: AwsContext, args: argparse.Namespace) -> int:
     return 0
 
 
+MODEL_OUTPUTS = ("ProjectVersionArn", "IngestQueueUrl", "DeadLetterQueueUrl", "EventSourceMappingId")
+NO_MODEL_LIFECYCLE = (
+    "has no Custom Labels model lifecycle (its model is emulated and always runs): "
+    "`model status|start|stop` need a deployed stack"
+)
+
+
 def _model_status(ctx: AwsContext, args: argparse.Namespace) -> int:
+    ctx.refuse_in_emulator(NO_MODEL_LIFECYCLE, MODEL_OUTPUTS)
+    outputs = _stack_outputs(ctx)
     status = operations.model_status(
-        _stack_outputs(ctx),
+        outputs,
         rekognition=ctx.client("rekognition"),
         sqs=ctx.client("sqs"),
         lambda_client=ctx.client("lambda"),
@@ -433,9 +442,11 @@ def _model_status(ctx: AwsContext, args: argparse.Namespace) -> int:
 
 
 def _model_start(ctx: AwsContext, args: argparse.Namespace) -> int:
+    ctx.refuse_in_emulator(NO_MODEL_LIFECYCLE, MODEL_OUTPUTS)
+    outputs = _stack_outputs(ctx)
     write_stdout(
         operations.model_start(
-            _stack_outputs(ctx),
+            outputs,
             rekognition=ctx.client("rekognition"),
             min_units=args.min_units,
             max_units=args.max_units,
@@ -445,6 +456,7 @@ def _model_start(ctx: AwsContext, args: argparse.Namespace) -> int:
 
 
 def _model_stop(ctx: AwsContext, args: argparse.Namespace) -> int:
+    ctx.refuse_in_emulator(NO_MODEL_LIFECYCLE, MODEL_OUTPUTS)
     outputs = _stack_outputs(ctx)
     write_stdout(
         operations.model_stop(outputs, rekognition=ctx.client("rekognition"), lambda_client=ctx.client("lambda"))
@@ -471,6 +483,11 @@ def _dlq_redrive(ctx: AwsContext, args: argparse.Namespace) -> int:
     if args.max_per_second is not None and not 1 <= args.max_per_second <= MAX_MOVE_PER_SECOND:
         raise ParameterError(f"--max-per-second must be between 1 and {MAX_MOVE_PER_SECOND}, got {args.max_per_second}")
     outputs, sqs = _dlq_outputs(ctx), ctx.client("sqs")
+    if not args.by_copy:
+        ctx.refuse_in_emulator(
+            "has no SQS message move tasks: use `autolabel dlq redrive --by-copy`",
+            ("IngestQueueUrl", "DeadLetterQueueUrl"),
+        )
     if args.cancel:
         write_stdout(operations.cancel_redrive(outputs, sqs=sqs))
         return 0

@@ -70,6 +70,10 @@ def check_stack_name(name: str, source: str, error: type[CliError]) -> None:
         )
 
 
+# An output only the local emulator's stack has (local/run.py): what it cannot do is said up front.
+EMULATOR_OUTPUT = "EmulatedBy"
+
+
 class StackNotFound(ConfigurationError):
     """The stack does not exist (in this region/account)."""
 
@@ -184,6 +188,18 @@ class AwsContext:
             outputs = stacks[0].get("Outputs", []) if stacks else []
             self._outputs = {o["OutputKey"]: o["OutputValue"] for o in outputs}
         return self._outputs
+
+    def refuse_in_emulator(self, what: str, needs: tuple[str, ...]) -> None:
+        """A ConfigurationError naming what the local emulator cannot do, when the stack is the emulator's.
+
+        Called before the command reads the outputs it ``needs`` (one it lacks would be a worse message).
+        When AUTOLABEL_* variables give all of them, the stack is not read: they configure another emulator.
+        """
+        if not self.stack_name_given and all(self.environ.get(OUTPUT_ENVIRONMENT.get(k, "")) for k in needs):
+            return
+        emulator = self.optional_output(EMULATOR_OUTPUT)
+        if emulator:
+            raise ConfigurationError(f"the local emulator ({emulator}) {what}")
 
     def region_name(self) -> str:
         if self.region:

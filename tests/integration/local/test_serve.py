@@ -1,0 +1,77 @@
+"""`make local SERVE=1` as `autolabel` sees it: the stack's outputs registered, what the emulator cannot do said
+in one line, and S3-like notifications (versions, sequencers) so that a backfill knows what is labeled."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from local.run import NOT_EMULATED_OUTPUTS, register_stack_outputs, serve_outputs
+from local.s3_notifications import s3_like_notifications
+from local.samples import make_image
+from local.stack_template import StackFacts
+from tests.support.cli import RunCli
+from tests.support.harness import ARN, Harness
+
+ENDPOINT = "http://127.0.0.1:4566"
+
+
+@pytest.fixture
+def served(harness: Harness, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Harness]:
+    """The emulator after `make local`: labeled uploads, its stack registered as serve mode does."""
+    with s3_like_notifications():
+        harness.upload("line-1/part-0001.png", make_image({"scratch": (0.1, 0.1, 0.3, 0.25)}))
+        harness.upload("line-1/part-0002.png", make_image({"logo": (0.5, 0.5, 0.3, 0.3)}))
+        harness.run()
+        register_stack_outputs(boto3.client("cloudformation"), serve_outputs(harness.resources, ARN, ENDPOINT))
+        monkeypatch.setenv("AUTOLABEL_STACK_NAME", "Autolabel")
+        capsys.readouterr()
+        yield harness
+
+
+def test_every_output_the_emulator_has_is_registered(stack_facts: StackFacts, harness: Harness) -> None:
+    outputs = serve_outputs(harness.resources, ARN, ENDPOINT)
+    assert "BackfillQueueUrl" in stack_facts.output_keys
+    assert set(stack_facts.output_keys) - NOT_EMULATED_OUTPUTS == set(outputs) - {"EmulatedBy"}
+    assert all(outputs.values())
+
+
+@pytest.mark.parametrize("action", ["status", "start", "stop"])
+def test_model_commands_say_the_emulator_has_no_model_lifecycle(served: Harness, cli: RunCli, action: str) -> None:
+    run = cli("model", action)
+    assert run.code == 253 and run.out == ""
+    assert run.err == (
+        f"autolabel: the local emulator (moto on {ENDPOINT}, make local SERVE=1) has no Custom Labels model "
+        "lifecycle (its model is emulated and always runs): `model status|start|stop` need a deployed stack\n"
+    )
+
+
+def test_a_redrive_without_by_copy_says_to_use_it(served: Harness, cli: RunCli) -> None:
+    for argv in (["dlq", "redrive"], ["dlq", "redrive", "--cancel"]):
+        run = cli(*argv)
+        assert run.code == 253 and run.err.endswith(
+            "has no SQS message move tasks: use `autolabel dlq redrive --by-copy`\n"
+        )
+    assert cli("dlq", "redrive", "--by-copy").out == "moved 0 message(s) back\n"
+
+
+def test_a_backfill_knows_what_is_labeled_and_sends_to_the_registered_queue(
+    served: Harness, cli: RunCli, tmp_path: Path
+) -> None:
+    bucket = served.resources.bucket
+    dry = json.loads(cli("backfill", f"s3://{bucket}/", "--dry-run", "--output", "json").out)
+    assert (dry["alreadyLabeled"], dry["otherVersionStored"], dry["toLabel"]) == (2, 0, 0)
+    served.upload_quietly("line-1/part-0003.png", make_image({"dent": (0.2, 0.2, 0.4, 0.4)}))
+    run = cli(
+        "backfill", f"s3://{bucket}/", "--no-progress", "--output", "json", "--checkpoint", str(tmp_path / "cp.json")
+    )
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["enqueued"] == 1
+    queued = served.sqs.get_queue_attributes(
+        QueueUrl=served.resources.backfill_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]["ApproximateNumberOfMessages"]
+    assert queued == "1"
