@@ -48,6 +48,7 @@ from local.poller import EventSourceMappingPoller
 from local.s3_notifications import S3LikeNotifications, s3_like_notifications
 from local.samples import Sample, sample_set
 from local.stack_template import default_facts
+from local.watch import ServeWatch
 
 BANNER = """\
 ================================================================================
@@ -84,8 +85,15 @@ def throttle_first_call_of(key: str) -> Any:
     return fault
 
 
+def annotated_path(out_dir: Path, key: str) -> Path:
+    return out_dir / (re.sub(r"[^A-Za-z0-9._-]+", "_", key) + ".annotated.png")
+
+
 def annotate(s3: Any, bucket: str, result: dict[str, Any], out_dir: Path) -> Path:
-    image = Image.open(io.BytesIO(s3.get_object(Bucket=bucket, Key=result["key"])["Body"].read())).convert("RGB")
+    """The labeled version's image (a result or a Detected event's detail) with its boxes drawn."""
+    version = {"VersionId": result["versionId"]} if result.get("versionId") else {}
+    body = s3.get_object(Bucket=bucket, Key=result["key"], **version)["Body"].read()
+    image = Image.open(io.BytesIO(body)).convert("RGB")
     draw = ImageDraw.Draw(image)
     width, height = image.size
     for label in result["customLabels"]:
@@ -100,7 +108,7 @@ def annotate(s3: Any, bucket: str, result: dict[str, Any], out_dir: Path) -> Pat
         left, top, right, bottom = draw.textbbox((x0 + 4, y0 + 4), caption)
         draw.rectangle([left - 2, top - 2, right + 2, bottom + 2], fill=(255, 255, 255))
         draw.text((x0 + 4, y0 + 4), caption, fill=(0, 0, 0))
-    path = out_dir / (re.sub(r"[^A-Za-z0-9._-]+", "_", result["key"]) + ".annotated.png")
+    path = annotated_path(out_dir, result["key"])
     image.save(path)
     return path
 
@@ -195,15 +203,24 @@ def serve_outputs(resources: LocalResources, project_version_arn: str, endpoint:
     }
 
 
-def serve(
-    endpoint: str,
-    resources: LocalResources,
-    pollers: list[EventSourceMappingPoller],
-    project_version_arn: str,
-    log_path: Path,
-) -> None:
-    """Keep the emulator up and keep labeling new uploads (and backfill messages) until interrupted."""
-    register_stack_outputs(boto3.client("cloudformation"), serve_outputs(resources, project_version_arn, endpoint))
+@dataclasses.dataclass(frozen=True)
+class Serving:
+    """What serve mode runs: the emulator's endpoint and resources, and the labeler's two triggers."""
+
+    endpoint: str
+    resources: LocalResources
+    project_version_arn: str
+    pollers: list[EventSourceMappingPoller]
+    watch: ServeWatch
+    log_path: Path
+
+
+def serve(serving: Serving) -> None:
+    """Keep the emulator up, label new uploads (and backfill messages), one line per image, until interrupted."""
+    resources, endpoint = serving.resources, serving.endpoint
+    register_stack_outputs(
+        boto3.client("cloudformation"), serve_outputs(resources, serving.project_version_arn, endpoint)
+    )
     exports = "\n".join(f"export {name}={value}" for name, value in serve_environment(endpoint).items())
     print(
         SERVE_BANNER.format(
@@ -212,13 +229,16 @@ def serve(
     )
     sys.stdout.flush()
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does: the server shuts down
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C even when started in the background
     try:
-        with log_path.open("a") as log_file, lambda_output_to(log_file):
+        with serving.log_path.open("a") as log_file, lambda_output_to(log_file):
             while True:
-                if not sum(poller.poll_once() for poller in pollers):
+                handled = sum(poller.poll_once() for poller in serving.pollers)
+                serving.watch.after_poll()
+                if not handled:
                     time.sleep(0.5)  # an idle emulator, not a test: poll twice a second
     except KeyboardInterrupt:
-        print("\nstopped")
+        print(f"\n{serving.watch.summary()}", flush=True)
 
 
 def run(output_dir: Path, *, serve_after: bool = False) -> int:
@@ -294,16 +314,31 @@ def _run(facts: Any, output_dir: Path, notifier: S3LikeNotifications, serve_endp
     )
     code = report(s3, sqs, resources, samples, output_dir, overwrite=overwrite)
     if serve_endpoint is not None:
-        backfill_poller = EventSourceMappingPoller(  # the labeler's second trigger: the backfill queue
-            sqs,
-            resources.backfill_queue_url,
-            resources.backfill_queue_arn,
-            handler.handler,
-            batch_size=facts.batch_size,
-            retry_delay_seconds=1,
-            region=REGION,
+        annotated_dir = output_dir / "annotated"
+        watch = ServeWatch(
+            sqs=sqs,
+            consumer_queue_url=resources.consumer_queue_url,
+            events_path=output_dir / "events.json",
+            annotate=lambda detail: annotate(s3, resources.bucket, detail, annotated_dir),
+            annotated_path=lambda key: annotated_path(annotated_dir, key),
+            out=sys.stdout,  # the terminal: the handler's own output goes to the log file
         )
-        serve(serve_endpoint, resources, [poller, backfill_poller], config.project_version_arn, log_path)
+        pollers = [  # the labeler's two triggers: the ingest queue and the backfill queue
+            EventSourceMappingPoller(
+                sqs,
+                url,
+                arn,
+                watch.wrap(handler.handler),
+                batch_size=facts.batch_size,
+                retry_delay_seconds=1,
+                region=REGION,
+            )
+            for url, arn in (
+                (resources.queue_url, resources.queue_arn),
+                (resources.backfill_queue_url, resources.backfill_queue_arn),
+            )
+        ]
+        serve(Serving(serve_endpoint, resources, config.project_version_arn, pollers, watch, log_path))
     return code
 
 

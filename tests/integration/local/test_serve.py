@@ -3,6 +3,7 @@ in one line, and S3-like notifications (versions, sequencers) so that a backfill
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,10 +11,21 @@ from pathlib import Path
 import boto3
 import pytest
 
-from local.run import NOT_EMULATED_OUTPUTS, register_stack_outputs, serve_outputs
+from labeler import handler
+from local.poller import EventSourceMappingPoller
+from local.run import (
+    NOT_EMULATED_OUTPUTS,
+    annotate,
+    annotated_path,
+    register_stack_outputs,
+    serve_outputs,
+    throttle_first_call_of,
+)
 from local.s3_notifications import s3_like_notifications
 from local.samples import make_image
 from local.stack_template import StackFacts
+from local.watch import ServeWatch
+from tests.integration.labeler.test_formats_and_deletions import with_deletions
 from tests.support.cli import RunCli
 from tests.support.harness import ARN, Harness
 
@@ -75,3 +87,61 @@ def test_a_backfill_knows_what_is_labeled_and_sends_to_the_registered_queue(
         QueueUrl=served.resources.backfill_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]["ApproximateNumberOfMessages"]
     assert queued == "1"
+
+
+def test_serve_mode_prints_one_line_per_image_and_keeps_the_files_current(
+    harness: Harness, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    resources = harness.resources
+    harness.s3.put_bucket_notification_configuration(  # deletions on, as the local run subscribes them
+        Bucket=resources.bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {"QueueArn": resources.queue_arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}
+            ]
+        },
+    )
+    harness.discard_notifications()
+    with_deletions(harness)
+    annotated = tmp_path / "annotated"
+    annotated.mkdir()
+    (tmp_path / "events.json").write_text("[]")
+    lines = io.StringIO()
+    watch = ServeWatch(
+        sqs=harness.sqs,
+        consumer_queue_url=resources.consumer_queue_url,
+        events_path=tmp_path / "events.json",
+        annotate=lambda detail: annotate(harness.s3, resources.bucket, detail, annotated),
+        annotated_path=lambda key: annotated_path(annotated, key),
+        out=lines,
+    )
+    poller = EventSourceMappingPoller(
+        harness.sqs, resources.queue_url, resources.queue_arn, watch.wrap(handler.handler), retry_delay_seconds=0
+    )
+    harness.model.fault = throttle_first_call_of("a.png")
+
+    def serve_until_idle() -> None:
+        poller.run_until_idle(max_seconds=60)
+        watch.after_poll()
+
+    with s3_like_notifications():
+        harness.upload("a.png", make_image({"scratch": (0.1, 0.1, 0.3, 0.25)}))
+        harness.upload("bad.jpg", b"\xff\xd8\xff not a jpeg")
+        serve_until_idle()
+        assert annotated_path(annotated, "a.png").exists()
+        harness.s3.delete_object(Bucket=resources.bucket, Key="a.png")
+        serve_until_idle()
+    capsys.readouterr()
+    printed = [line.split(None, 3)[1:] for line in lines.getvalue().splitlines()]
+    seen = [tuple(p[:2]) for p in printed]
+    assert sorted(seen) == [("failed", "bad.jpg"), ("labeled", "a.png"), ("removed", "a.png"), ("retried", "a.png")]
+    assert seen.index(("retried", "a.png")) < seen.index(("labeled", "a.png")) < seen.index(("removed", "a.png"))
+    labeled = next(p[2] for p in printed if p[0] == "labeled")
+    assert labeled.startswith("scratch 9") and labeled.endswith(" s)")  # labels, then the latency
+    assert not annotated_path(annotated, "a.png").exists()  # removed with its object
+    kinds = [e["detail-type"] for e in json.loads((tmp_path / "events.json").read_text())]
+    assert sorted(kinds) == ["Custom Labels Detected", "Custom Labels Failed", "Custom Labels Removed"]
+    assert (
+        watch.summary().startswith("stopped after 0m")
+        and "1 labeled, 1 failed, 1 removed, 1 retried" in watch.summary()
+    )
