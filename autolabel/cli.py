@@ -54,7 +54,7 @@ from autolabel.errors import (
 )
 from autolabel.output import OUTPUT_FORMATS, check_output_path, format_cell, grid, write_file, write_stdout
 from autolabel.output import render as render_output
-from autolabel.render import draw_labels
+from autolabel.render import draw_labels, format_for
 from labeler.queries import find_by_label, get_result
 
 PROG = "autolabel"
@@ -101,6 +101,12 @@ def _global_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    parser = _build_commands()
+    _say_default_outputs(parser)
+    return parser
+
+
+def _build_commands() -> argparse.ArgumentParser:
     common = _global_options()
     parser = _Parser(
         prog=PROG,
@@ -144,7 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("input", "output"),
         help="print a request (input) or response (output) skeleton from the API model and exit",
     )
-    detect.add_argument("--render", metavar="OUT.png", help="also draw the labels' boxes on the image into this PNG")
+    detect.add_argument(
+        "--render",
+        metavar="OUT.png",
+        help="also draw the labels' boxes on the image into this file (.png, or .jpg/.jpeg for JPEG)",
+    )
     detect.set_defaults(handler=_detect, default_output="json")
 
     show = add(commands, "show", "print the stored result of an object")
@@ -160,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     render = add(commands, "render", "draw an object's stored labels on its image")
     render.add_argument("uri", metavar="s3://BUCKET/KEY")
-    render.add_argument("-o", "--out", required=True, metavar="OUT.png", help="where to write the PNG")
+    render.add_argument(
+        "-o", "--out", required=True, metavar="OUT.png", help="where to write the drawing: .png, or .jpg/.jpeg for JPEG"
+    )
     render.add_argument("--model", metavar="ARN", help="the result of this model version (default: the latest)")
     render.set_defaults(handler=_render, default_output="table")
 
@@ -196,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     redrive.add_argument("--limit", type=int, default=None, help="with --by-copy: move at most this many")
     redrive.add_argument("--poll-seconds", type=float, default=5.0, help=argparse.SUPPRESS)
-    redrive.set_defaults(handler=_dlq_redrive, default_output="text")
+    redrive.set_defaults(handler=_dlq_redrive, default_output="table")  # its prose line; json/text on request
 
     backfill = add(
         commands,
@@ -209,6 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _backfill_options(backfill)
     return parser
+
+
+def _say_default_outputs(parser: argparse.ArgumentParser) -> None:
+    """Each command's --help names the output format it prints unless --output says otherwise."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                default = command.get_default("default_output")
+                if default is not None:
+                    command.epilog = f"Default output: {default} (--output json|table|text). {command.epilog}"
+                _say_default_outputs(command)
 
 
 def _backfill_options(backfill: argparse.ArgumentParser) -> None:
@@ -338,6 +361,7 @@ def _detect(ctx: AwsContext, args: argparse.Namespace) -> int:
         write_stdout(json.dumps(detect_module.skeleton(args.generate_cli_skeleton), indent=4))
         return 0
     render_to = check_output_path(args.render, "--render") if args.render else None
+    render_format = format_for(args.render, "--render") if args.render else "PNG"
     request = detect_module.build_request(
         cli_input_json=args.cli_input_json,
         project_version_arn=args.project_version_arn,
@@ -362,7 +386,7 @@ def _detect(ctx: AwsContext, args: argparse.Namespace) -> int:
         else:
             s3_object = image["S3Object"]
             data = _object_bytes(ctx, s3_object["Bucket"], s3_object["Name"], s3_object.get("Version"))
-        write_file(render_to, draw_labels(data, body.get("CustomLabels", [])))
+        write_file(render_to, draw_labels(data, body.get("CustomLabels", []), image_format=render_format))
         print(f"wrote {args.render}", file=sys.stderr)
     return 0
 
@@ -407,12 +431,13 @@ def _find(ctx: AwsContext, args: argparse.Namespace) -> int:
 
 def _render(ctx: AwsContext, args: argparse.Namespace) -> int:
     out = check_output_path(args.out, "-o/--out")
+    image_format = format_for(args.out, "-o/--out")
     result = _stored_result(ctx, args.uri, args.model)
     if result.get("status") != "LABELED":
         reason = result.get("error", {}).get("code") or result.get("status")
         raise NotFound(f"{args.uri} has no labels to draw: its result is {result.get('status')} ({reason})")
     data = _object_bytes(ctx, result["bucket"], result["key"], result.get("versionId"))
-    write_file(out, draw_labels(data, result.get("customLabels", [])))
+    write_file(out, draw_labels(data, result.get("customLabels", []), image_format=image_format))
     _emit(
         args,
         {"out": args.out, "labels": len(result.get("customLabels", []))},
@@ -492,7 +517,8 @@ def _dlq_redrive(ctx: AwsContext, args: argparse.Namespace) -> int:
         write_stdout(operations.cancel_redrive(outputs, sqs=sqs))
         return 0
     if args.by_copy:
-        write_stdout(f"moved {operations.redrive_by_copy(outputs, sqs=sqs, limit=args.limit)} message(s) back")
+        moved = operations.redrive_by_copy(outputs, sqs=sqs, limit=args.limit)
+        _emit(args, {"moved": moved}, human=lambda d: f"moved {d['moved']} message(s) back")
         return 0
     try:
         task = operations.redrive(
@@ -512,12 +538,16 @@ def _dlq_redrive(ctx: AwsContext, args: argparse.Namespace) -> int:
             ) from None
         raise ServiceError(f"{details.get('Code')}: {details.get('Message')}") from None
     if args.no_wait:
-        write_stdout(
-            f"redrive started (task {task['TaskHandle']}); follow it with `autolabel dlq redrive --no-wait` again "
-            "or in the SQS console"
+        _emit(
+            args,
+            task,
+            human=lambda t: (
+                f"redrive started (task {t['TaskHandle']}); follow it with `autolabel dlq redrive "
+                "--no-wait` again or in the SQS console"
+            ),
         )
     else:
-        write_stdout(operations.progress_line(task))
+        _emit(args, task, human=operations.progress_line)
     return 0
 
 

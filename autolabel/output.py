@@ -42,6 +42,8 @@ def render(
         return "\n".join(_text_lines(shown))
     if human is not None and not query:
         return human(data)
+    if shown is None:  # a --query that matched nothing: an empty table, as the AWS CLI prints
+        return ""
     return table(shown)
 
 

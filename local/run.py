@@ -132,7 +132,7 @@ SERVE_BANNER = """\
  then e.g.  .venv/bin/autolabel find scratch --min-confidence 50
             .venv/bin/autolabel show "s3://{bucket}/{key}"
             .venv/bin/autolabel render "s3://{bucket}/{key}" -o labeled.png
-            .venv/bin/autolabel detect --image-bytes fileb://photo.png
+            .venv/bin/autolabel detect --image-bytes fileb://{photo}
  The stack's outputs are registered in the emulator's CloudFormation as stack
  {stack!r}; for an emulator without CloudFormation set AUTOLABEL_TABLE,
  AUTOLABEL_BUCKET, AUTOLABEL_QUEUE_URL, AUTOLABEL_DLQ_URL and
@@ -213,6 +213,19 @@ class Serving:
     pollers: list[EventSourceMappingPoller]
     watch: ServeWatch
     log_path: Path
+    photo: Path  # a sample image the run wrote, for the banner's `detect --image-bytes` example
+
+
+def serve_banner(serving: Serving) -> str:
+    """The environment to export, and examples that work as printed (the photo is one the run wrote)."""
+    exports = "\n".join(f"export {name}={value}" for name, value in serve_environment(serving.endpoint).items())
+    return SERVE_BANNER.format(
+        exports=exports,
+        bucket=serving.resources.bucket,
+        key="line-1/part-0001.png",
+        stack=SERVE_STACK_NAME,
+        photo=serving.photo,
+    )
 
 
 def serve(serving: Serving) -> None:
@@ -221,12 +234,7 @@ def serve(serving: Serving) -> None:
     register_stack_outputs(
         boto3.client("cloudformation"), serve_outputs(resources, serving.project_version_arn, endpoint)
     )
-    exports = "\n".join(f"export {name}={value}" for name, value in serve_environment(endpoint).items())
-    print(
-        SERVE_BANNER.format(
-            exports=exports, bucket=resources.bucket, key="line-1/part-0001.png", stack=SERVE_STACK_NAME
-        )
-    )
+    print(serve_banner(serving))
     sys.stdout.flush()
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does: the server shuts down
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C even when started in the background
@@ -338,7 +346,9 @@ def _run(facts: Any, output_dir: Path, notifier: S3LikeNotifications, serve_endp
                 (resources.backfill_queue_url, resources.backfill_queue_arn),
             )
         ]
-        serve(Serving(serve_endpoint, resources, config.project_version_arn, pollers, watch, log_path))
+        photo = output_dir / "photo.png"
+        photo.write_bytes(samples[0].body)
+        serve(Serving(serve_endpoint, resources, config.project_version_arn, pollers, watch, log_path, photo))
     return code
 
 
@@ -365,7 +375,7 @@ def report(
             annotate(s3, resources.bucket, result, annotated_dir)
         elif result:
             detail = f"{result['error']['code']}: {result['error']['message']}"
-        rows.append([sample.key, status, detail[:70], sample.note])
+        rows.append([sample.key, status, detail, sample.note])
     events = consumed_events(sqs, resources.consumer_queue_url)
     checks = [
         scenarios.check_overwrite(resources.table_name, resources.bucket, overwrite, events, ddb),

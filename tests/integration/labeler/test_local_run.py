@@ -18,6 +18,8 @@ def test_local_run_labels_the_samples_and_reports(tmp_path: Path, capsys: pytest
     out = capsys.readouterr().out
     assert "Custom Labels model: EMULATED" in out
     assert "OK: every sample ended as expected" in out
+    # Error messages whole in the table (they were cut at 70 characters).
+    assert "Requested image should have minimum dimensions of 64x64 and maximum of 4096x4096" in out
     events = json.loads((tmp_path / "events.json").read_text())
     assert sorted(e["detail-type"] for e in events) == (
         ["Custom Labels Detected"] * 5 + ["Custom Labels Failed"] * 3 + ["Custom Labels Removed"]

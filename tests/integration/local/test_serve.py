@@ -15,9 +15,11 @@ from labeler import handler
 from local.poller import EventSourceMappingPoller
 from local.run import (
     NOT_EMULATED_OUTPUTS,
+    Serving,
     annotate,
     annotated_path,
     register_stack_outputs,
+    serve_banner,
     serve_outputs,
     throttle_first_call_of,
 )
@@ -145,3 +147,20 @@ def test_serve_mode_prints_one_line_per_image_and_keeps_the_files_current(
         watch.summary().startswith("stopped after 0m")
         and "1 labeled, 1 failed, 1 removed, 1 retried" in watch.summary()
     )
+
+
+def test_the_banners_examples_name_files_that_exist(harness: Harness, tmp_path: Path) -> None:
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(make_image({"logo": (0.5, 0.5, 0.3, 0.3)}))
+    watch = ServeWatch(
+        sqs=harness.sqs,
+        consumer_queue_url=harness.resources.consumer_queue_url,
+        events_path=tmp_path / "events.json",
+        annotate=lambda detail: tmp_path,
+        annotated_path=lambda key: tmp_path / key,
+        out=io.StringIO(),
+    )
+    serving = Serving(ENDPOINT, harness.resources, ARN, [], watch, tmp_path / "log", photo)
+    banner = serve_banner(serving)
+    named = [word.removeprefix("fileb://") for word in banner.split() if word.startswith("fileb://")]
+    assert named == [str(photo)] and photo.is_file()

@@ -203,3 +203,12 @@ def test_aws_region_alone_is_enough(cli: RunCli, stack: None, monkeypatch: pytes
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     run = cli("dlq", "redrive", "--by-copy", "--stack-name", "Labels")  # the stack's queues do not exist
     assert run.code == 254 and "NonExistentQueue" in run.err
+
+
+def test_help_names_each_commands_default_output(cli: RunCli) -> None:
+    parser_of = {" ".join(path): path for path in _commands() if path}
+    defaults = {"detect": "json", "show": "table", "find": "table", "render": "table", "dlq redrive": "table"}
+    defaults |= {"model status": "table", "model start": "text", "model stop": "text", "backfill": "table"}
+    for command, default in defaults.items():
+        out = " ".join(cli(*parser_of[command], "--help").out.split())
+        assert f"Default output: {default} (--output json|table|text)." in out, command
