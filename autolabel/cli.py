@@ -1,15 +1,20 @@
 """The ``autolabel`` command line (console script; also ``python -m autolabel``).
 
 Exit codes are the AWS CLI's: 0 success, 1 nothing found, 252 invalid
-parameters, 253 configuration or credentials (region, profile, stack), 254
-the service returned an error, 255 anything else (e.g. endpoint unreachable),
-130 interrupted. Every failure is one line on stderr, never a traceback.
+parameters, 253 configuration or credentials (region, profile, stack,
+endpoint), 254 the service returned an error, 255 anything else (endpoint
+unreachable, disk full), 130 interrupted (Ctrl-C). Every failure is one line
+on stderr, never a traceback. A reader that stops reading (``| head``) ends
+the command quietly with 0: it got what it asked for.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -39,21 +44,25 @@ from autolabel.config import OUTPUT_ENVIRONMENT, AwsContext
 from autolabel.errors import (
     EXIT_BAD_PARAMETERS,
     EXIT_CONFIGURATION,
+    EXIT_INTERRUPTED,
     EXIT_OTHER,
     CliError,
+    Interrupted,
     NotFound,
     ParameterError,
     ServiceError,
 )
-from autolabel.output import OUTPUT_FORMATS, format_cell, grid
+from autolabel.output import OUTPUT_FORMATS, check_output_path, format_cell, grid, write_file, write_stdout
 from autolabel.output import render as render_output
-from autolabel.render import draw_labels
+from autolabel.render import draw_labels, format_for
 from labeler.queries import find_by_label, get_result
 
 PROG = "autolabel"
+# StartMessageMoveTask's MaxNumberOfMessagesPerSecond: "The maximum number of messages per second is 500".
+MAX_MOVE_PER_SECOND = 500
 EPILOG = (
     "Exit codes: 0 ok, 1 nothing found, 252 invalid parameters, 253 configuration/credentials, "
-    "254 service error, 255 other. Names come from the stack's outputs (--stack-name), or from "
+    "254 service error, 255 other, 130 interrupted. Names come from the stack's outputs (--stack-name), or from "
     + ", ".join(sorted(OUTPUT_ENVIRONMENT.values()))
     + " for an emulator without CloudFormation."
 )
@@ -92,6 +101,12 @@ def _global_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    parser = _build_commands()
+    _say_default_outputs(parser)
+    return parser
+
+
+def _build_commands() -> argparse.ArgumentParser:
     common = _global_options()
     parser = _Parser(
         prog=PROG,
@@ -135,7 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("input", "output"),
         help="print a request (input) or response (output) skeleton from the API model and exit",
     )
-    detect.add_argument("--render", metavar="OUT.png", help="also draw the labels' boxes on the image into this PNG")
+    detect.add_argument(
+        "--render",
+        metavar="OUT.png",
+        help="also draw the labels' boxes on the image into this file (.png, or .jpg/.jpeg for JPEG)",
+    )
     detect.set_defaults(handler=_detect, default_output="json")
 
     show = add(commands, "show", "print the stored result of an object")
@@ -151,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     render = add(commands, "render", "draw an object's stored labels on its image")
     render.add_argument("uri", metavar="s3://BUCKET/KEY")
-    render.add_argument("-o", "--out", required=True, metavar="OUT.png", help="where to write the PNG")
+    render.add_argument(
+        "-o", "--out", required=True, metavar="OUT.png", help="where to write the drawing: .png, or .jpg/.jpeg for JPEG"
+    )
     render.add_argument("--model", metavar="ARN", help="the result of this model version (default: the latest)")
     render.set_defaults(handler=_render, default_output="table")
 
@@ -187,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     redrive.add_argument("--limit", type=int, default=None, help="with --by-copy: move at most this many")
     redrive.add_argument("--poll-seconds", type=float, default=5.0, help=argparse.SUPPRESS)
-    redrive.set_defaults(handler=_dlq_redrive, default_output="text")
+    redrive.set_defaults(handler=_dlq_redrive, default_output="table")  # its prose line; json/text on request
 
     backfill = add(
         commands,
@@ -200,6 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _backfill_options(backfill)
     return parser
+
+
+def _say_default_outputs(parser: argparse.ArgumentParser) -> None:
+    """Each command's --help names the output format it prints unless --output says otherwise."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                default = command.get_default("default_output")
+                if default is not None:
+                    command.epilog = f"Default output: {default} (--output json|table|text). {command.epilog}"
+                _say_default_outputs(command)
 
 
 def _backfill_options(backfill: argparse.ArgumentParser) -> None:
@@ -261,7 +293,7 @@ def _output(args: argparse.Namespace) -> str:
 def _emit(args: argparse.Namespace, data: Any, human: Callable[[Any], str] | None = None) -> None:
     text = render_output(data, _output(args), getattr(args, "query", None), human=human)
     if text:
-        print(text)
+        write_stdout(text)
 
 
 def _labels_grid(labels: list[dict[str, Any]]) -> str:
@@ -326,8 +358,10 @@ def _object_bytes(ctx: AwsContext, bucket: str, key: str, version: str | None) -
 
 def _detect(ctx: AwsContext, args: argparse.Namespace) -> int:
     if args.generate_cli_skeleton:
-        print(json.dumps(detect_module.skeleton(args.generate_cli_skeleton), indent=4))
+        write_stdout(json.dumps(detect_module.skeleton(args.generate_cli_skeleton), indent=4))
         return 0
+    render_to = check_output_path(args.render, "--render") if args.render else None
+    render_format = format_for(args.render, "--render") if args.render else "PNG"
     request = detect_module.build_request(
         cli_input_json=args.cli_input_json,
         project_version_arn=args.project_version_arn,
@@ -345,14 +379,14 @@ def _detect(ctx: AwsContext, args: argparse.Namespace) -> int:
         raise ServiceError(detect_module.error_line(code, str(details.get("Message") or error))) from None
     body = detect_module.response_body(response)
     _emit(args, body, human=lambda data: _labels_grid(data.get("CustomLabels", [])))
-    if args.render:
+    if render_to is not None:
         image = request["Image"]
         if "Bytes" in image:
             data = image["Bytes"]
         else:
             s3_object = image["S3Object"]
             data = _object_bytes(ctx, s3_object["Bucket"], s3_object["Name"], s3_object.get("Version"))
-        Path(args.render).write_bytes(draw_labels(data, body.get("CustomLabels", [])))
+        write_file(render_to, draw_labels(data, body.get("CustomLabels", []), image_format=render_format))
         print(f"wrote {args.render}", file=sys.stderr)
     return 0
 
@@ -396,12 +430,14 @@ def _find(ctx: AwsContext, args: argparse.Namespace) -> int:
 
 
 def _render(ctx: AwsContext, args: argparse.Namespace) -> int:
+    out = check_output_path(args.out, "-o/--out")
+    image_format = format_for(args.out, "-o/--out")
     result = _stored_result(ctx, args.uri, args.model)
     if result.get("status") != "LABELED":
         reason = result.get("error", {}).get("code") or result.get("status")
         raise NotFound(f"{args.uri} has no labels to draw: its result is {result.get('status')} ({reason})")
     data = _object_bytes(ctx, result["bucket"], result["key"], result.get("versionId"))
-    Path(args.out).write_bytes(draw_labels(data, result.get("customLabels", [])))
+    write_file(out, draw_labels(data, result.get("customLabels", []), image_format=image_format))
     _emit(
         args,
         {"out": args.out, "labels": len(result.get("customLabels", []))},
@@ -410,9 +446,18 @@ def _render(ctx: AwsContext, args: argparse.Namespace) -> int:
     return 0
 
 
+MODEL_OUTPUTS = ("ProjectVersionArn", "IngestQueueUrl", "DeadLetterQueueUrl", "EventSourceMappingId")
+NO_MODEL_LIFECYCLE = (
+    "has no Custom Labels model lifecycle (its model is emulated and always runs): "
+    "`model status|start|stop` need a deployed stack"
+)
+
+
 def _model_status(ctx: AwsContext, args: argparse.Namespace) -> int:
+    ctx.refuse_in_emulator(NO_MODEL_LIFECYCLE, MODEL_OUTPUTS)
+    outputs = _stack_outputs(ctx)
     status = operations.model_status(
-        _stack_outputs(ctx),
+        outputs,
         rekognition=ctx.client("rekognition"),
         sqs=ctx.client("sqs"),
         lambda_client=ctx.client("lambda"),
@@ -422,9 +467,11 @@ def _model_status(ctx: AwsContext, args: argparse.Namespace) -> int:
 
 
 def _model_start(ctx: AwsContext, args: argparse.Namespace) -> int:
-    print(
+    ctx.refuse_in_emulator(NO_MODEL_LIFECYCLE, MODEL_OUTPUTS)
+    outputs = _stack_outputs(ctx)
+    write_stdout(
         operations.model_start(
-            _stack_outputs(ctx),
+            outputs,
             rekognition=ctx.client("rekognition"),
             min_units=args.min_units,
             max_units=args.max_units,
@@ -434,8 +481,11 @@ def _model_start(ctx: AwsContext, args: argparse.Namespace) -> int:
 
 
 def _model_stop(ctx: AwsContext, args: argparse.Namespace) -> int:
+    ctx.refuse_in_emulator(NO_MODEL_LIFECYCLE, MODEL_OUTPUTS)
     outputs = _stack_outputs(ctx)
-    print(operations.model_stop(outputs, rekognition=ctx.client("rekognition"), lambda_client=ctx.client("lambda")))
+    write_stdout(
+        operations.model_stop(outputs, rekognition=ctx.client("rekognition"), lambda_client=ctx.client("lambda"))
+    )
     return 0
 
 
@@ -453,12 +503,22 @@ def _dlq_outputs(ctx: AwsContext) -> operations.StackOutputs:
 def _dlq_redrive(ctx: AwsContext, args: argparse.Namespace) -> int:
     if args.limit is not None and not args.by_copy:
         raise ParameterError("--limit works only with --by-copy (a message move task moves the whole DLQ)")
+    if args.limit is not None and args.limit < 1:
+        raise ParameterError(f"--limit must be >= 1, got {args.limit}")
+    if args.max_per_second is not None and not 1 <= args.max_per_second <= MAX_MOVE_PER_SECOND:
+        raise ParameterError(f"--max-per-second must be between 1 and {MAX_MOVE_PER_SECOND}, got {args.max_per_second}")
     outputs, sqs = _dlq_outputs(ctx), ctx.client("sqs")
+    if not args.by_copy:
+        ctx.refuse_in_emulator(
+            "has no SQS message move tasks: use `autolabel dlq redrive --by-copy`",
+            ("IngestQueueUrl", "DeadLetterQueueUrl"),
+        )
     if args.cancel:
-        print(operations.cancel_redrive(outputs, sqs=sqs))
+        write_stdout(operations.cancel_redrive(outputs, sqs=sqs))
         return 0
     if args.by_copy:
-        print(f"moved {operations.redrive_by_copy(outputs, sqs=sqs, limit=args.limit)} message(s) back")
+        moved = operations.redrive_by_copy(outputs, sqs=sqs, limit=args.limit)
+        _emit(args, {"moved": moved}, human=lambda d: f"moved {d['moved']} message(s) back")
         return 0
     try:
         task = operations.redrive(
@@ -478,12 +538,16 @@ def _dlq_redrive(ctx: AwsContext, args: argparse.Namespace) -> int:
             ) from None
         raise ServiceError(f"{details.get('Code')}: {details.get('Message')}") from None
     if args.no_wait:
-        print(
-            f"redrive started (task {task['TaskHandle']}); follow it with `autolabel dlq redrive --no-wait` again "
-            "or in the SQS console"
+        _emit(
+            args,
+            task,
+            human=lambda t: (
+                f"redrive started (task {t['TaskHandle']}); follow it with `autolabel dlq redrive "
+                "--no-wait` again or in the SQS console"
+            ),
         )
     else:
-        print(operations.progress_line(task))
+        _emit(args, task, human=operations.progress_line)
     return 0
 
 
@@ -504,8 +568,9 @@ def _backfill(ctx: AwsContext, args: argparse.Namespace) -> int:
         return _backfill_status(ctx, args)
     if args.status_target is not None:
         raise ParameterError(f"unexpected argument {args.status_target!r}")
-    if args.inference_units < 1 or (args.images_per_second is not None and args.images_per_second <= 0):
-        raise ParameterError("--inference-units must be >= 1 and --images-per-second > 0")
+    rate = args.images_per_second
+    if args.inference_units < 1 or (rate is not None and not (math.isfinite(rate) and rate > 0)):
+        raise ParameterError("--inference-units must be >= 1 and --images-per-second a number > 0")
     bucket, filters = _backfill_filters(args, args.target)
     sqs = ctx.client("sqs")
     queue_url = "" if args.dry_run else ctx.output("BackfillQueueUrl")
@@ -545,13 +610,11 @@ def _backfill(ctx: AwsContext, args: argparse.Namespace) -> int:
         if args.wait and not args.dry_run:
             run.follow(checkpoint, poll_seconds=args.poll_seconds)
     except KeyboardInterrupt:
-        view.close()
-        print(
-            f"interrupted; the checkpoint {run.path} keeps the place: run the same command to resume",
-            file=sys.stderr,
-        )
-        raise
-    view.close()
+        raise Interrupted(
+            f"interrupted; the checkpoint {run.path} keeps the place: run the same command to resume"
+        ) from None
+    finally:
+        view.close()  # ends the bar's line: a failure's one line starts on its own
     if args.dry_run:
         summary = backfill_module.estimate(checkpoint.progress, pace, args.inference_units)
         _emit(args, summary, human=_dry_run_text)
@@ -628,14 +691,36 @@ def _backfill_status(ctx: AwsContext, args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None, *, client_factory: Callable[[str], Any] | None = None) -> int:
-    """Run one command; returns the exit code. ``client_factory`` injects clients (tests)."""
+    """Run one command; returns the exit code. ``client_factory`` injects clients (tests).
+
+    Whatever happens, the operator gets one line and a code of the table above:
+    the last ``except`` turns a defect into one line too (tests assert it is
+    never reached).
+    """
+    try:
+        return _run(argv, client_factory)
+    except CliError as error:
+        return _fail(error.message, error.exit_code)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
+    except Exception as error:
+        return _fail(f"unexpected error (a defect, please report it): {type(error).__name__}: {error}", EXIT_OTHER)
+
+
+def _run(argv: Sequence[str] | None, client_factory: Callable[[str], Any] | None) -> int:
+    arguments = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        _check_encoding(parser, arguments)
+        args = parser.parse_args(arguments)
     except _UsageError as error:
-        sys.stderr.write(f"{error.usage}{PROG}: error: {error.message}\n")
+        sys.stderr.write(f"{error.usage}{PROG}: error: {one_line(error.message)}\n")
         return EXIT_BAD_PARAMETERS
-    except SystemExit as done:  # --help, --version
+    except SystemExit as done:  # --help, --version: argparse printed it
+        write_stdout("", end="")
         return int(done.code or 0)
     ctx = AwsContext(
         region=getattr(args, "region", None),
@@ -647,8 +732,6 @@ def main(argv: Sequence[str] | None = None, *, client_factory: Callable[[str], A
     handler: Callable[[AwsContext, argparse.Namespace], int] = args.handler
     try:
         return handler(ctx, args)
-    except CliError as error:
-        return _fail(error.message, error.exit_code)
     except (NoCredentialsError, PartialCredentialsError):
         return _fail(
             "no AWS credentials: run `aws configure` or `aws sso login`, pass --profile, or set "
@@ -670,8 +753,23 @@ def main(argv: Sequence[str] | None = None, *, client_factory: Callable[[str], A
         return _fail(f"cannot reach AWS: {error} (check --endpoint-url, --region and your network)", EXIT_OTHER)
     except BotoCoreError as error:
         return _fail(str(error), EXIT_OTHER)
-    except KeyboardInterrupt:
-        return 130
+
+
+def _check_encoding(parser: argparse.ArgumentParser, arguments: list[str]) -> None:
+    """Bytes that are not UTF-8 (a wrong locale, a binary pasted) cannot be sent to AWS: say so."""
+    for position, argument in enumerate(arguments, start=1):
+        try:
+            argument.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(argument).decode("ascii", "backslashreplace")
+            raise _UsageError(parser.format_usage(), f"argument {position} ({shown}) is not valid UTF-8") from None
+
+
+def _quiet_stdout() -> None:
+    """The reader closed the pipe: send what is left to /dev/null, so that the exit flush is quiet too."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def one_line(message: str, limit: int = 400) -> str:
@@ -681,5 +779,7 @@ def one_line(message: str, limit: int = 400) -> str:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"{PROG}: {one_line(message)}", file=sys.stderr)
+    with contextlib.suppress(OSError):  # stderr itself gone: the code still tells
+        sys.stderr.write(f"{PROG}: {one_line(message)}\n")
+        sys.stderr.flush()
     return code

@@ -2,6 +2,9 @@
 
 Clients come from one boto3 session (``--profile``, ``--region``,
 ``--endpoint-url``; otherwise the usual AWS environment and config files).
+The region is ``--region``, else ``AWS_REGION``, else ``AWS_DEFAULT_REGION``,
+else the profile's, as the AWS CLI v2 chooses it (boto3 alone reads no
+``AWS_REGION``).
 The deployment's names come from the CloudFormation stack's outputs
 (``--stack-name``, default ``$AUTOLABEL_STACK_NAME`` or ``Autolabel``).
 For an emulator without CloudFormation, ``AUTOLABEL_*`` environment variables
@@ -13,13 +16,15 @@ read only when a value is needed that no variable gives.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.exceptions import ClientError, NoRegionError, ProfileNotFound
 
-from autolabel.errors import ConfigurationError, ServiceError
+from autolabel.errors import CliError, ConfigurationError, ParameterError, ServiceError
 
 DEFAULT_STACK_NAME = "Autolabel"
 STACK_NAME_VARIABLE = "AUTOLABEL_STACK_NAME"
@@ -36,6 +41,37 @@ OUTPUT_ENVIRONMENT = {
     "BackfillQueueUrl": "AUTOLABEL_BACKFILL_QUEUE_URL",
     "BackfillDeadLetterQueueUrl": "AUTOLABEL_BACKFILL_DLQ_URL",
 }
+
+
+def check_endpoint_url(url: str, source: str) -> None:
+    """What botocore would refuse with a ValueError deep in client creation, said up front."""
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        parts, port_ok = urlsplit(""), False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ParameterError(
+            f"{source} {url!r} is not a valid endpoint URL: it needs a scheme and a host, "
+            "e.g. http://127.0.0.1:4566 or https://rekognition.us-east-1.amazonaws.com"
+        )
+
+
+# CloudFormation (CreateStack): "A stack name can contain only alphanumeric characters (case sensitive) and
+# hyphens. It must start with an alphabetical character and can't be longer than 128 characters."
+STACK_NAME = re.compile(r"[A-Za-z][-A-Za-z0-9]{0,127}|arn:[^\s]+:cloudformation:[^\s]+")
+
+
+def check_stack_name(name: str, source: str, error: type[CliError]) -> None:
+    if not STACK_NAME.fullmatch(name):
+        raise error(
+            f"{source} {name!r} is not a stack name (letters, digits and hyphens, starting with a letter, "
+            "at most 128) nor a stack ARN"
+        )
+
+
+# An output only the local emulator's stack has (local/run.py): what it cannot do is said up front.
+EMULATOR_OUTPUT = "EmulatedBy"
 
 
 class StackNotFound(ConfigurationError):
@@ -56,11 +92,18 @@ class AwsContext:
         client_factory: Callable[[str], Any] | None = None,
     ) -> None:
         self.environ = os.environ if environ is None else environ
-        self.region = region
+        if endpoint_url is not None:
+            check_endpoint_url(endpoint_url, "--endpoint-url")
+        # As the AWS CLI v2 and the SDKs: AWS_REGION wins over AWS_DEFAULT_REGION and the profile's region.
+        self.region = region or self.environ.get("AWS_REGION") or None
         self.profile = profile
         self.endpoint_url = endpoint_url
         self.stack_name_given = stack_name is not None
         self.stack_name = stack_name or self.environ.get(STACK_NAME_VARIABLE) or DEFAULT_STACK_NAME
+        if stack_name is not None:
+            check_stack_name(stack_name, "--stack-name", ParameterError)
+        else:
+            check_stack_name(self.stack_name, STACK_NAME_VARIABLE, ConfigurationError)
         self._client_factory = client_factory
         self._session: boto3.Session | None = None
         self._clients: dict[str, Any] = {}
@@ -88,6 +131,11 @@ class AwsContext:
                 except NoRegionError:
                     raise ConfigurationError(
                         "no AWS region: pass --region, set AWS_REGION, or set a region in your profile"
+                    ) from None
+                except ValueError as error:  # botocore: "Invalid endpoint: ..." from AWS_ENDPOINT_URL* or config
+                    raise ConfigurationError(
+                        f"{error} (from AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_{service.upper()} or your profile's "
+                        "endpoint_url): it needs a scheme and a host, e.g. http://127.0.0.1:4566"
                     ) from None
         return self._clients[service]
 
@@ -140,6 +188,18 @@ class AwsContext:
             outputs = stacks[0].get("Outputs", []) if stacks else []
             self._outputs = {o["OutputKey"]: o["OutputValue"] for o in outputs}
         return self._outputs
+
+    def refuse_in_emulator(self, what: str, needs: tuple[str, ...]) -> None:
+        """A ConfigurationError naming what the local emulator cannot do, when the stack is the emulator's.
+
+        Called before the command reads the outputs it ``needs`` (one it lacks would be a worse message).
+        When AUTOLABEL_* variables give all of them, the stack is not read: they configure another emulator.
+        """
+        if not self.stack_name_given and all(self.environ.get(OUTPUT_ENVIRONMENT.get(k, "")) for k in needs):
+            return
+        emulator = self.optional_output(EMULATOR_OUTPUT)
+        if emulator:
+            raise ConfigurationError(f"the local emulator ({emulator}) {what}")
 
     def region_name(self) -> str:
         if self.region:

@@ -8,7 +8,12 @@ EXIT_NOT_FOUND = 1  # the query ran and found nothing (show / render of an unlab
 EXIT_BAD_PARAMETERS = 252  # invalid syntax, unknown parameter or a value refused before any call
 EXIT_CONFIGURATION = 253  # region, credentials, profile, stack or its outputs missing/invalid
 EXIT_SERVICE = 254  # the request was made and the service returned an error
-EXIT_OTHER = 255  # anything else (e.g. the endpoint could not be reached)
+EXIT_OTHER = 255  # anything else (e.g. the endpoint could not be reached, the disk is full)
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C), as the AWS CLI: 128 + SIGINT
+# Every code the command may end with (tests assert nothing else ever comes out).
+EXIT_CODES = frozenset(
+    {EXIT_OK, EXIT_NOT_FOUND, EXIT_BAD_PARAMETERS, EXIT_CONFIGURATION, EXIT_SERVICE, EXIT_OTHER, EXIT_INTERRUPTED}
+)
 
 
 class CliError(Exception):
@@ -35,3 +40,9 @@ class ServiceError(CliError):
 
 class NotFound(CliError):
     exit_code = EXIT_NOT_FOUND
+
+
+class Interrupted(CliError):
+    """Ctrl-C, with what the operator needs to know (e.g. how to resume)."""
+
+    exit_code = EXIT_INTERRUPTED

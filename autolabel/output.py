@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jmespath
 from jmespath.exceptions import JMESPathError
 
-from autolabel.errors import ParameterError
+from autolabel.errors import CliError, ParameterError
 
 OUTPUT_FORMATS = ("json", "table", "text")
 
@@ -38,6 +42,8 @@ def render(
         return "\n".join(_text_lines(shown))
     if human is not None and not query:
         return human(data)
+    if shown is None:  # a --query that matched nothing: an empty table, as the AWS CLI prints
+        return ""
     return table(shown)
 
 
@@ -115,3 +121,51 @@ def table(value: Any) -> str:
         pairs = flatten(value)
         return grid([[k, v] for k, v in pairs.items()], ["field", "value"])
     return _scalar(value)
+
+
+# --- where output goes: stdout and files --------------------------------------------------------
+
+
+def write_stdout(text: str, end: str = "\n") -> None:
+    """Print and flush now, so that a full disk or a closed pipe is seen here, not at exit.
+
+    BrokenPipeError goes up (the reader went away: autolabel.cli ends quietly);
+    any other failure to write is a CliError.
+    """
+    try:
+        sys.stdout.write(text + end)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except UnicodeEncodeError as error:
+        raise CliError(
+            f"the output has characters that the output encoding {error.encoding} cannot write: "
+            "set PYTHONIOENCODING=utf-8 (or use --output json)"
+        ) from None
+    except OSError as error:
+        raise CliError(f"cannot write the output: {error.strerror or error}") from None
+
+
+def check_output_path(path: str, option: str) -> Path:
+    """Refuse, before any call is made, a file the command could not write."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise ParameterError(f"{option} {path}: is a folder; name a file in it, e.g. {target / 'labeled.png'}")
+    folder = target.parent
+    if not folder.is_dir():
+        raise ParameterError(f"{option} {path}: there is no folder {folder}")
+    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise ParameterError(f"{option} {path}: permission denied")
+    return target
+
+
+def write_file(target: Path, data: bytes) -> None:
+    """Write the file; a failure (disk full...) is one line, and leaves no half-written file behind."""
+    existed = target.exists()
+    try:
+        target.write_bytes(data)
+    except OSError as error:
+        if not existed and target.is_file():
+            with contextlib.suppress(OSError):
+                target.unlink()
+        raise CliError(f"cannot write {target}: {error.strerror or error}") from None

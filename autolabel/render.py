@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zlib
+from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
@@ -40,8 +41,22 @@ def _caption(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, font
     draw.text((x + pad - left, y + pad - top), text, font=font, fill=(0, 0, 0))
 
 
-def draw_labels(image_bytes: bytes, labels: list[dict[str, Any]], *, empty_caption: str = "no labels") -> bytes:
-    """PNG bytes of the image with each label's box (and polygon) and ``Name Confidence``."""
+# What the drawing is written as, by the output file's suffix (no suffix: PNG, e.g. /dev/stdout).
+FORMAT_BY_SUFFIX = {"": "PNG", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+
+def format_for(path: str, option: str) -> str:
+    """PNG or JPEG, from the file name; any other suffix is refused before any call."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMAT_BY_SUFFIX:
+        raise ParameterError(f"{option} {path}: name a .png or .jpg/.jpeg file (cannot write {suffix!r})")
+    return FORMAT_BY_SUFFIX[suffix]
+
+
+def draw_labels(
+    image_bytes: bytes, labels: list[dict[str, Any]], *, empty_caption: str = "no labels", image_format: str = "PNG"
+) -> bytes:
+    """The image (PNG or JPEG bytes) with each label's box (and polygon) and ``Name Confidence``."""
     try:
         image = Image.open(io.BytesIO(image_bytes)).convert("RGB")
     except (UnidentifiedImageError, OSError) as error:
@@ -77,5 +92,5 @@ def draw_labels(image_bytes: bytes, labels: list[dict[str, Any]], *, empty_capti
         _, top, _, bottom = draw.textbbox((0, 0), text, font=font)
         y += (bottom - top) + 2 * max(2, (bottom - top) // 5) + 2
     out = io.BytesIO()
-    image.save(out, format="PNG")
+    image.save(out, format=image_format, **({"quality": 92} if image_format == "JPEG" else {}))
     return out.getvalue()

@@ -79,11 +79,15 @@ def create_resources(
     event_source: str,
     prefix: str = "autolabel",
     visibility_timeout: int | None = None,
+    subscribe_deletions: bool = False,
 ) -> LocalResources:
     """Bucket -> notification -> ingest queue (+DLQ); backfill queue (+DLQ); table; bus -> rule -> consumer queue.
 
     ``visibility_timeout`` may shorten the template's so that local retries
     happen in seconds; the redrive count is the template's.
+    ``subscribe_deletions`` adds the template's ObjectRemoved subscription
+    (with deletions on), as the local run does; the soak and benchmarks leave
+    it off (their "object gone" faults are not deletions).
     """
     bucket = f"{prefix}-images"
     s3.create_bucket(Bucket=bucket)
@@ -103,6 +107,8 @@ def create_resources(
     queue_config: dict[str, Any] = {"QueueArn": queue_arn, "Events": facts.notification_events}
     if facts.notification_prefix:
         queue_config["Filter"] = {"Key": {"FilterRules": [{"Name": "prefix", "Value": facts.notification_prefix}]}}
+    if subscribe_deletions:  # one configuration with both (moto's server refuses two to the same queue)
+        queue_config["Events"] = [*facts.notification_events, *facts.removal_events]
     s3.put_bucket_notification_configuration(
         Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [queue_config]}
     )

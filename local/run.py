@@ -26,10 +26,12 @@ import boto3
 from moto.server import ThreadedMotoServer
 from PIL import Image, ImageDraw
 
+from autolabel.config import EMULATOR_OUTPUT
 from labeler import handler
 from labeler.adapters.clients import create_clients
 from labeler.logic.pipeline import build_pipeline
 from labeler.queries import find_by_label, get_result
+from local import scenarios
 from local.emulator import (
     REGION,
     LocalResources,
@@ -43,8 +45,10 @@ from local.emulator import (
 from local.fakes.fake_model import PALETTE, FakeCustomLabelsModel
 from local.fakes.faults import client_error
 from local.poller import EventSourceMappingPoller
+from local.s3_notifications import S3LikeNotifications, s3_like_notifications
 from local.samples import Sample, sample_set
 from local.stack_template import default_facts
+from local.watch import ServeWatch
 
 BANNER = """\
 ================================================================================
@@ -81,8 +85,15 @@ def throttle_first_call_of(key: str) -> Any:
     return fault
 
 
+def annotated_path(out_dir: Path, key: str) -> Path:
+    return out_dir / (re.sub(r"[^A-Za-z0-9._-]+", "_", key) + ".annotated.png")
+
+
 def annotate(s3: Any, bucket: str, result: dict[str, Any], out_dir: Path) -> Path:
-    image = Image.open(io.BytesIO(s3.get_object(Bucket=bucket, Key=result["key"])["Body"].read())).convert("RGB")
+    """The labeled version's image (a result or a Detected event's detail) with its boxes drawn."""
+    version = {"VersionId": result["versionId"]} if result.get("versionId") else {}
+    body = s3.get_object(Bucket=bucket, Key=result["key"], **version)["Body"].read()
+    image = Image.open(io.BytesIO(body)).convert("RGB")
     draw = ImageDraw.Draw(image)
     width, height = image.size
     for label in result["customLabels"]:
@@ -97,7 +108,7 @@ def annotate(s3: Any, bucket: str, result: dict[str, Any], out_dir: Path) -> Pat
         left, top, right, bottom = draw.textbbox((x0 + 4, y0 + 4), caption)
         draw.rectangle([left - 2, top - 2, right + 2, bottom + 2], fill=(255, 255, 255))
         draw.text((x0 + 4, y0 + 4), caption, fill=(0, 0, 0))
-    path = out_dir / (re.sub(r"[^A-Za-z0-9._-]+", "_", result["key"]) + ".annotated.png")
+    path = annotated_path(out_dir, result["key"])
     image.save(path)
     return path
 
@@ -121,7 +132,7 @@ SERVE_BANNER = """\
  then e.g.  .venv/bin/autolabel find scratch --min-confidence 50
             .venv/bin/autolabel show "s3://{bucket}/{key}"
             .venv/bin/autolabel render "s3://{bucket}/{key}" -o labeled.png
-            .venv/bin/autolabel detect --image-bytes fileb://photo.png
+            .venv/bin/autolabel detect --image-bytes fileb://{photo}
  The stack's outputs are registered in the emulator's CloudFormation as stack
  {stack!r}; for an emulator without CloudFormation set AUTOLABEL_TABLE,
  AUTOLABEL_BUCKET, AUTOLABEL_QUEUE_URL, AUTOLABEL_DLQ_URL and
@@ -162,40 +173,80 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def serve(
-    endpoint: str,
-    resources: LocalResources,
-    poller: EventSourceMappingPoller,
-    project_version_arn: str,
-    log_path: Path,
-) -> None:
-    """Keep the emulator up and keep labeling new uploads until interrupted."""
+# The stack's outputs of what the emulator does not have: no Lambda functions, event source
+# mappings, alarms, dashboard or model manager (its model is emulated in-process).
+NOT_EMULATED_OUTPUTS = frozenset(
+    {
+        "LabelerFunctionName",
+        "AlarmTopicArn",
+        "DashboardName",
+        "EventSourceMappingId",
+        "BackfillEventSourceMappingId",
+        "ModelManagerFunctionName",
+        "ProjectArn",
+    }
+)
+
+
+def serve_outputs(resources: LocalResources, project_version_arn: str, endpoint: str) -> dict[str, str]:
+    """Every output of the stack the emulator has a resource for, and the mark of the emulator."""
+    return {
+        "ImageBucketName": resources.bucket,
+        "IngestQueueUrl": resources.queue_url,
+        "DeadLetterQueueUrl": resources.dead_letter_queue_url,
+        "ResultsTableName": resources.table_name,
+        "EventBusName": resources.event_bus_name,
+        "ProjectVersionArn": project_version_arn,
+        "BackfillQueueUrl": resources.backfill_queue_url,
+        "BackfillDeadLetterQueueUrl": resources.backfill_dead_letter_queue_url,
+        EMULATOR_OUTPUT: f"moto on {endpoint}, make local SERVE=1",
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Serving:
+    """What serve mode runs: the emulator's endpoint and resources, and the labeler's two triggers."""
+
+    endpoint: str
+    resources: LocalResources
+    project_version_arn: str
+    pollers: list[EventSourceMappingPoller]
+    watch: ServeWatch
+    log_path: Path
+    photo: Path  # a sample image the run wrote, for the banner's `detect --image-bytes` example
+
+
+def serve_banner(serving: Serving) -> str:
+    """The environment to export, and examples that work as printed (the photo is one the run wrote)."""
+    exports = "\n".join(f"export {name}={value}" for name, value in serve_environment(serving.endpoint).items())
+    return SERVE_BANNER.format(
+        exports=exports,
+        bucket=serving.resources.bucket,
+        key="line-1/part-0001.png",
+        stack=SERVE_STACK_NAME,
+        photo=serving.photo,
+    )
+
+
+def serve(serving: Serving) -> None:
+    """Keep the emulator up, label new uploads (and backfill messages), one line per image, until interrupted."""
+    resources, endpoint = serving.resources, serving.endpoint
     register_stack_outputs(
-        boto3.client("cloudformation"),
-        {
-            "ImageBucketName": resources.bucket,
-            "IngestQueueUrl": resources.queue_url,
-            "DeadLetterQueueUrl": resources.dead_letter_queue_url,
-            "ResultsTableName": resources.table_name,
-            "EventBusName": resources.event_bus_name,
-            "ProjectVersionArn": project_version_arn,
-        },
+        boto3.client("cloudformation"), serve_outputs(resources, serving.project_version_arn, endpoint)
     )
-    exports = "\n".join(f"export {name}={value}" for name, value in serve_environment(endpoint).items())
-    print(
-        SERVE_BANNER.format(
-            exports=exports, bucket=resources.bucket, key="line-1/part-0001.png", stack=SERVE_STACK_NAME
-        )
-    )
+    print(serve_banner(serving))
     sys.stdout.flush()
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does: the server shuts down
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C even when started in the background
     try:
-        with log_path.open("a") as log_file, lambda_output_to(log_file):
+        with serving.log_path.open("a") as log_file, lambda_output_to(log_file):
             while True:
-                if not poller.poll_once():
+                handled = sum(poller.poll_once() for poller in serving.pollers)
+                serving.watch.after_poll()
+                if not handled:
                     time.sleep(0.5)  # an idle emulator, not a test: poll twice a second
     except KeyboardInterrupt:
-        print("\nstopped")
+        print(f"\n{serving.watch.summary()}", flush=True)
 
 
 def run(output_dir: Path, *, serve_after: bool = False) -> int:
@@ -207,13 +258,13 @@ def run(output_dir: Path, *, serve_after: bool = False) -> int:
     endpoint = f"http://{host}:{port}"
     print(BANNER.format(endpoint=endpoint))
     try:
-        with environment(local_aws_environment(endpoint)):
-            return _run(facts, output_dir, endpoint if serve_after else None)
+        with environment(local_aws_environment(endpoint)), s3_like_notifications() as notifier:
+            return _run(facts, output_dir, notifier, endpoint if serve_after else None)
     finally:
         server.stop()
 
 
-def _run(facts: Any, output_dir: Path, serve_endpoint: str | None = None) -> int:
+def _run(facts: Any, output_dir: Path, notifier: S3LikeNotifications, serve_endpoint: str | None = None) -> int:
     s3, sqs = boto3.client("s3"), boto3.client("sqs")
     resources: LocalResources = create_resources(
         facts,
@@ -223,6 +274,7 @@ def _run(facts: Any, output_dir: Path, serve_endpoint: str | None = None) -> int
         events=boto3.client("events"),
         event_source=facts.function_environment.get("EVENT_SOURCE", "autolabel"),
         visibility_timeout=2,
+        subscribe_deletions=facts.function_environment.get("DELETIONS", "true") == "true",
     )
     print(
         f"Resources from the synthesized stack: bucket {resources.bucket}, ingest queue + DLQ "
@@ -242,50 +294,73 @@ def _run(facts: Any, output_dir: Path, serve_endpoint: str | None = None) -> int
         region=REGION,
     )
     samples = sample_set()
-    print(f"\nUploading {len(samples)} sample objects (one is throttled once, to show a retry)...")
-    uploads = {
-        sample.key: s3.put_object(Bucket=resources.bucket, Key=sample.key, Body=sample.body) for sample in samples
-    }
+    print(
+        f"\nUploading {len(samples)} sample objects (one is throttled once, to show a retry), an overwrite "
+        "delivered out of order and a deletion..."
+    )
+    for sample in samples:
+        s3.put_object(Bucket=resources.bucket, Key=sample.key, Body=sample.body)
     output_dir.mkdir(parents=True, exist_ok=True)
     log_path = output_dir / "lambda-logs.jsonl"
     with log_path.open("w") as log_file, lambda_output_to(log_file):
-        poller.run_until_idle(max_seconds=120)
+
+        def drain() -> None:
+            poller.run_until_idle(max_seconds=120)
+
+        drain()
         # The same notification delivered again (S3 and SQS deliver at least once).
         again = next(s for s in samples if s.expected_status == "LABELED")
-        sqs.send_message(
-            QueueUrl=resources.queue_url,
-            MessageBody=json.dumps(
-                {
-                    "Records": [
-                        {
-                            "eventSource": "aws:s3",
-                            "eventName": "ObjectCreated:Put",
-                            "s3": {
-                                "bucket": {"name": resources.bucket},
-                                "object": {
-                                    "key": again.key.replace(" ", "+"),
-                                    "size": len(again.body),
-                                    "eTag": uploads[again.key]["ETag"].strip('"'),
-                                },
-                            },
-                        }
-                    ]
-                }
-            ),
-        )
-        poller.run_until_idle(max_seconds=60)
+        duplicate = notifier.records_for(again.key)[0]
+        sqs.send_message(QueueUrl=resources.queue_url, MessageBody=json.dumps({"Records": [duplicate]}))
+        drain()
+        overwrite = scenarios.overwrite_out_of_order(s3, resources.bucket, notifier, drain)
+        scenarios.delete_after_labeling(s3, resources.bucket, drain)
     print(
         f"Poller: {poller.stats.invocations} invocations, {poller.stats.messages} messages, "
         f"{poller.stats.item_failures} retried; {len(model.calls)} emulated DetectCustomLabels calls "
         f"(Lambda logs and EMF metrics: {log_path})"
     )
-    code = report(s3, sqs, resources, samples, output_dir)
+    code = report(s3, sqs, resources, samples, output_dir, overwrite=overwrite)
     if serve_endpoint is not None:
-        serve(serve_endpoint, resources, poller, config.project_version_arn, log_path)
+        annotated_dir = output_dir / "annotated"
+        watch = ServeWatch(
+            sqs=sqs,
+            consumer_queue_url=resources.consumer_queue_url,
+            events_path=output_dir / "events.json",
+            annotate=lambda detail: annotate(s3, resources.bucket, detail, annotated_dir),
+            annotated_path=lambda key: annotated_path(annotated_dir, key),
+            out=sys.stdout,  # the terminal: the handler's own output goes to the log file
+        )
+        pollers = [  # the labeler's two triggers: the ingest queue and the backfill queue
+            EventSourceMappingPoller(
+                sqs,
+                url,
+                arn,
+                watch.wrap(handler.handler),
+                batch_size=facts.batch_size,
+                retry_delay_seconds=1,
+                region=REGION,
+            )
+            for url, arn in (
+                (resources.queue_url, resources.queue_arn),
+                (resources.backfill_queue_url, resources.backfill_queue_arn),
+            )
+        ]
+        photo = output_dir / "photo.png"
+        photo.write_bytes(samples[0].body)
+        serve(Serving(serve_endpoint, resources, config.project_version_arn, pollers, watch, log_path, photo))
     return code
 
 
-def report(s3: Any, sqs: Any, resources: LocalResources, samples: list[Sample], output_dir: Path) -> int:
+def report(
+    s3: Any,
+    sqs: Any,
+    resources: LocalResources,
+    samples: list[Sample],
+    output_dir: Path,
+    *,
+    overwrite: scenarios.Overwrite,
+) -> int:
     ddb = boto3.client("dynamodb")
     rows, mismatches = [], 0
     annotated_dir = output_dir / "annotated"
@@ -300,10 +375,16 @@ def report(s3: Any, sqs: Any, resources: LocalResources, samples: list[Sample], 
             annotate(s3, resources.bucket, result, annotated_dir)
         elif result:
             detail = f"{result['error']['code']}: {result['error']['message']}"
-        rows.append([sample.key, status, detail[:70], sample.note])
+        rows.append([sample.key, status, detail, sample.note])
+    events = consumed_events(sqs, resources.consumer_queue_url)
+    checks = [
+        scenarios.check_overwrite(resources.table_name, resources.bucket, overwrite, events, ddb),
+        scenarios.check_deletion(resources.table_name, resources.bucket, events, ddb),
+    ]
+    rows += [[c.key, c.status, c.detail, c.note] for c in checks]
+    mismatches += sum(not c.ok for c in checks)
     print("\nResults in DynamoDB (labeler.queries.get_result):")
     print_table(rows, ["object key", "status", "labels / error", "sample"])
-    events = consumed_events(sqs, resources.consumer_queue_url)
     print(f"\nEvents the example consumer received from EventBridge ({len(events)}):")
     print_table(
         [
@@ -323,7 +404,7 @@ def report(s3: Any, sqs: Any, resources: LocalResources, samples: list[Sample], 
     print(f"find_by_label('scratch', min_confidence=50): {[(f['key'], round(f['confidence'], 1)) for f in found]}")
     print(f"Annotated images (bounding boxes drawn): {annotated_dir}/")
     print(f"Events as JSON: {output_dir / 'events.json'}")
-    expected_events = sum(s.expected_status != "SKIPPED" for s in samples)
+    expected_events = sum(s.expected_status != "SKIPPED" for s in samples) + scenarios.EXPECTED_EVENTS
     ok = mismatches == 0 and len(events) == expected_events and not dead
     print(
         "\nOK: every sample ended as expected, one event each, nothing in the DLQ."

@@ -33,7 +33,9 @@ class StackFacts:
     function_environment: dict[str, str]  # literal values only (Refs resolved locally)
     notification_events: list[str]
     notification_prefix: str
+    removal_events: list[str]  # the ObjectRemoved subscription (deletions on), else empty
     bucket_versioned: bool
+    output_keys: tuple[str, ...] = ()  # the stack's CloudFormation outputs
 
 
 def _resources_of(template: dict[str, Any], resource_type: str) -> list[dict[str, Any]]:
@@ -74,8 +76,11 @@ def facts_from_template(template: dict[str, Any]) -> StackFacts:
         f for f in _resources_of(template, "AWS::Lambda::Function") if f.get("Handler") == "labeler.handler.handler"
     )
     notification = _only(template, "Custom::S3BucketNotifications")["NotificationConfiguration"]
-    # The ObjectCreated notification only: the local run, soak and benchmarks drive uploads, and
-    # their "object gone" faults must not turn into deletions (tests/integration/labeler covers those).
+    # The ObjectCreated notification; the ObjectRemoved one (deletions on) apart: the soak and benchmarks
+    # drive uploads, and their "object gone" faults must not turn into deletions; the local run subscribes both.
+    removal_events = [
+        e for c in notification["QueueConfigurations"] for e in c["Events"] if e.startswith("s3:ObjectRemoved")
+    ]
     queue_config = next(
         c for c in notification["QueueConfigurations"] if any(e.startswith("s3:ObjectCreated") for e in c["Events"])
     )
@@ -98,7 +103,9 @@ def facts_from_template(template: dict[str, Any]) -> StackFacts:
         function_environment={k: v for k, v in function["Environment"]["Variables"].items() if isinstance(v, str)},
         notification_events=list(queue_config["Events"]),
         notification_prefix=prefix,
+        removal_events=removal_events,
         bucket_versioned=versioned,
+        output_keys=tuple(template.get("Outputs", {})),
     )
 
 

@@ -273,3 +273,15 @@ def test_model_commands_through_the_cli(
     assert model.starts == [{"ProjectVersionArn": VERSION_ARN, "MinInferenceUnits": 2}]
     assert cli("model", "start", "--min-units", "0", clients=clients).code == 252
     assert cli("model", "stop", clients=clients).code == 0 and trigger.updates == [False]
+
+
+def test_a_redrive_by_copy_answers_in_the_output_asked_for(cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
+    with mock_aws():
+        sqs = boto3.client("sqs")
+        dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+        ingest = sqs.create_queue(QueueName="ingest")["QueueUrl"]
+        sqs.send_message(QueueUrl=dlq, MessageBody="{}")
+        monkeypatch.setenv("AUTOLABEL_DLQ_URL", dlq)
+        monkeypatch.setenv("AUTOLABEL_QUEUE_URL", ingest)
+        assert json.loads(cli("dlq", "redrive", "--by-copy", "--output", "json").out) == {"moved": 1}
+        assert cli("dlq", "redrive", "--by-copy").out == "moved 0 message(s) back\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -142,3 +143,24 @@ def test_a_table_that_does_not_exist(cli: RunCli, labeled: Harness, monkeypatch:
     monkeypatch.setenv("AUTOLABEL_TABLE", "no-such-table")
     run = cli("find", "scratch")
     assert run.code == 254 and run.err.startswith("autolabel: ResourceNotFoundException") and run.err.count("\n") == 1
+
+
+def test_render_writes_the_format_its_name_says(cli: RunCli, labeled: Harness, tmp_path: Path) -> None:
+    uri = f"s3://{labeled.resources.bucket}/{PART_1}"
+    for name, magic in (("x.jpg", b"\xff\xd8\xff"), ("x.JPEG", b"\xff\xd8\xff"), ("x.png", b"\x89PNG")):
+        run = cli("render", uri, "-o", f"{tmp_path}/{name}")
+        assert run.code == 0, run.err
+        assert (tmp_path / name).read_bytes().startswith(magic), name
+    refused = cli("render", uri, "-o", f"{tmp_path}/x.gif")
+    assert (refused.code, refused.err) == (
+        252,
+        f"autolabel: -o/--out {tmp_path}/x.gif: name a .png or .jpg/.jpeg file (cannot write '.gif')\n",
+    )
+    assert not (tmp_path / "x.gif").exists()
+
+
+def test_a_query_that_matches_nothing_prints_no_none(cli: RunCli, labeled: Harness) -> None:
+    uri = f"s3://{labeled.resources.bucket}/{PART_1}"
+    for output, printed in (("table", ""), ("json", "null\n"), ("text", "None\n")):  # json/text: as the AWS CLI
+        run = cli("show", uri, "--query", "nosuchfield", "--output", output)
+        assert (run.code, run.out) == (0, printed), output

@@ -178,3 +178,37 @@ def test_variables_alone_configure_an_emulator_without_the_stack(
         253,
         "autolabel: AUTOLABEL_QUEUE_URL is not set, and there is no stack 'Absent' to read it from\n",
     )
+
+
+def test_aws_region_wins_over_aws_default_region_and_the_profile(
+    cli: RunCli, stack: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The AWS CLI v2's order: --region, AWS_REGION, AWS_DEFAULT_REGION, the profile's region."""
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = ap-south-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    run = cli("find", "scratch", "--stack-name", "Labels")  # the stack is in us-east-1
+    assert run.code == 253 and "not found in eu-west-1" in run.err
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    assert "not found in eu-west-1" in cli("find", "scratch", "--stack-name", "Labels").err
+    run = cli("find", "scratch", "--stack-name", "Labels", "--region", "sa-east-1")
+    assert "not found in sa-east-1" in run.err
+
+
+def test_aws_region_alone_is_enough(cli: RunCli, stack: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    run = cli("dlq", "redrive", "--by-copy", "--stack-name", "Labels")  # the stack's queues do not exist
+    assert run.code == 254 and "NonExistentQueue" in run.err
+
+
+def test_help_names_each_commands_default_output(cli: RunCli) -> None:
+    parser_of = {" ".join(path): path for path in _commands() if path}
+    defaults = {"detect": "json", "show": "table", "find": "table", "render": "table", "dlq redrive": "table"}
+    defaults |= {"model status": "table", "model start": "text", "model stop": "text", "backfill": "table"}
+    for command, default in defaults.items():
+        out = " ".join(cli(*parser_of[command], "--help").out.split())
+        assert f"Default output: {default} (--output json|table|text)." in out, command
