@@ -10,7 +10,11 @@
 SHELL := /bin/bash
 # The one Python version (.python-version): the venv, the tests and the Lambda runtime.
 PYTHON_VERSION := $(shell cat .python-version)
-PYTHON ?= $(shell command -v python$(PYTHON_VERSION) || echo python$(PYTHON_VERSION)-not-found)
+# python3.13 on PATH if it runs (a pyenv shim set to another version does not),
+# else the newest 3.13.x under pyenv's root ($PYENV_ROOT, default ~/.pyenv).
+PYTHON ?= $(shell python$(PYTHON_VERSION) -c '' >/dev/null 2>&1 && command -v python$(PYTHON_VERSION) \
+	|| ls -d "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/$(PYTHON_VERSION).*/bin/python$(PYTHON_VERSION) 2>/dev/null \
+	| sort -V | tail -n 1 | grep . || echo python$(PYTHON_VERSION)-not-found)
 VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
@@ -23,6 +27,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # The pinned requirements, then the project itself (editable), which puts the
 # `autolabel` command in .venv/bin (pyproject.toml [project.scripts]).
 $(PY_STAMP): requirements.txt requirements-dev.txt lambda/requirements.txt constraints.txt .python-version pyproject.toml
+	@[ -x "$(PYTHON)" ] || command -v "$(PYTHON)" >/dev/null || { echo "Python $(PYTHON_VERSION) not found (on PATH or under pyenv): install it, e.g. pyenv install $(PYTHON_VERSION)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -e . -c constraints.txt
