@@ -25,12 +25,16 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: setup test lint typecheck pytest property local synth deploy benchmark soak cost backfill-demo clean
 
 # The pinned requirements, then the project itself (editable), which puts the
-# `autolabel` command in .venv/bin (pyproject.toml [project.scripts]).
+# `autolabel` command in .venv/bin (pyproject.toml [project.scripts]), and
+# lambda/ on the venv's path (a .pth file): the tests and tools import the
+# functions' packages `labeler`, `manager`, `shared` from the checkout, which
+# a wheel ships only inside `autolabel`.
 $(PY_STAMP): requirements.txt requirements-dev.txt lambda/requirements.txt constraints.txt .python-version pyproject.toml
 	@[ -x "$(PYTHON)" ] || command -v "$(PYTHON)" >/dev/null || { echo "Python $(PYTHON_VERSION) not found (on PATH or under pyenv): install it, e.g. pyenv install $(PYTHON_VERSION)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -e . -c constraints.txt
+	$(PY) -c 'import pathlib, site; pathlib.Path(site.getsitepackages()[0], "autolabel-dev-lambda.pth").write_text("$(CURDIR)/lambda\n")'
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json

@@ -47,8 +47,8 @@ from autolabel.errors import (
 )
 from autolabel.output import OUTPUT_FORMATS, format_cell, grid
 from autolabel.output import render as render_output
+from autolabel.queries import find_by_label, get_result
 from autolabel.render import draw_labels
-from labeler.queries import find_by_label, get_result
 
 PROG = "autolabel"
 EPILOG = (
@@ -85,6 +85,12 @@ def _global_options() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="the deployed stack whose outputs name the table, queues and model (default: $AUTOLABEL_STACK_NAME "
         "or Autolabel; given here, AUTOLABEL_* variables are ignored)",
+    )
+    group.add_argument(
+        "--deployment",
+        default=argparse.SUPPRESS,
+        help="an AutolabelPipeline in any stack: its names come from the SSM parameter "
+        "/autolabel/deployments/NAME instead of stack outputs (AUTOLABEL_* variables are ignored)",
     )
     group.add_argument("--output", choices=OUTPUT_FORMATS, default=argparse.SUPPRESS, help="output format")
     group.add_argument("--query", default=argparse.SUPPRESS, help="JMESPath query applied to the output")
@@ -642,6 +648,7 @@ def main(argv: Sequence[str] | None = None, *, client_factory: Callable[[str], A
         profile=getattr(args, "profile", None),
         endpoint_url=getattr(args, "endpoint_url", None),
         stack_name=getattr(args, "stack_name", None),
+        deployment=getattr(args, "deployment", None),
         client_factory=client_factory,
     )
     handler: Callable[[AwsContext, argparse.Namespace], int] = args.handler

@@ -360,7 +360,7 @@ def _process_seconds(code: str, asset: Path) -> float:
 
 def p3(repeats: int = 9) -> None:
     """Cold start as deployed: the built asset (with its bytecode), handler imported and clients created."""
-    from infra.bundling import bundle_functions
+    from autolabel.cdk.bundling import bundle_functions
 
     with tempfile.TemporaryDirectory() as tmp:
         asset = Path(tmp)
@@ -386,7 +386,7 @@ def p3(repeats: int = 9) -> None:
 
 
 def p5() -> None:
-    from infra.bundling import bundle_functions
+    from autolabel.cdk.bundling import bundle_functions
 
     with tempfile.TemporaryDirectory() as tmp:
         asset = Path(tmp) / "asset"
