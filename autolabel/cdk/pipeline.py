@@ -24,6 +24,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from autolabel.cdk._functions import result_event
 from autolabel.cdk.backfill_queue import BackfillQueue
 from autolabel.cdk.event_bus import ResultsEventBus
 from autolabel.cdk.ingest_queue import IngestQueue
@@ -47,6 +48,22 @@ _DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 
 def deployment_parameter_name(deployment_name: str) -> str:
     return DEPLOYMENT_PARAMETER_PREFIX + deployment_name
+
+
+def label_event_pattern(
+    label: str, *, min_confidence: float | None, event_source: str, project_version_arns: Sequence[str]
+) -> events.EventPattern:
+    """The Detected events carrying ``label`` (at ``min_confidence`` or more), as an EventBridge pattern."""
+    if not isinstance(label, str) or not label:
+        raise PipelineError(f"on_label: label must be a non-empty label name, got {label!r}")
+    detail: dict[str, object] = {"projectVersionArn": list(project_version_arns)}
+    if min_confidence is None:
+        detail["labelNames"] = [label]
+    else:
+        if isinstance(min_confidence, bool) or not 0 <= float(min_confidence) <= 100:
+            raise PipelineError(f"on_label: min_confidence must be 0-100, got {min_confidence!r}")
+        detail["labelConfidence"] = {label: [{"numeric": [">=", float(min_confidence)]}]}
+    return events.EventPattern(source=[event_source], detail_type=[result_event.DETECTED], detail=detail)
 
 
 class AutolabelPipeline(Construct):
@@ -155,6 +172,7 @@ class AutolabelPipeline(Construct):
             extra_alarms=[*self.backfill.alarms, *(self.model_manager.alarms if self.model_manager else [])],
         )
         self._source_buckets = 1
+        self._label_rules = 0
         self.deployment_parameter = ssm.StringParameter(
             self,
             "Deployment",
@@ -214,6 +232,38 @@ class AutolabelPipeline(Construct):
             if self.settings.project_arn:
                 values["ProjectArn"] = self.settings.project_arn
         return values
+
+    def on_label(
+        self,
+        label: str,
+        *,
+        target: events.IRuleTarget,
+        min_confidence: float | None = None,
+        rule_id: str | None = None,
+    ) -> events.Rule:
+        """A rule on the results bus: every ``Custom Labels Detected`` of this pipeline with ``label``
+        (at ``min_confidence`` or more, when given) goes to ``target``.
+
+        Matches ``detail.labelConfidence.<label> >= min_confidence`` (without a
+        threshold: ``detail.labelNames`` contains ``label``), for this
+        pipeline's event source and model versions only.
+        """
+        pattern = label_event_pattern(
+            label,
+            min_confidence=min_confidence,
+            event_source=self.settings.event_source,
+            project_version_arns=[route.project_version_arn for route in self.models],
+        )
+        self._label_rules += 1
+        return events.Rule(
+            self,
+            rule_id or f"OnLabel{self._label_rules}",
+            description=f"autolabel: Detected with {label!r}"
+            + (f" at {min_confidence:g} or more" if min_confidence is not None else ""),
+            event_bus=self.bus,
+            event_pattern=pattern,
+            targets=[target],
+        )
 
     def add_source_bucket(self, bucket: s3.IBucket, *, prefix: str = "") -> None:
         """Label the images of another bucket too (under ``prefix``), with the pipeline's notifications mode.

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aws_cdk import App, Aspects, CfnResource, Stack
 from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Annotations, Match, Template
 from cdk_nag import AwsSolutionsChecks
@@ -170,3 +171,16 @@ def test_bad_props_fail_with_one_clear_message(props: dict[str, Any], message: s
         AutolabelPipeline(
             stack, "P", bucket=s3.Bucket.from_bucket_name(stack, "B", "acme-photos"), models=[ModelRoute(ARN)], **props
         )
+
+
+@pytest.mark.parametrize(
+    ("label", "min_confidence", "message"),
+    [("", 90, "label must be a non-empty label name"), ("scratch", 120, "min_confidence must be 0-100")],
+)
+def test_on_label_refuses_what_no_event_could_match(label: str, min_confidence: float, message: str) -> None:
+    _app, stack = host_app()
+    pipeline = AutolabelPipeline(
+        stack, "P", bucket=s3.Bucket.from_bucket_name(stack, "B", "acme-photos"), models=[ModelRoute(ARN)]
+    )
+    with pytest.raises(PipelineError, match=message):
+        pipeline.on_label(label, min_confidence=min_confidence, target=targets.SnsTopic(pipeline.alarm_topic))
