@@ -75,7 +75,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_installs_one_top_level_package(installed: Path) -> None:
     code = (
         "import importlib.util as u, json, sys, sysconfig, pathlib;"
-        "import autolabel.queries, autolabel.function_code as f;"
+        "import autolabel.cli, autolabel.queries, autolabel.function_code as f;"
         "print(json.dumps({"
         "'tops': sorted(p.name for p in pathlib.Path(sysconfig.get_path('purelib')).iterdir()),"
         "'unimportable': [n for n in ('labeler', 'manager', 'shared', 'ops', 'infra') if u.find_spec(n) is None],"
@@ -86,8 +86,10 @@ def test_the_wheel_installs_one_top_level_package(installed: Path) -> None:
     tops = [name for name in facts["tops"] if not name.endswith(".pth") and name != "__pycache__"]
     assert tops == ["autolabel", "autolabel-0.1.0.dist-info"]
     assert facts["unimportable"] == ["labeler", "manager", "shared", "ops", "infra"]
-    assert facts["loaded"] == []  # autolabel.queries imported the functions' code and put nothing in sys.modules
+    assert facts["loaded"] == []  # the CLI and autolabel.queries import the functions' code, leaving no module names
     assert facts["functions"].startswith(facts["prefix"]) and facts["functions"].endswith("autolabel/_functions")
+    usage = run([str(installed.parent / "autolabel"), "--help"], cwd=installed.parent).stdout
+    assert "--deployment" in usage  # the console script runs from the wheel
 
 
 def test_the_readme_example_synthesizes_from_a_temporary_directory(installed: Path, tmp_path: Path) -> None:
