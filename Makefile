@@ -10,7 +10,11 @@
 SHELL := /bin/bash
 # The one Python version (.python-version): the venv, the tests and the Lambda runtime.
 PYTHON_VERSION := $(shell cat .python-version)
-PYTHON ?= $(shell command -v python$(PYTHON_VERSION) || echo python$(PYTHON_VERSION)-not-found)
+# python3.13 on PATH if it runs (a pyenv shim set to another version does not),
+# else the newest 3.13.x under pyenv's root ($PYENV_ROOT, default ~/.pyenv).
+PYTHON ?= $(shell python$(PYTHON_VERSION) -c '' >/dev/null 2>&1 && command -v python$(PYTHON_VERSION) \
+	|| ls -d "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/$(PYTHON_VERSION).*/bin/python$(PYTHON_VERSION) 2>/dev/null \
+	| sort -V | tail -n 1 | grep . || echo python$(PYTHON_VERSION)-not-found)
 VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
@@ -21,11 +25,16 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: setup test lint typecheck pytest property local synth deploy benchmark soak cost backfill-demo clean
 
 # The pinned requirements, then the project itself (editable), which puts the
-# `autolabel` command in .venv/bin (pyproject.toml [project.scripts]).
+# `autolabel` command in .venv/bin (pyproject.toml [project.scripts]), and
+# lambda/ on the venv's path (a .pth file): the tests and tools import the
+# functions' packages `labeler`, `manager`, `shared` from the checkout, which
+# a wheel ships only inside `autolabel`.
 $(PY_STAMP): requirements.txt requirements-dev.txt lambda/requirements.txt constraints.txt .python-version pyproject.toml
+	@[ -x "$(PYTHON)" ] || command -v "$(PYTHON)" >/dev/null || { echo "Python $(PYTHON_VERSION) not found (on PATH or under pyenv): install it, e.g. pyenv install $(PYTHON_VERSION)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -e . -c constraints.txt
+	$(PY) -c 'import pathlib, site; pathlib.Path(site.getsitepackages()[0], "autolabel-dev-lambda.pth").write_text("$(CURDIR)/lambda\n")'
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json

@@ -26,13 +26,25 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autolabel.errors import ParameterError, ServiceError
-from labeler.adapters.results_store import ResultStore, StoredState, StoreError
-from labeler.domain.backfill_request import BackfillRequest, backfill_request
-from labeler.domain.s3_notification import IMAGE_EXTENSIONS
-from shared.names import LABELER_SERVICE, METRICS_NAMESPACE
+from autolabel.function_code import function_names
+
+if TYPE_CHECKING:
+    from labeler.adapters.results_store import ResultStore, StoredState, StoreError
+    from labeler.domain.backfill_request import BackfillRequest, backfill_request
+    from labeler.domain.s3_notification import IMAGE_EXTENSIONS
+    from shared.names import LABELER_SERVICE, METRICS_NAMESPACE
+else:  # the functions' packages, imported without changing sys.path (autolabel.function_code)
+    ResultStore, StoredState, StoreError = function_names(
+        "labeler.adapters.results_store", "ResultStore", "StoredState", "StoreError"
+    )
+    BackfillRequest, backfill_request = function_names(
+        "labeler.domain.backfill_request", "BackfillRequest", "backfill_request"
+    )
+    (IMAGE_EXTENSIONS,) = function_names("labeler.domain.s3_notification", "IMAGE_EXTENSIONS")
+    LABELER_SERVICE, METRICS_NAMESPACE = function_names("shared.names", "LABELER_SERVICE", "METRICS_NAMESPACE")
 
 CHECKPOINT_VERSION = 1
 SEND_BATCH = 10  # SendMessageBatch

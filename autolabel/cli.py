@@ -54,8 +54,8 @@ from autolabel.errors import (
 )
 from autolabel.output import OUTPUT_FORMATS, check_output_path, format_cell, grid, write_file, write_stdout
 from autolabel.output import render as render_output
+from autolabel.queries import find_by_label, get_result
 from autolabel.render import draw_labels, format_for
-from labeler.queries import find_by_label, get_result
 
 PROG = "autolabel"
 # StartMessageMoveTask's MaxNumberOfMessagesPerSecond: "The maximum number of messages per second is 500".
@@ -94,6 +94,12 @@ def _global_options() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="the deployed stack whose outputs name the table, queues and model (default: $AUTOLABEL_STACK_NAME "
         "or Autolabel; given here, AUTOLABEL_* variables are ignored)",
+    )
+    group.add_argument(
+        "--deployment",
+        default=argparse.SUPPRESS,
+        help="an AutolabelPipeline in any stack: its names come from the SSM parameter "
+        "/autolabel/deployments/NAME instead of stack outputs (AUTOLABEL_* variables are ignored)",
     )
     group.add_argument("--output", choices=OUTPUT_FORMATS, default=argparse.SUPPRESS, help="output format")
     group.add_argument("--query", default=argparse.SUPPRESS, help="JMESPath query applied to the output")
@@ -727,6 +733,7 @@ def _run(argv: Sequence[str] | None, client_factory: Callable[[str], Any] | None
         profile=getattr(args, "profile", None),
         endpoint_url=getattr(args, "endpoint_url", None),
         stack_name=getattr(args, "stack_name", None),
+        deployment=getattr(args, "deployment", None),
         client_factory=client_factory,
     )
     handler: Callable[[AwsContext, argparse.Namespace], int] = args.handler

@@ -6,7 +6,10 @@ The region is ``--region``, else ``AWS_REGION``, else ``AWS_DEFAULT_REGION``,
 else the profile's, as the AWS CLI v2 chooses it (boto3 alone reads no
 ``AWS_REGION``).
 The deployment's names come from the CloudFormation stack's outputs
-(``--stack-name``, default ``$AUTOLABEL_STACK_NAME`` or ``Autolabel``).
+(``--stack-name``, default ``$AUTOLABEL_STACK_NAME`` or ``Autolabel``), or,
+with ``--deployment NAME``, from the SSM parameter an ``AutolabelPipeline``
+in any stack writes (``/autolabel/deployments/NAME``, a JSON object with the
+same keys as the outputs).
 For an emulator without CloudFormation, ``AUTOLABEL_*`` environment variables
 give the same values (:data:`OUTPUT_ENVIRONMENT`); each one set overrides its
 output, unless ``--stack-name`` is given on the command line. The stack is
@@ -15,6 +18,7 @@ read only when a value is needed that no variable gives.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -27,8 +31,10 @@ from botocore.exceptions import ClientError, NoRegionError, ProfileNotFound
 from autolabel.errors import CliError, ConfigurationError, ParameterError, ServiceError
 
 DEFAULT_STACK_NAME = "Autolabel"
+# Where AutolabelPipeline writes its names (autolabel/cdk/pipeline.py).
+DEPLOYMENT_PARAMETER_PREFIX = "/autolabel/deployments/"
 STACK_NAME_VARIABLE = "AUTOLABEL_STACK_NAME"
-# Stack output id (infra/stack.py) -> the environment variable that stands in for it.
+# Stack output id (infra/stack.py, autolabel/cdk/pipeline.py) -> the environment variable that stands in for it.
 OUTPUT_ENVIRONMENT = {
     "ResultsTableName": "AUTOLABEL_TABLE",
     "ImageBucketName": "AUTOLABEL_BUCKET",
@@ -88,9 +94,12 @@ class AwsContext:
         profile: str | None = None,
         endpoint_url: str | None = None,
         stack_name: str | None = None,
+        deployment: str | None = None,
         environ: Mapping[str, str] | None = None,
         client_factory: Callable[[str], Any] | None = None,
     ) -> None:
+        self.deployment = deployment
+        self._stack_name_argument = stack_name
         self.environ = os.environ if environ is None else environ
         if endpoint_url is not None:
             check_endpoint_url(endpoint_url, "--endpoint-url")
@@ -98,7 +107,7 @@ class AwsContext:
         self.region = region or self.environ.get("AWS_REGION") or None
         self.profile = profile
         self.endpoint_url = endpoint_url
-        self.stack_name_given = stack_name is not None
+        self.stack_name_given = stack_name is not None or deployment is not None
         self.stack_name = stack_name or self.environ.get(STACK_NAME_VARIABLE) or DEFAULT_STACK_NAME
         if stack_name is not None:
             check_stack_name(stack_name, "--stack-name", ParameterError)
@@ -149,6 +158,8 @@ class AwsContext:
             raise ConfigurationError(
                 f"{variable} is not set, and there is no stack {self.stack_name!r} to read it from"
             )
+        if self.deployment is not None:
+            raise ConfigurationError(f"deployment {self.deployment!r} has no {key}")
         raise ConfigurationError(
             f"stack {self.stack_name!r} has no {key} output"
             + (f" (and {variable} is not set)" if variable and not self.stack_name_given else "")
@@ -172,6 +183,10 @@ class AwsContext:
             return None
 
     def _stack_outputs(self) -> dict[str, str]:
+        if self._outputs is None and self.deployment is not None:
+            if self._stack_name_argument is not None:
+                raise ConfigurationError("give --stack-name or --deployment, not both")
+            self._outputs = self._deployment_parameter(self.deployment)
         if self._outputs is None:
             try:
                 stacks = self.client("cloudformation").describe_stacks(StackName=self.stack_name)["Stacks"]
@@ -200,6 +215,28 @@ class AwsContext:
         emulator = self.optional_output(EMULATOR_OUTPUT)
         if emulator:
             raise ConfigurationError(f"the local emulator ({emulator}) {what}")
+
+    def _deployment_parameter(self, name: str) -> dict[str, str]:
+        parameter = DEPLOYMENT_PARAMETER_PREFIX + name
+        try:
+            value = self.client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"]
+        except ClientError as error:
+            details = error.response.get("Error", {})
+            if details.get("Code") == "ParameterNotFound":
+                raise StackNotFound(
+                    f"no deployment {name!r} in {self.region_name()}: SSM parameter {parameter} not found "
+                    "(deploy the stack holding the AutolabelPipeline, or check --deployment/--region)"
+                ) from None
+            raise ServiceError(
+                f"could not read SSM parameter {parameter}: {details.get('Code')}: {details.get('Message')}"
+            ) from None
+        try:
+            names = json.loads(value)
+        except ValueError:
+            names = None
+        if not isinstance(names, dict):
+            raise ConfigurationError(f"SSM parameter {parameter} is not the JSON object an AutolabelPipeline writes")
+        return {str(key): str(item) for key, item in names.items()}
 
     def region_name(self) -> str:
         if self.region:

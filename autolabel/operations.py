@@ -9,10 +9,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autolabel.errors import ParameterError, ServiceError
-from manager.adapters import CustomLabelsModel, IngestQueue, LabelerTrigger
+from autolabel.function_code import function_names
+
+if TYPE_CHECKING:
+    from manager.adapters import CustomLabelsModel, IngestQueue, LabelerTrigger
+else:  # the functions' packages, imported without changing sys.path (autolabel.function_code)
+    CustomLabelsModel, IngestQueue, LabelerTrigger = function_names(
+        "manager.adapters", "CustomLabelsModel", "IngestQueue", "LabelerTrigger"
+    )
 
 # ListMessageMoveTasks statuses after which a task does not change any more.
 FINAL_TASK_STATUSES = frozenset({"COMPLETED", "CANCELLED", "FAILED"})

@@ -1,12 +1,10 @@
-"""Builds the CDK app; shared by app.py, the tests and the local run."""
+"""Builds the repository's CDK app; shared by app.py, the tests and the local run.
+
+The app, not the construct, checks its context keys and applies cdk-nag to
+everything it synthesizes (nag-on-synth).
+"""
 
 from __future__ import annotations
-
-import os
-
-# jsii prints a Node 20 end-of-life banner on every synth; the pinned toolchain
-# is known to work on Node 20. Set before aws_cdk starts the jsii runtime.
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from collections.abc import Mapping
 from typing import Any

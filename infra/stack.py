@@ -1,20 +1,18 @@
-"""The autolabel stack: assembles the constructs and exports stable outputs."""
+"""The repository's app: one image bucket and one AutolabelPipeline, with the stack outputs operators use."""
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
-from infra.constructs.backfill_queue import BackfillQueue
-from infra.constructs.event_bus import ResultsEventBus
+from autolabel.cdk import AutolabelPipeline, ModelManagerSettings, ModelRoute
 from infra.constructs.image_bucket import ImageBucket
-from infra.constructs.ingest_queue import IngestQueue
-from infra.constructs.labeler_function import LabelerFunction
-from infra.constructs.model_manager import ModelManager
-from infra.constructs.monitoring import Monitoring
-from infra.constructs.results_table import ResultsTable
-from infra.nag import acknowledge_findings
 from infra.settings import StackSettings
+
+# The pipeline's id: "Default" is left out of logical ids, so the resources keep
+# the ids they had before the pipeline was a construct (no replacement on upgrade).
+PIPELINE_ID = "Default"
+DEPLOYMENT_NAME = "Autolabel"
 
 
 class AutolabelStack(Stack):
@@ -27,78 +25,46 @@ class AutolabelStack(Stack):
             existing_bucket_name=settings.bucket_name,
             event_bridge=settings.notifications == "eventbridge",
         )
-        self.ingest = IngestQueue(
+        self.pipeline = AutolabelPipeline(
             self,
-            "Ingest",
+            PIPELINE_ID,
             bucket=self.images.bucket,
-            key_prefix=settings.key_prefix,
-            visibility_timeout=Duration.seconds(settings.queue_visibility_timeout_seconds),
+            models=[ModelRoute(settings.project_version_arn, settings.key_prefix, settings.project_arn)],
+            min_confidence=settings.min_confidence,
+            max_results=settings.max_results,
+            event_source=settings.event_source,
+            batch_size=settings.batch_size,
+            max_concurrency=settings.max_concurrency,
+            backfill_max_concurrency=settings.backfill_max_concurrency,
             max_receive_count=settings.max_receive_count,
             notifications=settings.notifications,
             notification_topic_arn=settings.notification_topic_arn,
             deletions=settings.deletions,
+            model_manager=_manager_settings(settings),
+            deployment_name=DEPLOYMENT_NAME,
         )
-        self.backfill = BackfillQueue(
-            self,
-            "Backfill",
-            visibility_timeout=Duration.seconds(settings.queue_visibility_timeout_seconds),
-            max_receive_count=settings.max_receive_count,
-        )
-        self.results = ResultsTable(self, "Results")
-        self.events = ResultsEventBus(self, "Events")
-        self.labeler = LabelerFunction(
-            self,
-            "Labeler",
-            settings=settings,
-            bucket=self.images.bucket,
-            queue=self.ingest.queue,
-            backfill_queue=self.backfill.queue,
-            table=self.results.table,
-            bus=self.events.bus,
-        )
-        self.model_manager: ModelManager | None = None
-        if settings.model_manager:
-            self.model_manager = ModelManager(
-                self,
-                "ModelManager",
-                settings=settings,
-                queue=self.ingest.queue,
-                dead_letter_queue=self.ingest.dead_letter_queue,
-                event_source_mapping_id=self.labeler.event_source.event_source_mapping_id,
-                event_source_mapping_arn=self.labeler.event_source.event_source_mapping_arn,
-                backfill_queue=self.backfill.queue,
-                backfill_dead_letter_queue=self.backfill.dead_letter_queue,
-                backfill_event_source_mapping_id=self.labeler.backfill_event_source.event_source_mapping_id,
-                backfill_event_source_mapping_arn=self.labeler.backfill_event_source.event_source_mapping_arn,
-                bus=self.events.bus,
-            )
-        self.monitoring = Monitoring(
-            self,
-            "Monitoring",
-            function=self.labeler.function,
-            queue=self.ingest.queue,
-            dead_letter_queue=self.ingest.dead_letter_queue,
-            extra_alarms=[*self.backfill.alarms, *(self.model_manager.alarms if self.model_manager else [])],
-        )
-        outputs = {
-            "ImageBucketName": self.images.bucket.bucket_name,
-            "IngestQueueUrl": self.ingest.queue.queue_url,
-            "DeadLetterQueueUrl": self.ingest.dead_letter_queue.queue_url,
-            "ResultsTableName": self.results.table.table_name,
-            "EventBusName": self.events.bus.event_bus_name,
-            "LabelerFunctionName": self.labeler.function.function_name,
-            "AlarmTopicArn": self.monitoring.topic.topic_arn,
-            "DashboardName": self.monitoring.dashboard.dashboard_name,
-            "ProjectVersionArn": settings.project_version_arn,
-            "EventSourceMappingId": self.labeler.event_source.event_source_mapping_id,
-            "BackfillQueueUrl": self.backfill.queue.queue_url,
-            "BackfillDeadLetterQueueUrl": self.backfill.dead_letter_queue.queue_url,
-            "BackfillEventSourceMappingId": self.labeler.backfill_event_source.event_source_mapping_id,
-        }
-        if self.model_manager is not None:
-            outputs["ModelManagerFunctionName"] = self.model_manager.function.function_name
-            if settings.project_arn:
-                outputs["ProjectArn"] = settings.project_arn
-        for output_id, value in outputs.items():
+        # The parts the tests and tools reach through the stack.
+        self.ingest = self.pipeline.ingest
+        self.backfill = self.pipeline.backfill
+        self.results = self.pipeline.results
+        self.events = self.pipeline.events
+        self.labeler = self.pipeline.labeler
+        self.model_manager = self.pipeline.model_manager
+        self.monitoring = self.pipeline.monitoring
+        # The app's own outputs (the construct creates none), with the ids operators and the CLI know.
+        for output_id, value in self.pipeline.deployment_values.items():
             CfnOutput(self, output_id, value=value).override_logical_id(output_id)
-        acknowledge_findings(self)
+
+
+def _manager_settings(settings: StackSettings) -> ModelManagerSettings | None:
+    if not settings.model_manager:
+        return None
+    return ModelManagerSettings(
+        idle_minutes=settings.idle_minutes,
+        min_inference_units=settings.min_inference_units,
+        max_inference_units=settings.max_inference_units,
+        always_on=settings.always_on,
+        always_on_windows=settings.always_on_windows,
+        stop_models_started_elsewhere=settings.stop_models_started_elsewhere,
+        model_outage_grace_hours=settings.model_outage_grace_hours,
+    )

@@ -1,1 +1,1 @@
-"""One construct per file; the stack only assembles them."""
+"""The repository app's own constructs; the pipeline's are in autolabel/cdk (the construct library)."""

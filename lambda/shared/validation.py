@@ -1,6 +1,6 @@
 """Validators of configuration values, shared by both functions and the CDK app.
 
-The stack (``infra/settings.py``) and the functions parse with the same code,
+The stack (``infra/settings.py``, ``autolabel/cdk/settings.py``) and the functions parse with the same code,
 so a value the stack accepts is exactly a value the function accepts. Each
 error names the setting it is about.
 """

@@ -102,8 +102,8 @@ def create_manager_resources(
     visibility_timeout: int = 360,
 ) -> ManagerResources:
     """What the model manager reads and writes besides the model: the ingest queue and its DLQ
-    (redrive after ``max_receive_count`` receives, as in infra/constructs/ingest_queue.py), its
-    state table (key ``pk``, as in infra/constructs/model_manager.py) and the bus."""
+    (redrive after ``max_receive_count`` receives, as in autolabel/cdk/ingest_queue.py), its
+    state table (key ``pk``, as in autolabel/cdk/model_manager.py) and the bus."""
     retention = str(retention_seconds)
     dlq_url = sqs.create_queue(QueueName="ingest-dlq", Attributes={"MessageRetentionPeriod": retention})["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -6,11 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import tomllib
 from pathlib import Path
 
-from infra.bundling import bundle_functions, pinned_requirements
-from infra.runtime import PYTHON_VERSION, RUNTIME
+import pytest
+
+from autolabel.cdk.bundling import bundle_functions, pinned_requirements
+from autolabel.cdk.runtime import LAMBDA_PYTHON, RUNTIME
 
 ROOT = Path(__file__).resolve().parents[2]
 ARN = "arn:aws:rekognition:us-east-1:123456789012:project/p/version/p.1/1700000000000"
@@ -28,8 +31,8 @@ def test_asset_holds_the_labeler_and_its_pinned_runtime_dependencies(tmp_path: P
 
 def test_asset_ships_bytecode_for_the_runtime_python(tmp_path: Path) -> None:
     bundle_functions(tmp_path)
-    tag = sys.implementation.cache_tag  # e.g. cpython-311
-    assert f"cpython-{PYTHON_VERSION.replace('.', '')}" == tag
+    tag = sys.implementation.cache_tag  # e.g. cpython-313
+    assert f"cpython-{LAMBDA_PYTHON.replace('.', '')}" == tag
     sources = [p for p in tmp_path.rglob("*.py") if "__pycache__" not in p.parts]
     missing = [p for p in sources if not (p.parent / "__pycache__" / f"{p.stem}.{tag}.pyc").is_file()]
     assert sources and missing == []
@@ -55,11 +58,12 @@ def test_handler_imports_from_bytecode_without_compiling(tmp_path: Path) -> None
 
 
 def test_one_python_version_for_runtime_build_and_checks() -> None:
+    assert (ROOT / ".python-version").read_text().strip() == LAMBDA_PYTHON
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert pyproject["tool"]["mypy"]["python_version"] == PYTHON_VERSION
-    assert pyproject["tool"]["ruff"]["target-version"] == "py" + PYTHON_VERSION.replace(".", "")
-    assert f"{sys.version_info.major}.{sys.version_info.minor}" == PYTHON_VERSION
-    assert RUNTIME.name == f"python{PYTHON_VERSION}"
+    assert pyproject["tool"]["mypy"]["python_version"] == LAMBDA_PYTHON
+    assert pyproject["tool"]["ruff"]["target-version"] == "py" + LAMBDA_PYTHON.replace(".", "")
+    assert f"{sys.version_info.major}.{sys.version_info.minor}" == LAMBDA_PYTHON
+    assert RUNTIME.name == f"python{LAMBDA_PYTHON}"
 
 
 def test_handler_imports_from_the_asset_alone(tmp_path: Path) -> None:
@@ -130,3 +134,18 @@ def test_cdk_synth_without_model_arn_explains_how_to_pass_it(tmp_path: Path) -> 
     )
     assert run.returncode != 0
     assert "-c projectVersionArn=" in run.stderr
+
+
+def test_a_host_on_another_python_builds_the_asset_without_bytecode_and_warns_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autolabel.cdk import runtime
+
+    monkeypatch.setattr(runtime, "host_python", lambda: "3.11")
+    monkeypatch.setattr(runtime, "_warned", threading.Event())
+    bundle_functions(tmp_path / "one")
+    bundle_functions(tmp_path / "two")
+    assert (tmp_path / "one" / "labeler" / "handler.py").is_file()
+    assert not list((tmp_path / "one").rglob("*.pyc"))
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "Python 3.11" in lines[0] and f"python{LAMBDA_PYTHON}" in lines[0]

@@ -1,7 +1,8 @@
 """The outbound event: a result as the EventBridge entry consumers receive (docs/events.md).
 
 Kept under the PutEvents entry size limit by dropping polygons, then the
-least confident labels; ``labelNames`` and ``labelCount`` stay complete.
+least confident labels; ``labelNames``, ``labelConfidence`` and ``labelCount``
+stay complete.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import copy
 import json
 from typing import Any
 
-from labeler.domain.label_result import FAILED, LabelResult
+from labeler.domain.label_result import FAILED, LabelResult, best_confidences
 from labeler.domain.removal import Removal
 from shared.event_publisher import MAX_ENTRY_BYTES, EventEntry, entry_size
 
@@ -40,6 +41,9 @@ def build_entry(result: LabelResult, source: str) -> EventEntry:
         "minConfidence": result.min_confidence,
         "customLabels": result.custom_labels,
         "labelNames": result.label_names,
+        # label name -> its highest confidence: lets an EventBridge pattern say
+        # "scratch at 90 or more" (detail.labelConfidence.scratch >= 90).
+        "labelConfidence": best_confidences(result.custom_labels),
         "labelCount": result.label_count,
         "processedAt": result.processed_at,
         "truncated": False,

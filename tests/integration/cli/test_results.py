@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import boto3
 import pytest
 from PIL import Image
 
@@ -164,3 +165,22 @@ def test_a_query_that_matches_nothing_prints_no_none(cli: RunCli, labeled: Harne
     for output, printed in (("table", ""), ("json", "null\n"), ("text", "None\n")):  # json/text: as the AWS CLI
         run = cli("show", uri, "--query", "nosuchfield", "--output", output)
         assert (run.code, run.out) == (0, printed), output
+
+
+def test_a_deployment_in_any_stack_is_found_by_its_ssm_parameter(
+    cli: RunCli, labeled: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AUTOLABEL_TABLE")
+    names = {"ResultsTableName": labeled.resources.table_name, "IngestQueueUrl": "unused"}
+    boto3.client("ssm").put_parameter(Name="/autolabel/deployments/line-1", Value=json.dumps(names), Type="String")
+    bucket = labeled.resources.bucket
+    run = cli("--deployment", "line-1", "show", f"s3://{bucket}/{PART_1}", "--output", "json")
+    assert run.code == 0, run.err
+    assert json.loads(run.out) == labeled.result(PART_1)
+    missing = cli("show", f"s3://{bucket}/{PART_1}", "--deployment", "line-9")
+    assert missing.code == 253
+    assert missing.err.startswith(
+        "autolabel: no deployment 'line-9' in us-east-1: SSM parameter /autolabel/deployments/"
+    )
+    both = cli("show", f"s3://{bucket}/{PART_1}", "--deployment", "line-1", "--stack-name", "Autolabel")
+    assert (both.code, both.err) == (253, "autolabel: give --stack-name or --deployment, not both\n")

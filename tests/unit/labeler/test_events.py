@@ -50,6 +50,7 @@ def test_detected_detail_has_every_contract_field() -> None:
         "minConfidence": 40.0,
         "customLabels": labels,
         "labelNames": ["scratch", "dent"],
+        "labelConfidence": {"dent": 90.0, "scratch": 95.5},  # each name's highest
         "labelCount": 3,
         "processedAt": "2026-11-24T10:00:00.123Z",
         "truncated": False,
@@ -106,7 +107,8 @@ def test_polygons_are_dropped_first_when_that_is_enough() -> None:
 
 
 def test_lowest_confidence_labels_go_next_and_names_stay_complete() -> None:
-    labels = [label(f"label-{i:05d}-{'x' * 40}", confidence=(i * 7919) % 10000 / 100) for i in range(4000)]
+    # 1,500 names of 52 characters: labelNames and labelConfidence (about 180 KB) stay, labels go.
+    labels = [label(f"label-{i:05d}-{'x' * 40}", confidence=(i * 7919) % 10000 / 100) for i in range(1500)]
     entry = build_entry(LabelResult.labeled(OBJ, CONFIG, labels, WHEN), "autolabel")
     kept = entry.detail["customLabels"]
     assert entry.detail["truncated"] is True
@@ -115,4 +117,5 @@ def test_lowest_confidence_labels_go_next_and_names_stay_complete() -> None:
     dropped_best = max(x["Confidence"] for x in labels if x not in kept)
     assert min(x["Confidence"] for x in kept) >= dropped_best  # only the least confident went
     assert [x for x in labels if x in kept] == kept  # Rekognition's order is kept
-    assert entry.detail["labelCount"] == 4000 and len(entry.detail["labelNames"]) == 4000
+    assert entry.detail["labelCount"] == 1500 and len(entry.detail["labelNames"]) == 1500
+    assert entry.detail["labelConfidence"] == {x["Name"]: x["Confidence"] for x in labels}  # complete, for rules

@@ -1,12 +1,15 @@
-"""Local (Docker-free, network-free) bundling of the labeler Lambda asset.
+"""Local (Docker-free, network-free) bundling of the functions' Lambda asset.
 
-The asset is ``lambda/labeler``, ``lambda/manager`` and ``lambda/shared`` plus the pure-Python runtime dependencies
-pinned in ``lambda/requirements.txt``, copied from the project's venv (where
-``make setup`` installed exactly those pins). boto3 comes with the runtime.
-Everything is compiled to bytecode by the runtime's Python version
-(``infra/runtime.py``), unchecked-hash pycs so that the zip's normalised file
-times cannot invalidate them: Lambda's read-only /var/task could not store
-what it would otherwise compile at every cold start.
+The asset is the functions' packages ``labeler``, ``manager`` and ``shared``
+(from the installed package's data, or the checkout's lambda/: see
+:mod:`autolabel.function_code`) plus the pure-Python runtime dependencies
+pinned in their ``requirements.txt``, copied from the synthesizing venv (which
+``pip install "autolabel[cdk]"`` or ``make setup`` gave exactly those pins).
+boto3 comes with the runtime. When the synthesizing Python is the runtime's
+(:mod:`autolabel.cdk.runtime`), everything is compiled to bytecode,
+unchecked-hash pycs so that the zip's normalised file times cannot invalidate
+them: Lambda's read-only /var/task could not store what it would otherwise
+compile at every cold start.
 """
 
 from __future__ import annotations
@@ -23,16 +26,16 @@ import jsii
 from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
-from infra.runtime import require_build_python
+from autolabel.cdk.runtime import host_compiles_for_runtime, warn_no_bytecode_once
+from autolabel.function_code import FUNCTIONS_DIR
 
-LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambda"
 _REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # Both functions share one asset: the two function packages and their shared kit.
 PACKAGES = ("labeler", "manager", "shared")
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.dist-info", "tests")
 
 
-def pinned_requirements(path: Path = LAMBDA_DIR / "requirements.txt") -> dict[str, str]:
+def pinned_requirements(path: Path = FUNCTIONS_DIR / "requirements.txt") -> dict[str, str]:
     pins: dict[str, str] = {}
     for raw_line in path.read_text().splitlines():
         line = raw_line.split("#", 1)[0].strip()
@@ -71,17 +74,21 @@ def _top_level_paths(dist: metadata.Distribution) -> set[str]:
     return tops
 
 
-def bundle_functions(output_dir: Path) -> None:
-    require_build_python()
+def bundle_functions(output_dir: Path, *, bytecode: bool | None = None) -> None:
+    """The asset in ``output_dir``; bytecode only when this Python is the runtime's (``bytecode=None``)."""
     pins = pinned_requirements()
     for name, version in pins.items():
-        installed = metadata.version(name)
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            installed = "nothing"
         if installed != version:
             raise RuntimeError(
-                f"lambda/requirements.txt pins {name}=={version} but {installed} is installed; run `make setup`"
+                f"the functions need {name}=={version} but {installed} is installed: "
+                f'install "autolabel[cdk]" (in the checkout: make setup)'
             )
     for package in PACKAGES:
-        shutil.copytree(LAMBDA_DIR / package, output_dir / package, ignore=SKIP, dirs_exist_ok=True)
+        shutil.copytree(FUNCTIONS_DIR / package, output_dir / package, ignore=SKIP, dirs_exist_ok=True)
     for dist in _distribution_closure(list(pins)):
         site = Path(str(dist.locate_file("")))
         for top in _top_level_paths(dist):
@@ -90,7 +97,12 @@ def bundle_functions(output_dir: Path) -> None:
                 shutil.copytree(source, output_dir / top, ignore=SKIP, dirs_exist_ok=True)
             elif source.is_file():
                 shutil.copy2(source, output_dir / top)
-    compile_bytecode(output_dir)
+    if bytecode is None:
+        bytecode = host_compiles_for_runtime()
+        if not bytecode:
+            warn_no_bytecode_once()
+    if bytecode:
+        compile_bytecode(output_dir)
 
 
 def compile_bytecode(output_dir: Path) -> None:
@@ -113,7 +125,7 @@ class _LocalBundling:
 
 def functions_code() -> lambda_.Code:
     return lambda_.Code.from_asset(
-        str(LAMBDA_DIR),
+        str(FUNCTIONS_DIR),
         exclude=["**/__pycache__", "*.pyc", "requirements.txt"],  # of the source; the bundle compiles its own
         bundling=BundlingOptions(
             # Never used: local bundling always succeeds or raises.

@@ -6,7 +6,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
-from shared.names import METRICS_NAMESPACE
+from autolabel.cdk._functions import names
 
 
 def at_least(
@@ -28,7 +28,7 @@ def at_least(
 def app_metric(service: str, name: str, statistic: str = "Sum") -> cloudwatch.Metric:
     """An EMF metric the Lambdas emit (namespace Autolabel, dimension service)."""
     return cloudwatch.Metric(
-        namespace=METRICS_NAMESPACE,
+        namespace=names.METRICS_NAMESPACE,
         metric_name=name,
         dimensions_map={"service": service},
         statistic=statistic,

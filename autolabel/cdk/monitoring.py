@@ -14,9 +14,9 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.constructs.alarms import app_metric as service_metric
-from infra.constructs.alarms import at_least
-from shared.names import LABELER_SERVICE
+from autolabel.cdk._functions import names
+from autolabel.cdk.alarms import app_metric as service_metric
+from autolabel.cdk.alarms import at_least
 
 OLDEST_MESSAGE_ALARM_SECONDS = 900
 # The DLQ keeps a message 14 days (SQS's maximum): warn 4 days before it expires.
@@ -109,8 +109,8 @@ class Monitoring(Construct):
                 expression="FILL(raised, 0) + FILL(unexpected, 0) + FILL(deployment, 0)",
                 using_metrics={
                     "raised": function.metric_errors(period=five_minutes, statistic="Sum"),
-                    "unexpected": service_metric(LABELER_SERVICE, "UnexpectedErrors"),
-                    "deployment": service_metric(LABELER_SERVICE, "DeploymentFaults"),
+                    "unexpected": service_metric(names.LABELER_SERVICE, "UnexpectedErrors"),
+                    "deployment": service_metric(names.LABELER_SERVICE, "DeploymentFaults"),
                 },
                 label="Labeler errors (bugs and misconfiguration)",
                 period=five_minutes,
@@ -129,7 +129,7 @@ class Monitoring(Construct):
             alarm.add_alarm_action(alarm_action)
 
         def app_metric(name: str, statistic: str = "Sum") -> cloudwatch.Metric:
-            return service_metric(LABELER_SERVICE, name, statistic)
+            return service_metric(names.LABELER_SERVICE, name, statistic)
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(3))
         self.dashboard.add_widgets(

@@ -19,10 +19,10 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.constructs.alarms import app_metric, at_least
-from infra.constructs.exact_role_function import Grant, L2Grant, exact_role_function
-from infra.settings import StackSettings
-from shared.names import MANAGER_SERVICE
+from autolabel.cdk._functions import names
+from autolabel.cdk.alarms import app_metric, at_least
+from autolabel.cdk.exact_role_function import Grant, L2Grant, exact_role_function
+from autolabel.cdk.settings import PipelineSettings
 
 # The one place the model start timeout lives: the ModelStuckStarting alarm's
 # threshold (the manager only reports how many minutes it has been starting).
@@ -39,7 +39,7 @@ class ModelManager(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        settings: StackSettings,
+        settings: PipelineSettings,
         queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
         event_source_mapping_id: str,
@@ -144,7 +144,7 @@ class ModelManager(Construct):
         )
 
         def metric(name: str) -> cloudwatch.Metric:
-            return app_metric(MANAGER_SERVICE, name, "Maximum")
+            return app_metric(names.MANAGER_SERVICE, name, "Maximum")
 
         self.alarms = [
             at_least(
@@ -186,7 +186,9 @@ class ModelManager(Construct):
             self._cost_guard(settings, queue, backfill_queue),
         ]
 
-    def _cost_guard(self, settings: StackSettings, queue: sqs.IQueue, backfill_queue: sqs.IQueue) -> cloudwatch.Alarm:
+    def _cost_guard(
+        self, settings: PipelineSettings, queue: sqs.IQueue, backfill_queue: sqs.IQueue
+    ) -> cloudwatch.Alarm:
         """The model RUNNING with both queues empty for longer than idleMinutes + a margin, whatever the cause.
 
         Built on Rekognition's own InServiceInferenceUnits and SQS's queue depth,
@@ -222,7 +224,7 @@ class ModelManager(Construct):
                 "backfillInFlight": backfill_queue.metric_approximate_number_of_messages_not_visible(
                     period=period, statistic="Maximum"
                 ),
-                "keptOn": app_metric(MANAGER_SERVICE, "ModelKeptOn", "Maximum"),
+                "keptOn": app_metric(names.MANAGER_SERVICE, "ModelKeptOn", "Maximum"),
             },
             period=period,
         )

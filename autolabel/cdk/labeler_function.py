@@ -10,8 +10,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.constructs.exact_role_function import Grant, exact_role_function
-from infra.settings import StackSettings
+from autolabel.cdk.exact_role_function import Grant, exact_role_function
+from autolabel.cdk.settings import PipelineSettings
 
 HANDLER = "labeler.handler.handler"
 
@@ -32,7 +32,7 @@ class LabelerFunction(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        settings: StackSettings,
+        settings: PipelineSettings,
         bucket: s3.IBucket,
         queue: sqs.IQueue,
         backfill_queue: sqs.IQueue,

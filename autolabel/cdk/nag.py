@@ -1,42 +1,50 @@
 """cdk-nag AwsSolutions findings we acknowledge, each with its reason.
 
-Every suppression is scoped to one resource and, where the rule is granular,
-to the exact finding (``applies_to``), so a new wildcard still fails synth.
+Every suppression is scoped to one resource of the pipeline and, where the
+rule is granular, to the exact finding (``applies_to``), so a new wildcard
+still fails. The one resource outside the pipeline is aws-cdk-lib's
+bucket-notifications handler, a singleton of the stack that exists because
+the pipeline adds a notification to the bucket.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aws_cdk import Stack
 from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 
-from infra.runtime import RUNTIME
+from autolabel.cdk.runtime import RUNTIME
+
+if TYPE_CHECKING:
+    from autolabel.cdk.pipeline import AutolabelPipeline
 
 # The S3 bucket-notifications custom resource is a CDK singleton whose role we
 # do not create (its construct id is fixed by aws-cdk-lib).
 NOTIFICATIONS_HANDLER_PREFIX = "BucketNotificationsHandler"
 
 
-def acknowledge_findings(stack: Stack) -> None:
+def acknowledge_findings(pipeline: AutolabelPipeline) -> None:
     NagSuppressions.add_resource_suppressions(
-        stack.labeler.role,  # type: ignore[attr-defined]
+        pipeline.labeler.role,
         [
             NagPackSuppression(
                 id="AwsSolutions-IAM5",
                 reason=(
                     "Rekognition reads each uploaded image with the labeler's credentials, and the "
                     "images are not known in advance: s3:GetObject/GetObjectVersion is granted on the "
-                    "objects under the configured key prefix of the one image bucket, nothing else."
+                    "objects under the configured key prefix of each source bucket, nothing else."
                 ),
                 applies_to=[
                     RegexAppliesTo(
-                        regex=r"/^Resource::(<ImageBucketImages[0-9A-F]+\.Arn>|arn:<AWS::Partition>:s3:::[a-z0-9.-]+)\/.*\*$/"
+                        regex=r"/^Resource::(<[A-Za-z0-9]+\.Arn>|arn:<AWS::Partition>:s3:::[a-z0-9.-]+)\/.*\*$/"
                     )
                 ],
             )
         ],
         apply_to_children=True,
     )
-    manager = stack.model_manager  # type: ignore[attr-defined]
+    manager = pipeline.model_manager
     runtime_reason = NagPackSuppression(
         id="AwsSolutions-L1",
         reason=(
@@ -45,11 +53,11 @@ def acknowledge_findings(stack: Stack) -> None:
             "It is a supported Lambda runtime; move the pin when the toolchain moves."
         ),
     )
-    for function in (stack.labeler.function, manager.function if manager is not None else None):  # type: ignore[attr-defined]
+    for function in (pipeline.labeler.function, manager.function if manager is not None else None):
         if function is not None:
             NagSuppressions.add_resource_suppressions(function, [runtime_reason])
-    if manager is not None and stack.settings.project_arn is None:  # type: ignore[attr-defined]
-        project = stack.settings.project_version_arn.split("/version/", 1)[0]  # type: ignore[attr-defined]
+    if manager is not None and pipeline.settings.project_arn is None:
+        project = pipeline.settings.project_version_arn.split("/version/", 1)[0]
         NagSuppressions.add_resource_suppressions(
             manager.role,
             [
@@ -66,7 +74,7 @@ def acknowledge_findings(stack: Stack) -> None:
             ],
             apply_to_children=True,
         )
-    for child in stack.node.children:
+    for child in Stack.of(pipeline).node.children:
         if child.node.id.startswith(NOTIFICATIONS_HANDLER_PREFIX):
             NagSuppressions.add_resource_suppressions(
                 child,

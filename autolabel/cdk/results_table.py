@@ -10,7 +10,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-from shared import table_layout as layout
+from autolabel.cdk._functions import table_layout as layout
 
 
 class ResultsTable(Construct):

@@ -15,8 +15,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.bundling import functions_code
-from infra.runtime import RUNTIME
+from autolabel.cdk.bundling import functions_code
+from autolabel.cdk.runtime import RUNTIME
 
 
 @dataclass(frozen=True)

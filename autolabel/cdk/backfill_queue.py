@@ -13,8 +13,8 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
-from infra.constructs.alarms import at_least
-from infra.constructs.ingest_queue import queue_with_dead_letters
+from autolabel.cdk.alarms import at_least
+from autolabel.cdk.ingest_queue import queue_with_dead_letters
 
 # `autolabel backfill` never enqueues more than the model labels in half the
 # retention; a message this old means that pace was not kept (the model did

@@ -133,10 +133,8 @@ class IngestQueue(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.queue, self.dead_letter_queue = queue_with_dead_letters(self, visibility_timeout, max_receive_count)
+        self.notifications = notifications
         self.rule: events.Rule | None = None
-        if notifications == "eventbridge":
-            self.rule = self._eventbridge_rule(bucket, key_prefix, deletions)
-            return
         if notifications == "sns":
             # The bucket's notifications already go to this topic (its owner's
             # configuration, prefix and event types included): subscribe the queue
@@ -151,6 +149,14 @@ class IngestQueue(Construct):
                 )
             )
             return
+        self.rule = self.add_bucket(bucket, key_prefix=key_prefix, deletions=deletions)
+
+    def add_bucket(
+        self, bucket: s3.IBucket, *, key_prefix: str, deletions: bool, rule_id: str = "ObjectEvents"
+    ) -> events.Rule | None:
+        """The bucket's object events (under ``key_prefix``) to the queue: a notification, or a default-bus rule."""
+        if self.notifications == "eventbridge":
+            return self._eventbridge_rule(bucket, key_prefix, deletions, rule_id)
         # One notification for every ObjectCreated (and ObjectRemoved) event; the extension
         # filter lives in the labeler because S3 suffix filters are case-sensitive.
         filters = [s3.NotificationKeyFilter(prefix=key_prefix)] if key_prefix else []
@@ -158,8 +164,9 @@ class IngestQueue(Construct):
         bucket.add_event_notification(s3.EventType.OBJECT_CREATED, destination, *filters)
         if deletions:
             bucket.add_event_notification(s3.EventType.OBJECT_REMOVED, destination, *filters)
+        return None
 
-    def _eventbridge_rule(self, bucket: s3.IBucket, key_prefix: str, deletions: bool) -> events.Rule:
+    def _eventbridge_rule(self, bucket: s3.IBucket, key_prefix: str, deletions: bool, rule_id: str) -> events.Rule:
         """The default bus's aws.s3 events of this bucket (and prefix) to the queue.
 
         The target adds the queue policy: events.amazonaws.com may send, only
@@ -171,7 +178,7 @@ class IngestQueue(Construct):
             detail["object"] = {"key": [{"prefix": key_prefix}]}
         return events.Rule(
             self,
-            "ObjectEvents",
+            rule_id,
             description="autolabel: the image bucket's S3 object events to the ingest queue",
             event_pattern=events.EventPattern(
                 source=["aws.s3"],
