@@ -212,6 +212,8 @@ def _backfill_options(backfill: argparse.ArgumentParser) -> None:
         action="append",
         help="only keys ending so (case-insensitive; repeat or comma-separate; default .jpg,.jpeg,.png)",
     )
+    backfill.add_argument("--min-size", help="only objects of at least this size (bytes; 500k, 5M, 1Gi)")
+    backfill.add_argument("--max-size", help="only objects of at most this size (bytes; 500k, 5M, 1Gi)")
     backfill.add_argument(
         "--force", action="store_true", help="relabel objects that have a result (a new resultId and event each)"
     )
@@ -496,7 +498,12 @@ def _backfill_filters(args: argparse.Namespace, uri: str) -> tuple[str, backfill
     if since and until and since >= until:
         raise ParameterError("--since must be before --until")
     prefix = uri[len("s3://") + len(parts.netloc) :].lstrip("/")
-    return parts.netloc, backfill_module.Filters(prefix, since, until, backfill_module.parse_suffixes(args.suffix))
+    min_size = backfill_module.parse_size(args.min_size, "--min-size")
+    max_size = backfill_module.parse_size(args.max_size, "--max-size")
+    if min_size is not None and max_size is not None and min_size > max_size:
+        raise ParameterError("--min-size must not be larger than --max-size")
+    suffixes = backfill_module.parse_suffixes(args.suffix)
+    return parts.netloc, backfill_module.Filters(prefix, since, until, suffixes, min_size, max_size)
 
 
 def _backfill(ctx: AwsContext, args: argparse.Namespace) -> int:
