@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk import CfnOutput, Duration, Stack
 from constructs import Construct
 
+from infra.constructs.backfill_job import BackfillJob
 from infra.constructs.backfill_queue import BackfillQueue
 from infra.constructs.event_bus import ResultsEventBus
 from infra.constructs.image_bucket import ImageBucket
@@ -72,6 +73,19 @@ class AutolabelStack(Stack):
                 backfill_event_source_mapping_arn=self.labeler.backfill_event_source.event_source_mapping_arn,
                 bus=self.events.bus,
             )
+        self.backfill_job = (
+            BackfillJob(
+                self,
+                "BackfillJob",
+                image_bucket=self.images.bucket,
+                key_prefix=settings.key_prefix,
+                backfill_queue=self.backfill.queue,
+                table=self.results.table,
+                project_version_arn=settings.project_version_arn,
+            )
+            if settings.backfill_job
+            else None
+        )
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -95,6 +109,9 @@ class AutolabelStack(Stack):
             "BackfillDeadLetterQueueUrl": self.backfill.dead_letter_queue.queue_url,
             "BackfillEventSourceMappingId": self.labeler.backfill_event_source.event_source_mapping_id,
         }
+        if self.backfill_job is not None:
+            outputs["BackfillJobStateMachineArn"] = self.backfill_job.state_machine.state_machine_arn
+            outputs["BackfillReportBucketName"] = self.backfill_job.reports.bucket_name
         if self.model_manager is not None:
             outputs["ModelManagerFunctionName"] = self.model_manager.function.function_name
             if settings.project_arn:

@@ -28,6 +28,7 @@ SKIP_LABELED = "already labeled by this model version"
 SKIP_OTHER_VERSION = "another object version's result is stored"
 SKIP_GONE = "deleted since it was listed"
 SKIP_NEVER_LABELED = "--stale: no result of any model version"
+SKIP_NOT_STALE = "--stale: the current model version has a result of this object"
 
 
 class Stored(Protocol):
