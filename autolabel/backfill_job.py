@@ -236,3 +236,125 @@ def progress_line(data: dict[str, Any], stream: TextIO) -> None:
 
 
 Clock = Callable[[], datetime]
+
+
+# -- the command's actions (autolabel/cli.py hooks them in) ---------------------------------------------
+
+FiltersOf = Callable[[Any, str], tuple[str, client_backfill.Filters]]
+Emit = Callable[[Any, Any, Callable[[Any], str]], None]
+
+
+def _machine(ctx: Any) -> tuple[Any, str]:
+    return ctx.client("stepfunctions"), ctx.output("BackfillJobStateMachineArn")
+
+
+def _shape(sfn: Any, machine: str) -> JobShape:
+    definition = json.loads(sfn.describe_state_machine(stateMachineArn=machine)["definition"])
+    return JobShape.from_definition(definition)
+
+
+def _pace(ctx: Any, args: Any) -> client_backfill.Pace:
+    sqs = ctx.client("sqs")
+    measured = (
+        None
+        if args.images_per_second is not None
+        else client_backfill.measured_images_per_second(ctx.client("cloudwatch"), datetime.now(UTC))
+    )
+    return client_backfill.decide_pace(
+        given=args.images_per_second,
+        measured=measured,
+        inference_units=args.inference_units,
+        retention_seconds=client_backfill.queue_retention_seconds(sqs, ctx.output("BackfillQueueUrl")),
+    )
+
+
+def start(ctx: Any, args: Any, filters_of: FiltersOf, emit: Emit) -> int:
+    """`autolabel backfill s3://BUCKET/PREFIX --in-aws`: estimate, confirm, start; prints the job id."""
+    if args.force and args.stale:
+        raise ParameterError("--stale and --force do not go together: --stale relabels what another model labeled")
+    sfn, machine = _machine(ctx)
+    bucket, filters = filters_of(args, args.target)
+    run, force, stale = new_run_id(), bool(args.force), bool(args.stale)
+    if args.resume:
+        previous = json.loads(describe(sfn, execution_arn(machine, args.resume))["input"])
+        if (previous["bucket"], previous["prefix"]) != (bucket, filters.prefix):
+            raise ParameterError(f"job {args.resume} backfilled s3://{previous['bucket']}/{previous['prefix']}")
+        run, force, stale = previous["run"], bool(previous["force"]), bool(previous["stale"])
+    shape = _shape(sfn, machine)
+    pace = _pace(ctx, args)
+    at_once = shape.max_concurrency * shape.items_per_batch
+    if pace.limit < at_once:
+        raise ParameterError(
+            f"the pace allows {pace.limit} queued messages, fewer than the {at_once} the job's concurrent batches "
+            "may send at once: pass a larger --images-per-second or --inference-units"
+        )
+    objects = args.objects if args.objects is not None else count_matching(ctx.client("s3"), bucket, filters)
+    estimate = Estimate(objects, pace.images_per_second, pace.source, args.inference_units, shape)
+    if args.dry_run:
+        emit(args, estimate.to_json(), lambda _d: estimate.text())
+        return 0
+    print(estimate.text(), file=sys.stderr)
+    if not args.yes:
+        confirm(estimate, args.confirm_above)
+    name = job_name(run, datetime.now(UTC))
+    document = job_input(
+        name=name, run=run, bucket=bucket, filters=filters, force=force, stale=stale, pace_limit=pace.limit
+    )
+    started = sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(document))
+    summary = {"job": name, "executionArn": started["executionArn"], "run": run, "estimate": estimate.to_json()}
+    emit(
+        args,
+        summary,
+        lambda d: (
+            f"started backfill job {d['job']}\nfollow it: autolabel backfill status {d['job']}; "
+            f"stop it: autolabel backfill cancel {d['job']}"
+        ),
+    )
+    return 0
+
+
+def show_status(ctx: Any, args: Any, emit: Emit) -> int:
+    """`autolabel backfill status JOB`."""
+    sfn, machine = _machine(ctx)
+    arn = execution_arn(machine, args.status_target)
+    described = describe(sfn, arn)
+    backlog = client_backfill.queue_backlog(ctx.client("sqs"), ctx.output("BackfillQueueUrl"))
+    report = read_report(ctx.client("s3"), ctx.output("BackfillReportBucketName"), described["name"])
+    data = status(described, map_run_counts(sfn, arn), report, backlog, datetime.now(UTC))
+    if not args.no_progress:
+        progress_line(data, sys.stderr)
+
+    def human(d: dict[str, Any]) -> str:
+        lines = [f"{k:<16} {v}" for k, v in d.items() if k != "report"]
+        if "report" in d:
+            counts = d["report"]["counts"]
+            lines.append(
+                "report           "
+                + ", ".join(f"{k} {v}" for k, v in counts.items())
+                + f" (reconciled: {d['report']['reconciled']}); not labeled, and why: {d['report']['notLabeled']}"
+            )
+        return "\n".join(lines)
+
+    emit(args, data, human)
+    return 0
+
+
+def cancel(ctx: Any, args: Any, emit: Emit) -> int:
+    """`autolabel backfill cancel JOB`: StopExecution; what was sent stays queued and is labeled."""
+    sfn, machine = _machine(ctx)
+    arn = execution_arn(machine, args.status_target)
+    described = describe(sfn, arn)
+    if described["status"] == "RUNNING":
+        sfn.stop_execution(executionArn=arn, cause="autolabel backfill cancel")
+    data = {"job": described["name"], "status": "ABORTED" if described["status"] == "RUNNING" else described["status"]}
+    document = json.loads(described.get("input") or "{}")
+    uri = f"s3://{document.get('bucket', 'BUCKET')}/{document.get('prefix', '')}"
+    emit(
+        args,
+        data,
+        lambda d: (
+            f"backfill job {d['job']}: {d['status']}; what it sent is still labeled. "
+            f"Resume it: autolabel backfill {uri} --in-aws --resume {d['job']}"
+        ),
+    )
+    return 0

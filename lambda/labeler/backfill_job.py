@@ -51,6 +51,8 @@ SEND_ATTEMPTS = 5
 REPORT_ROOT = "jobs/"
 # What became of a listed object (the ledger's "outcome").
 ENQUEUED, SKIPPED = "enqueued", "skipped"
+SENDING = "sending"  # written before the send; "enqueued" once every message was accepted
+SEND_INCOMPLETE = "its batch failed while sending (engine-failures.jsonl names the engine's error)"
 # Why a sent object has no result of its version after the lane drained.
 DEAD_LETTERED = "dead-lettered: no result of this object version after the backfill queue drained (backfill DLQ)"
 
@@ -206,11 +208,20 @@ class BackfillJob:
         if to_send:
             self._wait_for_room(job, len(to_send))  # before anything is written or sent
         # The ledger first: if the answer is lost after sending, the retry still knows what was sent.
-        body = "".join(json.dumps(o.ledger_line(), separators=(",", ":")) + "\n" for o in outcomes)
-        self.clients.s3.put_object(Bucket=self.config.report_bucket, Key=ledger, Body=body.encode())
+        self._write_ledger(ledger, outcomes, sending=True)
         if to_send:
             self._send(job, to_send)
+            self._write_ledger(ledger, outcomes, sending=False)
         return counts_of(outcomes) | {"ledger": ledger}
+
+    def _write_ledger(self, key: str, outcomes: Sequence[Outcome], *, sending: bool) -> None:
+        lines = []
+        for outcome in outcomes:
+            line = outcome.ledger_line()
+            if sending and line["outcome"] == ENQUEUED:
+                line["outcome"] = SENDING
+            lines.append(json.dumps(line, separators=(",", ":")) + "\n")
+        self.clients.s3.put_object(Bucket=self.config.report_bucket, Key=key, Body="".join(lines).encode())
 
     def _sent_by_an_earlier_attempt(self, ledger: str) -> set[str]:
         try:
@@ -219,7 +230,7 @@ class BackfillJob:
             if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return set()
             raise
-        return {str(line["key"]) for line in lines if line.get("outcome") == ENQUEUED}
+        return {str(line["key"]) for line in lines if line.get("outcome") in (ENQUEUED, SENDING)}
 
     def _select(self, job: Job, item: Item) -> Outcome:
         if not item.key.startswith(job.prefix):
@@ -350,7 +361,7 @@ class BackfillJob:
 
     def _reconcile_rows(self, job: Job, lines: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         model = self.config.project_version_arn
-        sent = [line for line in lines if line["outcome"] == ENQUEUED]
+        sent = [line for line in lines if line["outcome"] in (ENQUEUED, SENDING)]
         keys = [result_key(job.bucket, line["key"], model) for line in sent]
         projection = ("resultId", "status", "versionId", "etag", "error", "key")
         stored = {
@@ -359,10 +370,12 @@ class BackfillJob:
         }
         rows = []
         for line in lines:
-            if line["outcome"] != ENQUEUED:
+            if line["outcome"] == SKIPPED:
                 rows.append({**line, "counted": SKIPPED})
                 continue
             counted, reason = self._fate(job, line, stored.get(line["key"]))
+            if line["outcome"] == SENDING and counted == "deadLettered":
+                counted, reason = "failed", SEND_INCOMPLETE
             rows.append({**line, "counted": counted, "reason": reason})
         return rows
 
@@ -402,6 +415,9 @@ class BackfillJob:
             reasons.update(output.get("skippedBy", {}))
         engine_failures = [row for batch in self._failures(event["enqueue"]) for row in batch]
         engine_failures += [row for batch in self._failures(event["reconcile"]) for row in batch]
+        for row in engine_failures:
+            if row.pop("ledgered", False):
+                row["counted"] = "see its ledger"  # counted by the reconcile (failed: sending did not complete)
         if engine_failures:
             body = "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in engine_failures)
             self.clients.s3.put_object(
@@ -455,10 +471,26 @@ class BackfillJob:
             why = f"the engine gave up on its batch: {child.get('Error', '')}: {child.get('Cause', '')}"[:1000]
             action = batch.get("BatchInput", {}).get("action")
             counted = "failed" if action == "enqueue" else "unreconciled"
+            ledgered = action == "enqueue" and self._ledger_exists(batch)
             failures.append(
-                [{"key": raw.get("Key"), "counted": counted, "reason": why} for raw in batch.get("Items", [])]
+                [
+                    {"key": raw.get("Key"), "counted": counted, "reason": why, "ledgered": ledgered}
+                    for raw in batch.get("Items", [])
+                ]
             )
         return failures
+
+    def _ledger_exists(self, batch: Mapping[str, Any]) -> bool:
+        """Whether the failed batch wrote its ledger (it failed while sending): then the reconcile counted it."""
+        job = Job.from_json(batch["BatchInput"]["job"])
+        outcomes = [Outcome(Item.from_reader(raw), "") for raw in batch.get("Items", [])]
+        try:
+            self.clients.s3.head_object(Bucket=self.config.report_bucket, Key=ledger_key(job, outcomes))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                return False
+            raise
+        return True
 
 
 def _public(row: Mapping[str, Any]) -> dict[str, Any]:

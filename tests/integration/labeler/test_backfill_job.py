@@ -21,7 +21,7 @@ from autolabel import backfill as client_backfill
 from autolabel.backfill_job import job_input, job_name, new_run_id
 from labeler import handler
 from labeler.adapters.clients import AwsClients
-from labeler.backfill_job import BackfillQueueFull, queue_backlog
+from labeler.backfill_job import BackfillQueueFull, BackfillSendFailed, queue_backlog
 from labeler.logic.pipeline import build_pipeline
 from local.backfill_job_emulator import EmulatedBackfillJob, job_facts
 from local.poller import EventSourceMappingPoller
@@ -216,6 +216,29 @@ def test_a_batch_the_engine_gives_up_on_is_reported_failed_and_the_counts_reconc
     strict = emulated_again(run, tolerated=0)
     with pytest.raises(StatesError, match="ExceedToleratedFailureThreshold"):
         strict.start(function=one_batch_breaks)
+
+
+def test_a_batch_that_fails_while_sending_is_counted_once_as_failed(harness: Harness) -> None:
+    run = emulated(harness, items_per_batch=10, tolerated=50)
+    keys = existing(harness, 30)
+    job = run.job.job
+    real_send = job._send
+
+    def send_fails_for_one_batch(the_job: Any, outcomes: Any) -> None:
+        if outcomes[0].item.key == keys[20]:
+            raise BackfillSendFailed("SQS refused the batch")
+        real_send(the_job, outcomes)
+
+    job._send = send_fails_for_one_batch  # type: ignore[method-assign]
+    name, _, _ = run.start()
+    report = run.job.report(name)
+    assert counts(report) == (30, 0, 20, 10, 0) and report["reconciled"]
+    rows = run.job.not_labeled(name)
+    failed = sorted(row["key"] for row in rows if row["counted"] == "failed")
+    assert failed == keys[20:30]
+    assert all("while sending" in row["reason"] for row in rows if row["counted"] == "failed")
+    engine = [row for row in rows if row["counted"] == "see its ledger"]
+    assert len(engine) == 10 and all("BackfillSendFailed" in row["reason"] for row in engine)
 
 
 def emulated_again(run: Run, *, tolerated: int) -> Run:
