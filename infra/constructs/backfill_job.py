@@ -31,6 +31,7 @@ from infra.constructs.exact_role_function import Grant, exact_role_function
 from infra.runtime import RUNTIME
 
 HANDLER = "labeler.backfill_job.handler"
+RESULT_WRITER_V2_FLAG = "@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2"
 # How long a batch waits before asking again when the backfill queue is full.
 QUEUE_FULL_RETRY = Duration.seconds(60)
 # ASL's largest MaxAttempts: a batch waits for the model as long as it takes.
@@ -73,6 +74,9 @@ class BackfillJob(Construct):
         tuning: BackfillJobTuning | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        # Within this construct only: render ResultWriter from ResultWriterV2 (aws-cdk-lib's flag; the
+        # deprecated ResultWriter prints warnings at every synth).
+        self.node.set_context(RESULT_WRITER_V2_FLAG, True)
         tuning = tuning or BackfillJobTuning()
         self.tuning = tuning
         self.reports = s3.Bucket(
@@ -151,7 +155,7 @@ class BackfillJob(Construct):
             ),
             max_concurrency=tuning.max_concurrency,
             tolerated_failure_percentage=tuning.tolerated_failure_percentage,
-            result_writer=sfn.ResultWriter(bucket=self.reports, prefix=sfn.JsonPath.string_at("$.engineResults")),
+            result_writer_v2=sfn.ResultWriterV2(bucket=self.reports, prefix=sfn.JsonPath.string_at("$.engineResults")),
             map_execution_type=sfn.StateMachineType.STANDARD,
             result_path="$.enqueue",
         )
@@ -183,7 +187,7 @@ class BackfillJob(Construct):
             ),
             max_concurrency=tuning.max_concurrency,
             tolerated_failure_percentage=tuning.tolerated_failure_percentage,
-            result_writer=sfn.ResultWriter(bucket=self.reports, prefix=sfn.JsonPath.string_at("$.engineResults")),
+            result_writer_v2=sfn.ResultWriterV2(bucket=self.reports, prefix=sfn.JsonPath.string_at("$.engineResults")),
             map_execution_type=sfn.StateMachineType.STANDARD,
             result_path="$.reconcile",
         )
