@@ -196,6 +196,9 @@ class BackfillJob:
             raise ValueError(f"this job may read s3://{self.config.image_bucket} only, not s3://{job.bucket}")
         outcomes = [self._select(job, Item.from_reader(raw)) for raw in event.get("Items", [])]
         pending = [o for o in outcomes if not o.outcome]
+        if pending:
+            # First, and for the whole batch: a batch waiting for the model costs one SQS call per retry.
+            self._wait_for_room(job, len(pending))
         self._current_versions(job, pending)
         self._apply_skip_rules(job, [o for o in pending if not o.outcome])
         ledger = ledger_key(job, outcomes)
@@ -205,8 +208,6 @@ class BackfillJob:
             if outcome.item.key in sent_before and outcome.reason == rules.SKIP_LABELED:
                 # An earlier attempt of this batch sent it and the labeler has labeled it since: this job's work.
                 outcome.outcome, outcome.reason = ENQUEUED, ""
-        if to_send:
-            self._wait_for_room(job, len(to_send))  # before anything is written or sent
         # The ledger first: if the answer is lost after sending, the retry still knows what was sent.
         self._write_ledger(ledger, outcomes, sending=True)
         if to_send:
