@@ -170,14 +170,16 @@ def describe(sfn: Any, arn: str) -> dict[str, Any]:
         raise NotFound(f"no backfill job {arn.rsplit(':', 1)[-1]!r}") from None
 
 
+MAP_STATES = ("ListAndEnqueue", "Reconcile")  # the definition's Distributed Maps, in the order they run
+
+
 def map_run_counts(sfn: Any, arn: str) -> dict[str, dict[str, int]]:
-    """Item counts of the job's Map Runs (listing, then reconcile); empty where the API is not there (emulator)."""
-    counts: dict[str, dict[str, int]] = {}
+    """Item counts of the job's Map Runs by Map state; empty where the API is not there (the emulator)."""
     try:
-        runs = sfn.list_map_runs(executionArn=arn).get("mapRuns", [])
-        for run in runs:
+        runs = sorted(sfn.list_map_runs(executionArn=arn).get("mapRuns", []), key=lambda run: run["startDate"])
+        counts = {}
+        for state, run in zip(MAP_STATES, runs, strict=False):
             described = sfn.describe_map_run(mapRunArn=run["mapRunArn"])
-            state = str(run["mapRunArn"]).split(":")[-2].split("/")[-1]
             counts[state] = {k: int(v) for k, v in described.get("itemCounts", {}).items()}
     except Exception:
         return {}
