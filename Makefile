@@ -6,6 +6,7 @@
 #   make deploy  cdk deploy (needs AWS credentials); both take CDK_ARGS="-c key=value ..."
 #   make soak / make benchmark / make cost   reliability, speed and cost figures
 #   make backfill-demo  `autolabel backfill` of N=3000 objects in the emulator, interrupted and resumed
+#                (IN_AWS=1: the backfill job in AWS, emulated: a batch retried, cancelled, resumed, reconciled)
 #   make property  the property-based tests with the larger Hypothesis profile (make test runs the small one)
 SHELL := /bin/bash
 # The one Python version (.python-version): the venv, the tests and the Lambda runtime.
@@ -81,9 +82,9 @@ soak: setup
 cost: setup
 	$(PY) -m local.cost_sim
 
-# e.g. make backfill-demo N=5000
+# e.g. make backfill-demo N=5000, make backfill-demo IN_AWS=1
 backfill-demo: setup
-	$(PY) -m local.backfill_demo $(if $(N),--objects $(N))
+	$(PY) -m local.backfill_demo $(if $(N),--objects $(N)) $(if $(filter 1 true yes,$(IN_AWS)),--in-aws)
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .local-run .pytest_cache .mypy_cache .ruff_cache

@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autolabel.errors import ParameterError, ServiceError
-from autolabel.function_code import function_names
+from autolabel.function_code import function_names, import_function_module
 
 if TYPE_CHECKING:
     from labeler.adapters.results_store import ResultStore, StoredState, StoreError
+    from labeler.domain import backfill_rules
     from labeler.domain.backfill_request import BackfillRequest, backfill_request
     from labeler.domain.s3_notification import IMAGE_EXTENSIONS
     from shared.names import LABELER_SERVICE, METRICS_NAMESPACE
@@ -44,6 +45,7 @@ else:  # the functions' packages, imported without changing sys.path (autolabel.
         "labeler.domain.backfill_request", "BackfillRequest", "backfill_request"
     )
     (IMAGE_EXTENSIONS,) = function_names("labeler.domain.s3_notification", "IMAGE_EXTENSIONS")
+    backfill_rules = import_function_module("labeler.domain.backfill_rules")
     LABELER_SERVICE, METRICS_NAMESPACE = function_names("shared.names", "LABELER_SERVICE", "METRICS_NAMESPACE")
 
 CHECKPOINT_VERSION = 1
@@ -66,20 +68,28 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
     suffixes: tuple[str, ...] = IMAGE_EXTENSIONS  # compared lower-case, as the labeler does
+    min_size: int | None = None  # bytes, inclusive
+    max_size: int | None = None
 
-    def matches_time(self, modified: datetime) -> bool:
-        return (self.since is None or modified >= self.since) and (self.until is None or modified < self.until)
+    @property
+    def selection(self) -> backfill_rules.Selection:
+        return backfill_rules.Selection(self.since, self.until, self.suffixes, self.min_size, self.max_size)
 
-    def matches_suffix(self, key: str) -> bool:
-        return key.lower().endswith(self.suffixes)
+    def matches(self, entry: Listed) -> bool:
+        return self.selection.reason_to_skip(entry.key, entry.size, entry.last_modified) is None
 
     def describe(self) -> dict[str, Any]:
-        return {
+        described: dict[str, Any] = {
             "prefix": self.prefix,
             "since": self.since.isoformat() if self.since else None,
             "until": self.until.isoformat() if self.until else None,
             "suffixes": list(self.suffixes),
         }
+        # Only when given, so that checkpoints of runs without size bounds keep their file name.
+        for name, bound in (("minSize", self.min_size), ("maxSize", self.max_size)):
+            if bound is not None:
+                described[name] = bound
+        return described
 
 
 @dataclass
@@ -275,14 +285,7 @@ def decide_pace(
 
 def classify(listed: Listed, state: StoredState | None) -> str:
     """'new', 'labeled' (a result of this version), 'older' (of a version listed as non-current) or 'other'."""
-    if state is None:
-        return "new"
-    version = listed.version_id if listed.version_id and listed.version_id != "null" else None
-    if state.object_version == (version or f"etag:{listed.etag.strip(chr(34))}"):
-        return "labeled"
-    if state.version_id is not None and state.version_id in listed.older_versions:
-        return "older"
-    return "other"
+    return backfill_rules.classify(listed.version_id, listed.etag, listed.older_versions, state)
 
 
 class ProgressView:
@@ -399,11 +402,7 @@ class BackfillRun:
         return checkpoint
 
     def _handle_page(self, page: Sequence[Listed], checkpoint: Checkpoint, store: ResultStore, dry_run: bool) -> None:
-        wanted = [
-            entry
-            for entry in page
-            if self.filters.matches_time(entry.last_modified) and self.filters.matches_suffix(entry.key)
-        ]
+        wanted = [entry for entry in page if self.filters.matches(entry)]
         states: dict[tuple[str, str, str], StoredState | None] = {}
         for start in range(0, len(wanted), STATE_BATCH):
             refs = [(self.bucket, entry.key, self.model) for entry in wanted[start : start + STATE_BATCH]]
@@ -585,3 +584,22 @@ def parse_suffixes(values: Sequence[str] | None) -> tuple[str, ...]:
     if not suffixes:
         raise ParameterError("--suffix needs at least one suffix, e.g. --suffix .png")
     return suffixes
+
+
+_SIZE_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
+
+
+def parse_size(value: str | None, option: str) -> int | None:
+    """Bytes: 2048, 500k, 5M, 1Gi (k/M/G are powers of 1000, Ki/Mi/Gi of 1024; a trailing B is allowed)."""
+    if value is None:
+        return None
+    text = value.strip().lower().removesuffix("b")
+    number = text.rstrip("kmgi")
+    unit = text[len(number) :]
+    try:
+        size = float(number) * _SIZE_UNITS[unit]
+    except (KeyError, ValueError):
+        raise ParameterError(f"{option} must be a size in bytes, e.g. 2048, 500k, 5M or 1Gi; got {value!r}") from None
+    if size < 0:
+        raise ParameterError(f"{option} must not be negative")
+    return int(size)

@@ -38,8 +38,8 @@ from botocore.exceptions import (
 )
 
 from autolabel import backfill as backfill_module
+from autolabel import backfill_job, operations
 from autolabel import detect as detect_module
-from autolabel import operations
 from autolabel.config import OUTPUT_ENVIRONMENT, AwsContext
 from autolabel.errors import (
     EXIT_BAD_PARAMETERS,
@@ -241,8 +241,8 @@ def _say_default_outputs(parser: argparse.ArgumentParser) -> None:
 
 
 def _backfill_options(backfill: argparse.ArgumentParser) -> None:
-    backfill.add_argument("target", metavar="s3://BUCKET[/PREFIX] | status")
-    backfill.add_argument("status_target", nargs="?", metavar="s3://BUCKET[/PREFIX]", help=argparse.SUPPRESS)
+    backfill.add_argument("target", metavar="s3://BUCKET[/PREFIX] | status | cancel")
+    backfill.add_argument("status_target", nargs="?", metavar="s3://BUCKET[/PREFIX] | JOB", help=argparse.SUPPRESS)
     backfill.add_argument("--since", help="only objects last modified at or after this (ISO-8601, UTC)")
     backfill.add_argument("--until", help="only objects last modified before this (ISO-8601, UTC)")
     backfill.add_argument(
@@ -250,6 +250,8 @@ def _backfill_options(backfill: argparse.ArgumentParser) -> None:
         action="append",
         help="only keys ending so (case-insensitive; repeat or comma-separate; default .jpg,.jpeg,.png)",
     )
+    backfill.add_argument("--min-size", help="only objects of at least this size (bytes; 500k, 5M, 1Gi)")
+    backfill.add_argument("--max-size", help="only objects of at most this size (bytes; 500k, 5M, 1Gi)")
     backfill.add_argument(
         "--force", action="store_true", help="relabel objects that have a result (a new resultId and event each)"
     )
@@ -270,9 +272,26 @@ def _backfill_options(backfill: argparse.ArgumentParser) -> None:
     )
     backfill.add_argument("--wait", action="store_true", help="after enqueuing, follow the labeling until done")
     backfill.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    _in_aws_options(backfill)
     backfill.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)  # demo: an interruption
     backfill.add_argument("--poll-seconds", type=float, default=5.0, help=argparse.SUPPRESS)
     backfill.set_defaults(handler=_backfill, default_output="table")
+
+
+def _in_aws_options(backfill: argparse.ArgumentParser) -> None:
+    group = backfill.add_argument_group("in AWS (docs/backfill.md)")
+    group.add_argument("--in-aws", action="store_true", help="run the backfill as a job in the account and return")
+    group.add_argument("--stale", action="store_true", help="with --in-aws: relabel what another model version labeled")
+    group.add_argument("--resume", metavar="JOB", help="with --in-aws: a new job continuing a cancelled one's run")
+    group.add_argument("--objects", type=int, default=None, help="with --in-aws: objects to estimate for (no listing)")
+    group.add_argument(
+        "--confirm-above",
+        type=float,
+        default=backfill_job.DEFAULT_CONFIRM_ABOVE_USD,
+        metavar="USD",
+        help=f"ask before starting a job estimated above this (default {backfill_job.DEFAULT_CONFIRM_ABOVE_USD:g})",
+    )
+    group.add_argument("--yes", action="store_true", help="start without asking")
 
 
 def _version() -> str:
@@ -566,12 +585,26 @@ def _backfill_filters(args: argparse.Namespace, uri: str) -> tuple[str, backfill
     if since and until and since >= until:
         raise ParameterError("--since must be before --until")
     prefix = uri[len("s3://") + len(parts.netloc) :].lstrip("/")
-    return parts.netloc, backfill_module.Filters(prefix, since, until, backfill_module.parse_suffixes(args.suffix))
+    min_size = backfill_module.parse_size(args.min_size, "--min-size")
+    max_size = backfill_module.parse_size(args.max_size, "--max-size")
+    if min_size is not None and max_size is not None and min_size > max_size:
+        raise ParameterError("--min-size must not be larger than --max-size")
+    suffixes = backfill_module.parse_suffixes(args.suffix)
+    return parts.netloc, backfill_module.Filters(prefix, since, until, suffixes, min_size, max_size)
 
 
 def _backfill(ctx: AwsContext, args: argparse.Namespace) -> int:
+    job_id = args.status_target is not None and not args.status_target.startswith("s3://")
+    if args.target in ("status", "cancel") and job_id:
+        return (backfill_job.show_status if args.target == "status" else backfill_job.cancel)(ctx, args, _emit)
+    if args.target == "cancel":
+        raise ParameterError("usage: autolabel backfill cancel JOB")
     if args.target == "status":
         return _backfill_status(ctx, args)
+    if args.in_aws:
+        return backfill_job.start(ctx, args, _backfill_filters, _emit)
+    if args.stale or args.resume:
+        raise ParameterError("--stale and --resume are for a job in AWS: add --in-aws")
     if args.status_target is not None:
         raise ParameterError(f"unexpected argument {args.status_target!r}")
     rate = args.images_per_second

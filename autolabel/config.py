@@ -46,6 +46,8 @@ OUTPUT_ENVIRONMENT = {
     "ModelManagerFunctionName": "AUTOLABEL_MODEL_MANAGER_FUNCTION",
     "BackfillQueueUrl": "AUTOLABEL_BACKFILL_QUEUE_URL",
     "BackfillDeadLetterQueueUrl": "AUTOLABEL_BACKFILL_DLQ_URL",
+    "BackfillJobStateMachineArn": "AUTOLABEL_BACKFILL_JOB_ARN",
+    "BackfillReportBucketName": "AUTOLABEL_BACKFILL_REPORT_BUCKET",
 }
 
 

@@ -67,6 +67,7 @@ CONTEXT_KEYS = (
     "alwaysOnWindows",
     "stopModelsStartedElsewhere",
     "modelOutageGraceHours",
+    "backfillJob",
 )
 # Context the CDK CLI itself keeps there: acknowledged notices (cdk acknowledge).
 CDK_CONTEXT_KEYS = frozenset({"acknowledged-issue-numbers"})
@@ -115,6 +116,7 @@ class StackSettings:
     always_on_windows: str = ""
     stop_models_started_elsewhere: bool = False
     model_outage_grace_hours: int = 24
+    backfill_job: bool = True  # `autolabel backfill --in-aws` (docs/backfill.md); nothing of it costs while idle
 
     @property
     def queue_visibility_timeout_seconds(self) -> int:
@@ -147,6 +149,7 @@ class StackSettings:
                 notifications=(notifications := _notifications(_text(get("notifications")))),
                 notification_topic_arn=_topic_arn(_text(get("notificationTopicArn")), notifications),
                 deletions=parse_bool(_text(get("deletions")) or "true", "deletions"),
+                backfill_job=parse_bool(_text(get("backfillJob")) or "true", "backfillJob"),
                 **_manager_settings(get, raw_arn),
             )
         except SettingsError:

@@ -42,6 +42,7 @@ class AutolabelStack(Stack):
             deletions=settings.deletions,
             model_manager=_manager_settings(settings),
             deployment_name=DEPLOYMENT_NAME,
+            backfill_job=settings.backfill_job,
         )
         # The parts the tests and tools reach through the stack.
         self.ingest = self.pipeline.ingest
@@ -51,6 +52,7 @@ class AutolabelStack(Stack):
         self.labeler = self.pipeline.labeler
         self.model_manager = self.pipeline.model_manager
         self.monitoring = self.pipeline.monitoring
+        self.backfill_job = self.pipeline.backfill_job
         # The app's own outputs (the construct creates none), with the ids operators and the CLI know.
         for output_id, value in self.pipeline.deployment_values.items():
             CfnOutput(self, output_id, value=value).override_logical_id(output_id)

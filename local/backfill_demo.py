@@ -11,6 +11,15 @@ model). The first run is interrupted (SIGINT, as Ctrl-C, or ``--stop-after``),
 exactly one event, and was sent to the model once.
 
     .venv/bin/python -m local.backfill_demo [--objects 3000] [--interrupt-at 1000]
+
+With ``--in-aws`` (``make backfill-demo IN_AWS=1``) the same prefix is
+backfilled by the job in AWS, emulated (docs/backfill.md): `autolabel backfill
+--in-aws` starts it in moto's Step Functions, this process runs the
+template's state machine with local.sfn_interpreter and the real job
+function; one batch's answer is lost after it sent (the engine retries it),
+`autolabel backfill cancel` stops the job a third of the way, `--resume`
+continues its run, and the end is checked: every object labeled once,
+announced once, and the job's report reconciled.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import signal
 import subprocess
@@ -48,9 +58,11 @@ from local.moto_process import moto_server_process
 from local.poller import EventSourceMappingPoller
 from local.run import lambda_output_to
 from local.samples import make_image
+from local.sfn_interpreter import ExecutionAborted
 from local.stack_template import PLACEHOLDER_PROJECT_VERSION_ARN, default_facts
 
 PREFIX = "archive/2026/"
+JOB_REPORTS = "autolabel-backfill-reports"
 # Slow enough that the queue fills to its pace limit and the command visibly waits for the model.
 DEMO_IMAGES_PER_SECOND = 0.0005
 
@@ -222,6 +234,223 @@ def _demo(
     return report
 
 
+@dataclasses.dataclass
+class JobDemoReport:
+    objects: int
+    cancelled: bool
+    retried_batches: int
+    labeled: int
+    events: int
+    distinct_result_ids: int
+    model_calls: int
+    report: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        n, counts = self.objects, self.report.get("counts", {})
+        return (
+            self.cancelled
+            and self.retried_batches >= 1
+            and self.labeled == self.events == self.distinct_result_ids == self.model_calls == n
+            and bool(self.report.get("reconciled"))
+            and counts.get("listed") == n
+            and counts.get("failed") == counts.get("deadLettered") == 0
+        )
+
+
+class LostAnswer(Exception):
+    """The job function's answer lost after it sent its messages: Step Functions retries the batch."""
+
+    error_name = "Lambda.ServiceException"
+
+
+def run_job_demo(count: int, output_dir: Path, *, items_per_batch: int | None = None) -> JobDemoReport:
+    """``items_per_batch``: a smaller ItemBatcher than the template's 100 (the test: several batches of few)."""
+    facts = default_facts()
+    with moto_server_process() as endpoint:
+        print(
+            f"autolabel backfill --in-aws demo: AWS EMULATED by moto on {endpoint}; Step Functions EMULATED by "
+            "local.sfn_interpreter; Custom Labels model EMULATED"
+        )
+        return _job_demo(facts, endpoint, count, output_dir, items_per_batch)
+
+
+@dataclasses.dataclass
+class _JobDeployment:
+    resources: LocalResources
+    job: Any  # local.backfill_job_emulator.EmulatedBackfillJob
+    machine: str
+    labeler: EventSourceMappingPoller
+    model: FakeCustomLabelsModel
+    keys: list[str]
+
+
+def _job_deployment(facts: Any, count: int, items_per_batch: int | None) -> _JobDeployment:
+    """The stack's resources, its backfill state machine (in moto) and job, the labeler, and N objects."""
+    from local.backfill_job_emulator import EmulatedBackfillJob, job_facts
+    from local.stack_template import default_template
+
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    resources = create_resources(
+        facts,
+        s3=s3,
+        sqs=sqs,
+        dynamodb=boto3.client("dynamodb"),
+        events=boto3.client("events"),
+        event_source=facts.function_environment.get("EVENT_SOURCE", "autolabel"),
+        visibility_timeout=5,
+    )
+    model = FakeCustomLabelsModel(s3)
+    handler.use_pipeline(
+        build_pipeline(labeler_config(facts, resources), dataclasses.replace(create_clients(), rekognition=model))
+    )
+    labeler = EventSourceMappingPoller(
+        sqs,
+        resources.backfill_queue_url,
+        resources.backfill_queue_arn,
+        handler.handler,
+        batch_size=facts.batch_size,
+        retry_delay_seconds=1,
+        region=REGION,
+    )
+    s3.create_bucket(Bucket=JOB_REPORTS)
+    job = EmulatedBackfillJob(
+        job_facts(default_template()),
+        resources,
+        JOB_REPORTS,
+        PLACEHOLDER_PROJECT_VERSION_ARN,
+        s3,
+        sqs,
+        boto3.client("dynamodb"),
+    )
+    if items_per_batch is not None:
+        job.definition["States"]["ListAndEnqueue"]["ItemBatcher"]["MaxItemsPerBatch"] = items_per_batch
+        job.config = job.job.config = dataclasses.replace(job.config, batch_size=items_per_batch)
+    machine = boto3.client("stepfunctions").create_state_machine(
+        name="autolabel-backfill",
+        definition=json.dumps(job.definition),
+        roleArn="arn:aws:iam::123456789012:role/autolabel-backfill",
+    )["stateMachineArn"]
+    print(f"Uploading {count} objects under s3://{resources.bucket}/{PREFIX} (there before autolabel)...")
+    notifications = s3.get_bucket_notification_configuration(Bucket=resources.bucket)
+    notifications.pop("ResponseMetadata", None)
+    s3.put_bucket_notification_configuration(Bucket=resources.bucket, NotificationConfiguration={})
+    keys = _upload(s3, resources.bucket, count)
+    s3.put_bucket_notification_configuration(Bucket=resources.bucket, NotificationConfiguration=notifications)
+    drain_queue(sqs, resources.queue_url)
+    return _JobDeployment(resources, job, machine, labeler, model, keys)
+
+
+class _Cli:
+    """`python -m autolabel backfill ...` against the emulator, its output shown."""
+
+    def __init__(self, endpoint: str, deployment: _JobDeployment) -> None:
+        self.endpoint = endpoint
+        self.env = {
+            **_cli_environment(deployment.resources),
+            "AUTOLABEL_BACKFILL_JOB_ARN": deployment.machine,
+            "AUTOLABEL_BACKFILL_REPORT_BUCKET": JOB_REPORTS,
+        }
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "autolabel", "backfill", *args, "--endpoint-url", self.endpoint]
+        print(f"\n$ autolabel backfill {' '.join(args)}", file=sys.stderr)
+        done = subprocess.run(command, env=self.env, check=False, capture_output=True, text=True)
+        sys.stderr.write(done.stderr)
+        print(done.stdout, end="")
+        return done
+
+
+def _execution(machine: str, name: str) -> dict[str, Any]:
+    arn = f"{machine.replace(':stateMachine:', ':execution:')}:{name}"
+    return dict(boto3.client("stepfunctions").describe_execution(executionArn=arn))
+
+
+def _job_demo(facts: Any, endpoint: str, count: int, output_dir: Path, items_per_batch: int | None) -> JobDemoReport:
+    deployment = _job_deployment(facts, count, items_per_batch)
+    job, labeler = deployment.job, deployment.labeler
+    autolabel = _Cli(endpoint, deployment)
+    uri = f"s3://{deployment.resources.bucket}/{PREFIX}"
+    # The pace: what 0.003 images/s labels in half the queue's retention (518 messages in moto's 4 days), so
+    # that batches find the queue full and wait for the labeler.
+    pace = ["--images-per-second", "0.003"]
+    first = json.loads(autolabel(uri, "--in-aws", "--yes", *pace, "--output", "json").stdout)["job"]
+    batch = job.definition["States"]["ListAndEnqueue"]["ItemBatcher"]["MaxItemsPerBatch"]
+    cancel_after = max(2, math.ceil(count / batch) // 3)
+    enqueued: list[str] = []
+    retried: list[str] = []
+
+    def function(event: Any) -> Any:
+        result = job.function(event)
+        if event.get("BatchInput", {}).get("action") != "enqueue":
+            return result
+        if len(enqueued) == 1 and not retried:
+            retried.append(event["Items"][0]["Key"])
+            print(
+                f"  (engine) the answer of the batch from {retried[0]} is lost after it sent: retried", file=sys.stderr
+            )
+            raise LostAnswer("answer lost")
+        enqueued.append(event["Items"][0]["Key"])
+        if len(enqueued) == cancel_after:
+            autolabel("cancel", first)
+        return result
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with (output_dir / "backfill-job-lambda-logs.jsonl").open("w") as log_file, lambda_output_to(log_file):
+
+        def wait(_seconds: float) -> None:  # virtual time: the labeler works meanwhile
+            labeler.run_until_idle(max_seconds=120)
+
+        stopped = lambda: _execution(deployment.machine, first)["status"] == "ABORTED"  # noqa: E731
+        cancelled = False
+        try:
+            job.interpreter(function=function, wait=wait, stop_requested=stopped).run(
+                json.loads(_execution(deployment.machine, first)["input"])
+            )
+        except ExecutionAborted:
+            cancelled = True
+            print(f"  (engine) job {first} stopped after {len(enqueued)} batch(es)", file=sys.stderr)
+        labeler.run_until_idle(max_seconds=120)
+        resumed = json.loads(autolabel(uri, "--in-aws", "--yes", *pace, "--resume", first, "--output", "json").stdout)
+        job.interpreter(wait=wait).run(json.loads(_execution(deployment.machine, resumed["job"])["input"]))
+        labeler.run_until_idle(max_seconds=60)
+    autolabel("status", resumed["job"], "--no-progress")
+    runs = {"cancelled": cancelled, "retried": len(retried), "first": first, "resumed": resumed["job"]}
+    return _job_outcome(deployment, output_dir, runs | {"batches_before_cancel": len(enqueued)})
+
+
+def _job_outcome(deployment: _JobDeployment, output_dir: Path, runs: dict[str, Any]) -> JobDemoReport:
+    resources = deployment.resources
+    first, resumed, retried = runs["first"], runs["resumed"], runs["retried"]
+    events = consumed_events(boto3.client("sqs"), resources.consumer_queue_url)
+    (output_dir / "backfill-job-events.json").write_text(json.dumps(events, indent=1))
+    dynamodb = boto3.client("dynamodb")
+    labeled = sum(
+        1
+        for key in deployment.keys
+        if (result := get_result(resources.table_name, resources.bucket, key, client=dynamodb)) is not None
+        and result["status"] == "LABELED"
+    )
+    report = JobDemoReport(
+        objects=len(deployment.keys),
+        cancelled=runs["cancelled"],
+        retried_batches=retried,
+        labeled=labeled,
+        events=len(events),
+        distinct_result_ids=len(Counter(e["detail"]["resultId"] for e in events)),
+        model_calls=len(deployment.model.calls),
+        report=deployment.job.report(resumed),
+    )
+    print(
+        f"\n{report.objects} objects: job {first} cancelled after {runs['batches_before_cancel']} batch(es), "
+        f"{retried} batch retried by the engine, job {resumed} resumed the run; {report.labeled} labeled, "
+        f"{report.events} events for {report.distinct_result_ids} distinct results, {report.model_calls} model "
+        f"calls; the report: {report.report.get('counts')} reconciled={report.report.get('reconciled')}."
+    )
+    print("OK: every object labeled once, announced once, the report reconciled" if report.ok else "NOT OK")
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--objects", type=int, default=3000, help="objects in the prefix (default 3000)")
@@ -230,7 +459,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stop-after", action="store_true", help="interrupt with the command's --stop-after instead of SIGINT"
     )
+    parser.add_argument("--in-aws", action="store_true", help="the job in AWS (emulated), cancelled and resumed")
     args = parser.parse_args(argv)
+    if args.in_aws:
+        with contextlib.suppress(KeyboardInterrupt):
+            return 0 if run_job_demo(args.objects, args.output_dir).ok else 1
+        return 130
     interrupt_at = args.interrupt_at or max(10, args.objects // 3)
     with contextlib.suppress(KeyboardInterrupt):
         report = run_demo(args.objects, interrupt_at, args.output_dir, use_signal=not args.stop_after)

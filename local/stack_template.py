@@ -123,5 +123,11 @@ def synthesize_template(context: dict[str, Any] | None = None, *, bundle: bool =
 
 
 @functools.cache
+def default_template() -> dict[str, Any]:
+    """The template at the placeholder context, synthesized once per process."""
+    return synthesize_template()
+
+
+@functools.cache
 def default_facts() -> StackFacts:
-    return facts_from_template(synthesize_template())
+    return facts_from_template(default_template())

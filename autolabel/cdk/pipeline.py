@@ -25,6 +25,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from autolabel.cdk._functions import result_event
+from autolabel.cdk.backfill_job import BackfillJob
 from autolabel.cdk.backfill_queue import BackfillQueue
 from autolabel.cdk.event_bus import ResultsEventBus
 from autolabel.cdk.ingest_queue import IngestQueue
@@ -74,6 +75,8 @@ class AutolabelPipeline(Construct):
     ``event_bus``: announce on your bus instead of one the pipeline creates.
     ``model_manager``: ``None`` runs no manager (the triggers start enabled, you run the model).
     ``deployment_name``: the SSM parameter's name; default ``<stack name>-<id>``.
+    ``backfill_job``: the backfill run in AWS (``autolabel backfill --in-aws``, docs/backfill.md); it
+    costs nothing while no job runs.
     """
 
     def __init__(
@@ -96,6 +99,7 @@ class AutolabelPipeline(Construct):
         model_manager: ModelManagerSettings | None = ModelManagerSettings(),  # noqa: B008 (frozen)
         event_bus: events.IEventBus | None = None,
         deployment_name: str | None = None,
+        backfill_job: bool = True,
     ) -> None:
         settings = pipeline_settings(
             models,
@@ -163,6 +167,17 @@ class AutolabelPipeline(Construct):
                 backfill_event_source_mapping_arn=self.labeler.backfill_event_source.event_source_mapping_arn,
                 bus=self.bus,
             )
+        self.backfill_job: BackfillJob | None = None
+        if backfill_job:
+            self.backfill_job = BackfillJob(
+                self,
+                "BackfillJob",
+                image_bucket=bucket,
+                key_prefix=settings.key_prefix,
+                backfill_queue=self.backfill.queue,
+                table=self.results.table,
+                project_version_arn=settings.project_version_arn,
+            )
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -227,6 +242,9 @@ class AutolabelPipeline(Construct):
             "BackfillDeadLetterQueueUrl": self.backfill.dead_letter_queue.queue_url,
             "BackfillEventSourceMappingId": self.labeler.backfill_event_source.event_source_mapping_id,
         }
+        if self.backfill_job is not None:
+            values["BackfillJobStateMachineArn"] = self.backfill_job.state_machine.state_machine_arn
+            values["BackfillReportBucketName"] = self.backfill_job.reports.bucket_name
         if self.model_manager is not None:
             values["ModelManagerFunctionName"] = self.model_manager.function.function_name
             if self.settings.project_arn:

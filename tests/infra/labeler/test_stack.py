@@ -339,7 +339,10 @@ def test_every_acknowledged_finding_has_a_reason(template: Template) -> None:
 
 
 def test_existing_bucket_prefix_and_settings(customized: Template) -> None:
-    assert customized.find_resources("AWS::S3::Bucket") == {}  # nothing created, the existing one is used
+    # No image bucket created, the existing one is used; the one bucket is the backfill job's reports.
+    assert [rid[: len("BackfillJobReports")] for rid in customized.find_resources("AWS::S3::Bucket")] == [
+        "BackfillJobReports"
+    ]
     customized.has_resource_properties(
         "Custom::S3BucketNotifications",
         {
@@ -518,7 +521,7 @@ def labeler_environment(template: Template) -> dict[str, str]:
     (variables,) = [
         f["Properties"]["Environment"]["Variables"]
         for f in functions.values()
-        if "RESULTS_TABLE_NAME" in f["Properties"].get("Environment", {}).get("Variables", {})
+        if f["Properties"].get("Handler") == "labeler.handler.handler"
     ]
     return dict(variables)
 
@@ -627,7 +630,7 @@ def test_eventbridge_with_an_existing_bucket_leaves_its_notifications_untouched(
 ) -> None:
     _, template = eventbridge_existing
     assert template.find_resources("Custom::S3BucketNotifications") == {}
-    assert template.find_resources("AWS::S3::Bucket") == {}
+    assert all(rid.startswith("BackfillJobReports") for rid in template.find_resources("AWS::S3::Bucket"))
     (rule,) = s3_rules(template).values()
     assert rule["Properties"]["EventPattern"] == {
         "source": ["aws.s3"],

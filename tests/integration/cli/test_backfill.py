@@ -177,6 +177,33 @@ def test_filters_by_suffix_and_last_modified(deployment: Harness, cli: RunCli) -
     assert (past["matched"], past["enqueued"]) == (0, 0)
 
 
+def test_filters_by_size_bounds(deployment: Harness, cli: RunCli) -> None:
+    harness = deployment
+    bucket = harness.resources.bucket
+    for key, body in (("old/tiny.png", IMAGE[:10]), ("old/mid.png", IMAGE), ("old/big.png", IMAGE * 3)):
+        harness.s3.put_object(Bucket=bucket, Key=key, Body=body)
+    harness.discard_notifications()
+    sizes = {o["Key"]: o["Size"] for o in harness.s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    low, high = sizes["old/mid.png"], sizes["old/big.png"]
+    run = cli("backfill", f"s3://{bucket}/old/", "--no-progress", "--min-size", str(low), "--max-size", str(high - 1))
+    assert run.code == 0, run.err
+    summary = json.loads(cli("backfill", "status", "--output", "json").out)
+    assert (summary["listed"], summary["matched"], summary["enqueued"]) == (3, 1, 1)
+    assert cli("backfill", f"s3://{bucket}/old/", "--min-size", "5M", "--max-size", "1k").code == 252
+    assert cli("backfill", f"s3://{bucket}/old/", "--min-size", "lots").code == 252
+
+
+def test_size_bounds_parse_decimal_and_binary_units() -> None:
+    assert [backfill.parse_size(v, "--min-size") for v in ("2048", "500k", "5M", "1Gi", "2KiB")] == [
+        2048,
+        500_000,
+        5_000_000,
+        1024**3,
+        2048,
+    ]
+    assert backfill.parse_size(None, "--min-size") is None
+
+
 def test_dry_run_counts_and_estimates_without_sending(deployment: Harness, cli: RunCli) -> None:
     harness = deployment
     existing(harness, 6)
