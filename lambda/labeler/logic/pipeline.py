@@ -45,7 +45,12 @@ from labeler.domain.backfill_request import BackfillRequest, forced_result_id, p
 from labeler.domain.label_result import LABELED, LabelResult
 from labeler.domain.removal import Deletion, Removal
 from labeler.domain.result_event import build_entry, build_removed_entry
-from labeler.domain.s3_notification import InvalidMessageError, S3ObjectEvent, parse_message_body
+from labeler.domain.s3_notification import (
+    InvalidMessageError,
+    S3ObjectEvent,
+    parse_message_body,
+    sequencer_is_newer,
+)
 from labeler.logic.decisions import (
     Action,
     Delivery,
@@ -189,6 +194,20 @@ class _Outcome:
 
 def _raise(_task: _Task, error: Exception) -> _Outcome:
     raise error
+
+
+def _ordering_sequencer(sequencer: str | None, state: StoredState | None, object_version: str) -> str | None:
+    """The sequencer a new result of ``object_version`` is stored with: its event's, or the stored
+    result's of the same version when that is newer or the event has none.
+
+    A forced relabel (a listing: no sequencer) keeps the version's sequencer, so notifications are
+    still ordered against it, including one recorded by an ADVANCE after the relabel read the result.
+    The same bytes labeled again after a deletion keep their own, newer event's sequencer: the deleted
+    result's would order the key before the deletion (docs/behaviour.md#ordering).
+    """
+    if state is None or state.object_version != object_version:
+        return sequencer
+    return state.sequencer if not sequencer or sequencer_is_newer(state.sequencer, sequencer) else sequencer
 
 
 class LabelingPipeline:
@@ -421,16 +440,12 @@ class LabelingPipeline:
         if action is Action.PUBLISH_STORED:
             return self._recover_stored(task, state)
         if labeled is not None and labeled.result is not None:
-            return _Outcome(
-                Action.LABEL, result=labeled.result, latency_ms=labeled.latency_ms, unsaved=True, previous=state
-            )
+            # Decided again after a conflict: the state read now may carry a newer sequencer (an ADVANCE).
+            result = replace(labeled.result, sequencer=_ordering_sequencer(labeled.result.sequencer, state, version))
+            return _Outcome(Action.LABEL, result=result, latency_ms=labeled.latency_ms, unsaved=True, previous=state)
         if not self._deadline.allows(LABEL_SECONDS):
             raise OutOfTimeError("not enough time left to label, store and publish")
-        obj = task.obj
-        if state is not None and state.object_version == version:
-            # A forced relabel of the same version keeps that version's sequencer,
-            # so notifications are still ordered against it.
-            obj = replace(obj, sequencer=state.sequencer)
+        obj = replace(task.obj, sequencer=_ordering_sequencer(task.obj.sequencer, state, version))
         result, latency_ms = self._label(obj)
         if result.result_id != task.result_id:  # a forced relabel: its own resultId
             result = replace(result, result_id=task.result_id)

@@ -93,7 +93,6 @@ def _detected(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # -- the same bytes after a deletion, in order -------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="FIX1: a relabel of the same bytes stores a stale sequencer")
 def test_the_same_bytes_after_a_deletion_are_ordered_by_their_own_event(harness: Harness) -> None:
     """X (s10), deleted (s11), Y (s12), X again (s13): S3 holds X. Delivered s10, s11, s13, s12.
 
@@ -124,7 +123,6 @@ def test_the_same_bytes_after_a_deletion_are_ordered_by_their_own_event(harness:
 # -- races of the ADVANCE with other writers ---------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="FIX1: a relabel of the same bytes stores a stale sequencer")
 def test_a_forced_backfill_that_read_before_an_advance_keeps_the_advanced_sequencer(harness: Harness) -> None:
     """X (s1) stored; `backfill --force` of X reads it and labels; X again (s3) advances the sequencer
     before the forced write; the forced write conflicts (the sequencer changed), decides again and must
@@ -198,7 +196,6 @@ def test_a_deletion_that_read_before_an_advance_is_stale(harness: Harness) -> No
     assert _keys(harness, "scratch") == ["a.png"] and harness.new_events() == []
 
 
-@pytest.mark.xfail(strict=True, reason="FIX1: a relabel of the same bytes stores a stale sequencer")
 def test_an_advance_that_read_before_a_deletion_labels_the_bytes_again(harness: Harness) -> None:
     """X (s1); deleted (s2), uploaded again (s3). X again read X (s1); the deletion lands before the
     advance: the advance fails (deleted), reads again; s3 is newer than the deletion: X is labeled and
