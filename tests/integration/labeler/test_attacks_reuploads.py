@@ -12,10 +12,16 @@ Tests that held stay as regression tests; a test that broke names its fix in its
 
 from __future__ import annotations
 
+import itertools
+import json
+from pathlib import Path
 from typing import Any
 
+import boto3
+import jsonschema
 import pytest
 
+from labeler.adapters.results_store import result_key
 from labeler.domain.backfill_request import backfill_request
 from labeler.logic.pipeline import BatchReport
 from local.fakes.faults import Call, client_error
@@ -23,19 +29,20 @@ from local.samples import make_image
 from tests.integration.labeler.test_attacks_store import run, unversioned_body
 from tests.integration.labeler.test_formats_and_deletions import REMOVED, of_type, with_deletions
 from tests.support.builders import notification_body, s3_removal_record
-from tests.support.harness import Harness
+from tests.support.harness import ARN, Harness
 
 SCRATCH = make_image({"scratch": (0.1, 0.1, 0.3, 0.3)})
 DENT = make_image({"dent": (0.5, 0.5, 0.4, 0.4)})
 LOGO = make_image({"logo": (0.2, 0.6, 0.3, 0.2)})
 DETECTED = "Custom Labels Detected"
+SCHEMA = json.loads((Path(__file__).resolve().parents[3] / "docs" / "event-schema.json").read_text())
 
 
 class Died(BaseException):
     """The worker's process stops inside a call (not an Exception: nothing in the pipeline catches it)."""
 
 
-def _delete(harness: Harness, key: str, sequencer: str) -> str:
+def _delete(harness: Harness, key: str, sequencer: str | None) -> str:
     """An ObjectRemoved:Delete of an unversioned bucket: no versionId."""
     return notification_body(
         s3_removal_record(key, bucket=harness.resources.bucket, sequencer=sequencer, event_name="ObjectRemoved:Delete")
@@ -429,3 +436,122 @@ def test_a_forced_backfill_after_an_advance_keeps_it(harness: Harness) -> None:
     assert _ok(run(harness.build_pipeline(), _forced_backfill(harness, "a.png", "r1"))).labeled == 1
     assert _result(harness)["sequencer"] == "0012"
     assert _ok(run(harness.build_pipeline(), y)).stale == 1
+
+
+# -- every delivery order ends where in-order delivery ends ------------------------------------------
+
+
+def _final(harness: Harness, key: str) -> tuple[Any, ...]:
+    result = _result(harness, key)
+    return (
+        result["status"],
+        tuple(result["labelNames"]),
+        result.get("sequencer"),
+        "deletedAt" in result,
+        tuple(label for label in ("scratch", "dent") if key in _keys(harness, label)),
+    )
+
+
+def test_every_delivery_order_of_upload_delete_other_upload_same_bytes_converges(harness: Harness) -> None:
+    """X (s10), deleted (s11), Y (s12), X again (s13), one invocation per event, in all 24 orders:
+    the final result (status, labels, sequencer, deletion) and find_by_label are those of the order
+    S3 made them in (X, labeled, at s13), and so is the last event of the key by detail.sequencer."""
+    with_deletions(harness)
+    orders = list(itertools.permutations(range(4)))
+    finals: dict[tuple[int, ...], tuple[Any, ...]] = {}
+    for number, order in enumerate(orders):
+        key = f"o{number}.png"
+        bodies = [
+            unversioned_body(harness, key, SCRATCH, "0010"),
+            _delete(harness, key, "0011"),
+            unversioned_body(harness, key, DENT, "0012"),
+            unversioned_body(harness, key, SCRATCH, "0013"),
+        ]
+        for index in order:
+            _ok(run(harness.build_pipeline(), bodies[index]))
+        finals[order] = _final(harness, key)
+    expected = ("LABELED", ("scratch",), "0013", False, ("scratch",))
+    assert finals[(0, 1, 2, 3)] == expected
+    assert {order: final for order, final in finals.items() if final != expected} == {}
+    # A consumer that orders each key's events by detail.sequencer ends at a Detected of X (at s10 when
+    # X again was only an ADVANCE: nothing new to announce).
+    last: dict[str, dict[str, Any]] = {}
+    for event in harness.new_events():
+        detail = event["detail"]
+        if detail["key"] not in last or detail["sequencer"] > last[detail["key"]]["detail"]["sequencer"]:
+            last[detail["key"]] = event
+    assert len(last) == len(orders)
+    assert {(e["detail-type"], tuple(e["detail"]["labelNames"])) for e in last.values()} == {(DETECTED, ("scratch",))}
+
+
+# -- items stored by the release before issue 16 ----------------------------------------------------
+
+
+def _as_old_release(harness: Harness, key: str, status: str = "LABELED") -> None:
+    """What the release before issue 16 stored for a deleted result: its status kept, deletedAt added."""
+    boto3.client("dynamodb").update_item(
+        TableName=harness.resources.table_name,
+        Key=result_key(harness.resources.bucket, key, ARN),
+        UpdateExpression="SET #s = :s",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": {"S": status}},
+    )
+
+
+def test_an_old_release_deleted_item_reads_as_deleted_and_orders_later_events(harness: Harness) -> None:
+    with_deletions(harness)
+    x1 = unversioned_body(harness, "a.png", SCRATCH, "0010")
+    delete = _delete(harness, "a.png", "0011")
+    x2 = unversioned_body(harness, "a.png", SCRATCH, "0013")
+    for body in (x1, delete):
+        _ok(run(harness.build_pipeline(), body))
+    _as_old_release(harness, "a.png")
+    old = _result(harness)
+    assert old["status"] == "DELETED" and old["labelNames"] == ["scratch"] and "deletedAt" in old
+    assert _keys(harness, "scratch") == []
+    assert _ok(run(harness.build_pipeline(), delete)).duplicates == 1  # redelivered: nothing again
+    assert _ok(run(harness.build_pipeline(), x1)).stale == 1  # older than the deletion
+    assert _result(harness)["status"] == "DELETED"
+    assert _ok(run(harness.build_pipeline(), x2)).labeled == 1  # uploaded again after it
+    result = _result(harness)
+    assert result["status"] == "LABELED" and "deletedAt" not in result and result["sequencer"] == "0013"
+    assert _keys(harness, "scratch") == ["a.png"]
+
+
+def test_an_old_release_failed_deleted_item_reads_as_deleted(harness: Harness) -> None:
+    with_deletions(harness)
+    _ok(run(harness.build_pipeline(), unversioned_body(harness, "a.png", SCRATCH, "0010")))
+    _ok(run(harness.build_pipeline(), _delete(harness, "a.png", "0011")))
+    _as_old_release(harness, "a.png", status="FAILED")
+    assert _result(harness)["status"] == "DELETED"
+
+
+def test_an_item_without_sequencer_order_is_advanced(harness: Harness) -> None:
+    """A result item that has a sequencer but no sequencerOrder (written by hand, or by an older
+    release): the advance's condition accepts it, and Y's late event is stale afterwards."""
+    x1 = unversioned_body(harness, "a.png", SCRATCH, "0010")
+    y = unversioned_body(harness, "a.png", DENT, "0011")
+    x2 = unversioned_body(harness, "a.png", SCRATCH, "0012")
+    _ok(run(harness.build_pipeline(), x1))
+    boto3.client("dynamodb").update_item(
+        TableName=harness.resources.table_name,
+        Key=result_key(harness.resources.bucket, "a.png", ARN),
+        UpdateExpression="REMOVE sequencerOrder",
+    )
+    assert _ok(run(harness.build_pipeline(), x2)).duplicates == 1
+    assert _ok(run(harness.build_pipeline(), y)).stale == 1 and _result(harness)["sequencer"] == "0012"
+
+
+# -- Removed events: detail.sequencer ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sequencer", ["0011", None])
+def test_removed_carries_the_deletions_sequencer_at_the_top_level(harness: Harness, sequencer: str | None) -> None:
+    with_deletions(harness)
+    _ok(run(harness.build_pipeline(), unversioned_body(harness, "a.png", SCRATCH, "0010")))
+    harness.new_events()
+    _ok(run(harness.build_pipeline(), _delete(harness, "a.png", sequencer)))
+    events = harness.new_events()
+    (removed,) = of_type(events, REMOVED)
+    assert "sequencer" in removed and removed["sequencer"] == sequencer == removed["deletion"]["sequencer"]
+    jsonschema.validate({"detail-type": REMOVED, "detail": removed}, SCHEMA)
