@@ -25,13 +25,10 @@ import pytest
 from labeler.adapters.results_store import result_key
 from labeler.domain.backfill_request import backfill_request
 from labeler.logic.pipeline import BatchReport
-from labeler.queries import get_result
 from local.fakes.faults import Call, client_error
 from local.samples import make_image
-from tests.integration.labeler.test_attacks import BigResultModel, part_items
 from tests.integration.labeler.test_attacks_store import run, unversioned_body
 from tests.integration.labeler.test_formats_and_deletions import REMOVED, of_type, with_deletions
-from tests.integration.labeler.test_torn_reads import PagingClient, _replace
 from tests.support.builders import notification_body, s3_removal_record
 from tests.support.harness import ARN, Harness
 
@@ -564,26 +561,3 @@ def test_removed_carries_the_deletions_sequencer_at_the_top_level(harness: Harne
     (removed,) = of_type(events, REMOVED)
     assert "sequencer" in removed and removed["sequencer"] == sequencer == removed["deletion"]["sequencer"]
     jsonschema.validate({"detail-type": REMOVED, "detail": removed}, SCHEMA)
-
-
-# -- torn reads -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def big(harness: Harness) -> BigResultModel:
-    """A result of 120 labels with polygons: a result item and continuation items."""
-    model = BigResultModel()
-    harness.model = model  # type: ignore[assignment]
-    _ok(run(harness.build_pipeline(), unversioned_body(harness, "a.png", b"x-bytes", "0010")))
-    assert part_items(harness, "a.png"), "the result should span continuation items"
-    return model
-
-
-def test_show_without_a_model_reads_a_torn_partition_again(harness: Harness, big: BigResultModel) -> None:
-    """`autolabel show` without --model reads any model's newest result: a replacement between two
-    pages is read again too, and gives the new result whole."""
-    client = PagingClient(boto3.client("dynamodb"), lambda: _replace(harness, big, [0x11]))
-    result = get_result(harness.resources.table_name, harness.resources.bucket, "a.png", None, client=client)
-    assert client.torn == 1
-    assert result is not None and {label["Name"] for label in result["customLabels"]} == {"dent17"}
-    assert len(result["customLabels"]) == result["labelCount"] == 120
