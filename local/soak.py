@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -107,6 +108,9 @@ class SoakConfig:
     duplicate_rate: float = 0.05
     out_of_order_rate: float = 0.03  # a newer version of the key notified before the older one
     newer_version_rate: float = 0.04  # a newer version of the key notified after the older one
+    # Of good images: an unversioned key (no versionId: resultId from the ETag) uploaded X, then Y or
+    # deleted, then X again (the same bytes), its three notifications in a random order (issue 16).
+    reupload_rate: float = 0.04
     variable_sequencers: bool = True  # S3-format sequencers of 14-22 hex digits
     shorter_sequencer_rate: float = 0.5  # of newer versions: a shorter (still newer) sequencer
     many_labels_rate: float = 0.1  # of good images: 100-300 distinct labels, some with polygons
@@ -156,6 +160,7 @@ class Version:
     superseded: bool = False
     extra_labels: int = 0
     copies: int = 0  # notifications sent for it (more than one: a duplicate delivery)
+    unversioned: bool = False  # notified without a versionId (an unversioned bucket)
     sent_at: float = 0.0  # time.time() its first notification was sent (its upload, for latency)
 
     def record(self, bucket: str) -> dict[str, Any]:
@@ -170,7 +175,7 @@ class Version:
                     "key": quote_plus(self.key),
                     "size": self.size,
                     "eTag": self.etag,
-                    "versionId": self.version_id,
+                    **({} if self.unversioned else {"versionId": self.version_id}),
                     "sequencer": self.sequencer,
                 },
             },
@@ -179,9 +184,36 @@ class Version:
     def result_id(self, bucket: str) -> str:
         from labeler.domain.s3_notification import S3ObjectEvent
 
+        version_id = None if self.unversioned else self.version_id
         return S3ObjectEvent(
-            "ObjectCreated:Put", bucket, self.key, self.size, self.etag, self.version_id, self.sequencer
+            "ObjectCreated:Put", bucket, self.key, self.size, self.etag, version_id, self.sequencer
         ).result_id(ARN)
+
+
+@dataclass
+class Reupload:
+    """X, then Y (another content) or a deletion, then X again, on one unversioned key: S3 holds X."""
+
+    first: Version  # X
+    middle: Version | None  # Y, or None: a deletion (``deletion_sequencer``)
+    again: Version  # X again: the same bytes, so the same resultId as ``first``
+    deletion_sequencer: str = ""
+
+    @property
+    def kind(self) -> str:
+        return "re-upload X,Y,X" if self.middle is not None else "re-upload X,delete,X"
+
+    def deletion_record(self, bucket: str) -> dict[str, Any]:
+        from urllib.parse import quote_plus
+
+        return {
+            "eventSource": "aws:s3",
+            "eventName": "ObjectRemoved:Delete",
+            "s3": {
+                "bucket": {"name": bucket},
+                "object": {"key": quote_plus(self.first.key), "sequencer": self.deletion_sequencer},
+            },
+        }
 
 
 class Sequencers:
@@ -238,6 +270,8 @@ class Accounting:
     latencies: list[float] = field(default_factory=list)  # upload -> first event, seconds, per announced version
     unannounced: int = 0  # versions that should have had an event and had none (yet)
     visibility_changes: list[int] = field(default_factory=list)  # VisibilityTimeout the handler set, per message
+    labels_discarded: int = 0  # model answers thrown away: another delivery of the version stored it first
+    removed_events: int = 0  # Custom Labels Removed events (the re-upload groups' deletions)
 
     @property
     def labeler_cpu_seconds(self) -> float:
@@ -432,10 +466,19 @@ def _watch_visibility_changes(journal: Journal, time_scale: float) -> None:
         events.register(f"before-parameter-build.sqs.{operation}", change)
 
 
+def _emitted(printed: str, metric: str) -> int:
+    """The sum of one EMF metric's values in what the handler printed."""
+    total = 0
+    for line in printed.splitlines():
+        if line.startswith('{"_aws"'):
+            value = json.loads(line).get(metric, 0)
+            total += int(sum(value) if isinstance(value, list) else value)
+    return total
+
+
 def _environment(setup: WorkerSetup) -> Handler:
     """The init phase of one execution environment (in its own process): the real handler, faults wired in."""
     os.environ.update(local_aws_environment(setup.endpoint))
-    import contextlib
     import warnings
 
     from labeler import handler
@@ -475,7 +518,8 @@ def _environment(setup: WorkerSetup) -> Handler:
     install_kill_points(clients.rekognition, clients.dynamodb, clients.events, faults.kill, faults.killed)
     refuse = put_events_rejecting(lambda entry: faults.chance(config.put_events_failure_rate))
     clients = dataclasses.replace(clients, events=FaultyClient(clients.events, {"put_events": refuse}))
-    pipeline = build_pipeline(LabelerConfig(ARN, setup.table, setup.bus), clients)
+    # Deletions on, as the stack's default: the re-upload groups delete between uploads.
+    pipeline = build_pipeline(LabelerConfig(ARN, setup.table, setup.bus, deletions=True), clients)
     if hasattr(pipeline, "_claim_ttl"):  # the publish-claim lease runs on the scaled clock too
         pipeline._claim_ttl = STACK_CLAIM_TTL_SECONDS * config.time_scale
     handler.use_pipeline(pipeline)
@@ -488,9 +532,24 @@ def _environment(setup: WorkerSetup) -> Handler:
         sink = open(os.devnull, "w")  # noqa: SIM115 - open for the environment's lifetime
     handler.logger.registered_handler.setStream(sink)  # type: ignore[attr-defined]
 
+    return _invoker(handler.handler, sink, faults.journal)
+
+
+def _invoker(handler: Handler, sink: Any, journal: Journal) -> Handler:
+    """The handler, its printed logs and metrics to ``sink``; LabelsDiscarded journaled (a measure)."""
+    import contextlib
+    import io
+
     def invoke(event: dict[str, Any], context: Any) -> Any:
-        with contextlib.redirect_stdout(sink):  # EMF metrics are printed
-            return handler.handler(event, context)
+        printed = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(printed):  # EMF metrics are printed
+                return handler(event, context)
+        finally:
+            sink.write(printed.getvalue())
+            discarded = _emitted(printed.getvalue(), "LabelsDiscarded")
+            if discarded:
+                journal.write("labels-discarded", count=discarded)
 
     return invoke
 
@@ -546,8 +605,49 @@ def _send_over_time(sqs: Any, queue_url: str, notifications: list[Notification],
             )
 
 
+def _reupload(
+    version: Version,
+    rng: random.Random,
+    *,
+    images: list[bytes],
+    upload: Any,
+    s3: Any,
+    bucket: str,
+    sequencers: Sequencers,
+    positions: list[list[str]],
+    reuploads: list[Reupload],
+) -> Reupload:
+    """Upload X, then Y or delete, then X again under ``version``'s key; queue the three notifications
+    in one of the six orders (each in turn), one among each block of ``positions``."""
+    version.unversioned = True
+    x_bytes = rng.choice(images)
+    first = upload(version, x_bytes)
+    middle: Version | None = None
+    deletion_sequencer = ""
+    if rng.random() < 0.5:
+        middle = upload(Version(version.key, "good", unversioned=True), rng.choice([i for i in images if i != x_bytes]))
+        middle.superseded = True
+    else:
+        s3.delete_object(Bucket=bucket, Key=version.key)
+        deletion_sequencer = sequencers.next()
+    again = upload(Version(version.key, "good", unversioned=True), x_bytes)
+    group = Reupload(first, middle, again, deletion_sequencer)
+    bodies = [
+        json.dumps({"Records": [first.record(bucket)]}),
+        json.dumps({"Records": [middle.record(bucket) if middle is not None else group.deletion_record(bucket)]}),
+        json.dumps({"Records": [again.record(bucket)]}),
+    ]
+    # Every order in turn: the n-th group of its kind takes the n-th of the six permutations.
+    done = sum(1 for other in reuploads if other.kind == group.kind)
+    order = list(itertools.permutations(bodies))[done % 6]
+    for at, body in zip(positions, order, strict=True):
+        at.append(body)
+    reuploads.append(group)
+    return group
+
+
 def _notifications(
-    config: SoakConfig, rng: random.Random, s3: Any, bucket: str
+    config: SoakConfig, rng: random.Random, s3: Any, bucket: str, reuploads: list[Reupload]
 ) -> tuple[list[Notification], list[Version]]:
     """Upload every object version and write the notifications S3 would send (versionId, sequencer).
 
@@ -582,7 +682,21 @@ def _notifications(
     sent: list[Version] = []
     late: list[Version] = []
     all_versions: list[Version] = []
+    positions: list[list[str]] = [[], [], []]  # the re-upload groups' messages: first, second, last
     for version in _plan(config, rng):
+        if version.kind == "good" and rng.random() < config.reupload_rate:
+            _reupload(
+                version,
+                rng,
+                images=images,
+                upload=upload,
+                s3=s3,
+                bucket=bucket,
+                sequencers=sequencers,
+                positions=positions,
+                reuploads=reuploads,
+            )
+            continue
         older = upload(version, rng.choice(bodies[version.kind]))
         all_versions.append(version)
         draw = rng.random()
@@ -606,6 +720,9 @@ def _notifications(
     for version in [*sent, *late]:
         version.copies += 1
         messages.append((json.dumps({"Records": [version.record(bucket)]}), version))
+    # Each re-upload group's three notifications: one among the first sent, one among the late, one last.
+    for bodies_at in positions:
+        messages.extend((body, None) for body in bodies_at)
     invalid = ["not json (injected)", json.dumps({"Records": [{"eventSource": "aws:sns"}]}), json.dumps({"x": True})]
     messages.extend((body, None) for body in invalid[: config.invalid_messages])
     return messages, all_versions
@@ -719,7 +836,8 @@ def run(config: SoakConfig) -> Accounting:
         )
         s3.put_bucket_notification_configuration(Bucket=resources.bucket, NotificationConfiguration={})
         drain_queue(sqs, resources.queue_url)
-        messages, versions = _notifications(config, rng, s3, resources.bucket)
+        reuploads: list[Reupload] = []
+        messages, versions = _notifications(config, rng, s3, resources.bucket, reuploads)
         arriving = messages if config.arrival_rate > 0 else []
         if not arriving:
             _send_all(sqs, resources.queue_url, messages)
@@ -737,7 +855,7 @@ def run(config: SoakConfig) -> Accounting:
         account.elapsed = time.monotonic() - started
         if any(stats["undrained"] for stats in account.worker_stats):
             account.problems.append(f"ingest queue not drained within {config.max_seconds:g} s (LOST below if so)")
-        _account(account, resources, versions, config, journal.read())
+        _account(account, resources, versions, config, journal.read(), reuploads=reuploads)
     if config.outage_days > 0:
         _outage_phase(config, account)
     return account
@@ -753,7 +871,7 @@ def _dead_letters(sqs: Any, dlq_url: str) -> tuple[Counter[tuple[str, str]], int
         try:
             for record in json.loads(message["Body"])["Records"]:
                 obj = record["s3"]["object"]
-                versions[(unquote_plus(obj["key"]), obj["versionId"])] += 1
+                versions[(unquote_plus(obj["key"]), obj.get("versionId", ""))] += 1  # "": unversioned
         except (ValueError, KeyError, TypeError):
             invalid += 1
     return versions, invalid
@@ -826,6 +944,8 @@ def _read_journal(account: Accounting, journal: list[dict[str, Any]]) -> tuple[s
             account.visibility_changes.extend(record["seconds"])
         elif kind == "model-call":
             account.faults["DetectCustomLabels calls (incl. botocore retries)"] += 1
+        elif kind == "labels-discarded":  # measured, not injected: a concurrent delivery stored it first
+            account.labels_discarded += int(record["count"])
     account.ambiguous_put_events = len(lost_response)
     account.died_after_put_events = len(died_after)
     return lost_response, died_after
@@ -924,8 +1044,33 @@ def _latencies(account: Accounting, versions: list[Version], announced_at: dict[
                 account.latencies.append(announced - version.sent_at)
 
 
+def _by_result(
+    account: Accounting, events: list[dict[str, Any]], versions: list[Version], reuploads: list[Reupload], bucket: str
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+    """The Detected/Failed events by resultId, and the Removed events by the removed resultId; an event of
+    an object version the driver never uploaded is a problem."""
+    by_result: dict[str, list[dict[str, Any]]] = {}
+    removed: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        announced = removed if event["detail-type"] == "Custom Labels Removed" else by_result
+        announced.setdefault(event["detail"]["resultId"], []).append(event)
+    known = {version.result_id(bucket) for version in versions}
+    for group in reuploads:
+        known.update(v.result_id(bucket) for v in (group.first, group.middle) if v is not None)
+    for name, announced in (("event(s)", by_result), ("Removed event(s)", removed)):
+        for result_id in set(announced) - known:
+            account.problems.append(f"{len(announced[result_id])} {name} with an unknown resultId {result_id}")
+    return by_result, removed
+
+
 def _account(
-    account: Accounting, resources: Any, versions: list[Version], config: SoakConfig, journal: list[dict[str, Any]]
+    account: Accounting,
+    resources: Any,
+    versions: list[Version],
+    config: SoakConfig,
+    journal: list[dict[str, Any]],
+    *,
+    reuploads: list[Reupload],
 ) -> None:
     from labeler.queries import get_result
 
@@ -934,18 +1079,14 @@ def _account(
     events, announced_at = _consumed(sqs, resources.consumer_queue_url)
     account.events = len(events)
     _latencies(account, versions, announced_at, resources.bucket)
-    stamps = sorted(event["detail"]["processedAt"] for event in events)
+    stamps = sorted(event["detail"]["processedAt"] for event in events if "processedAt" in event["detail"])
     if len(stamps) > 1:
         from datetime import datetime
 
         first, last = (datetime.fromisoformat(stamp.replace("Z", "+00:00")) for stamp in (stamps[0], stamps[-1]))
         account.processing_seconds = (last - first).total_seconds()
-    by_result: dict[str, list[dict[str, Any]]] = {}
-    for event in events:
-        by_result.setdefault(event["detail"]["resultId"], []).append(event)
-    known = {version.result_id(resources.bucket) for version in versions}
-    for result_id in set(by_result) - known:
-        account.problems.append(f"{len(by_result[result_id])} event(s) with an unknown resultId {result_id}")
+    by_result, removed = _by_result(account, events, versions, reuploads, resources.bucket)
+    account.removed_events = sum(len(each) for each in removed.values())
     dead_versions, invalid_in_dlq = _dead_letters(sqs, resources.dead_letter_queue_url)
     account.dlq = sum(dead_versions.values()) + invalid_in_dlq
     account.rows[("invalid message", "DLQ")] = invalid_in_dlq
@@ -1000,7 +1141,61 @@ def _account(
             account.problems.append(
                 f"{version.key} {version.version_id} (sequencer {version.sequencer}): an older version is current"
             )
+    for group in reuploads:
+        currents[group.first.key] = _account_reupload(
+            account,
+            group,
+            resources=resources,
+            ddb=ddb,
+            by_result=by_result,
+            removed=removed,
+            dead_versions=dead_versions,
+            excused=lost_response | died_after,
+        )
     _check_label_index(account, config, resources.table_name, currents, ddb)
+
+
+def _account_reupload(
+    account: Accounting,
+    group: Reupload,
+    *,
+    resources: Any,
+    ddb: Any,
+    by_result: dict[str, list[dict[str, Any]]],
+    removed: dict[str, list[dict[str, Any]]],
+    dead_versions: Counter[tuple[str, str]],
+    excused: set[str],
+) -> dict[str, Any] | None:
+    """One re-upload group: S3 holds X, so the current result must be X's, labeled, not deleted.
+
+    X may be announced once per upload of X (twice when Y, or the deletion, was
+    processed between them), Y at most once, the deletion at most once.
+    Returns the current result (for the label-index check).
+    """
+    from labeler.queries import get_result
+
+    key, bucket = group.first.key, resources.bucket
+    current = get_result(resources.table_name, bucket, key, ARN, client=ddb)
+    x_id = group.first.result_id(bucket)
+    y_id = group.middle.result_id(bucket) if group.middle is not None else None
+    x_events = by_result.get(x_id, [])
+    too_many = (
+        len(x_events) > 2 or (y_id is not None and len(by_result.get(y_id, [])) > 1) or len(removed.get(x_id, [])) > 1
+    )
+    x_current = current is not None and current["resultId"] == x_id and "deletedAt" not in current
+    if x_current and current is not None and current["status"] == "LABELED":
+        outcome = "X current" if not too_many or x_id in excused or y_id in excused else "DUPLICATED"
+    elif dead_versions.get((key, ""), 0):
+        outcome = "DLQ (retries exhausted)"
+    else:
+        older = "Y" if current is not None and current["resultId"] == y_id else (current or {}).get("status", "no row")
+        outcome = f"WRONG: {older} current"
+    if outcome == "X current" and not x_events:
+        outcome = "LOST: X never announced"
+    account.rows[(group.kind, outcome)] += 1
+    if outcome.startswith(("WRONG", "LOST", "DUPLICATED")):
+        account.problems.append(f"{key}: {group.kind}: {outcome} (S3 holds X, sequencer {group.again.sequencer})")
+    return current
 
 
 class _ManagerDied(BaseException):
@@ -1166,6 +1361,14 @@ def print_accounting(config: SoakConfig, account: Accounting) -> None:
         f"{account.index_names_checked} label names; "
         f"{account.many_label_results} current results with 100-300 labels; "
         f"{account.index_leftovers} entries of replaced writes left by faults (never returned)"
+    )
+    print(
+        f"Re-uploads of the same bytes: {sum(n for (k, _), n in account.rows.items() if k.startswith('re-upload'))} "
+        f"keys; {account.removed_events} Custom Labels Removed events"
+    )
+    print(
+        f"Model calls wasted on concurrent deliveries of one version (LabelsDiscarded): {account.labels_discarded} "
+        f"of {account.faults['DetectCustomLabels calls (incl. botocore retries)']} DetectCustomLabels calls"
     )
     if account.outage:
         print(

@@ -56,6 +56,7 @@ def emit_metrics(report: BatchReport) -> None:
         "RetryDelaysNotSet": report.retry_delays_not_set,
         "ResultsRemoved": report.removed,
         "DeletionsNotAnnounced": report.deletions_not_announced,
+        "LabelsDiscarded": report.labels_discarded,
     }
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

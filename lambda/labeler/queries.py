@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from labeler.adapters.result_items import assemble, public_view
+from labeler.adapters.result_items import IncompleteResultError, assemble, public_view
 from labeler.adapters.results_store import batch_get, query_partition, result_key
 from shared import table_layout as layout
 from shared.dynamo_codec import deserialize_item, serialize
 
 # Smallest page of label-index entries find_by_label asks for with a limit.
 MIN_PAGE = 25
+# Reads of an object's partition before get_result gives up on a result that keeps being replaced
+# while it is read (each torn read means another write landed between two Query pages).
+MAX_RESULT_READS = 5
 
 
 def _client_or_default(client: Any | None) -> Any:
@@ -37,8 +40,25 @@ def get_result(
 
     ``customLabels`` is the full list in Rekognition's order, reassembled from
     continuation items when the result did not fit in one item.
+
+    A result too large for one Query page (about 1 MB) may be replaced between
+    two pages: the first page's result item then points at continuation items
+    that are gone. Such a torn read is read again (up to ``MAX_RESULT_READS``
+    times), so the answer is the old result or the new one; IncompleteResultError
+    only when every read was torn.
     """
     client = _client_or_default(client)
+    for _ in range(MAX_RESULT_READS - 1):
+        try:
+            return _read_result(client, table_name, bucket, key, project_version_arn)
+        except IncompleteResultError:
+            continue  # replaced between two pages: read again
+    return _read_result(client, table_name, bucket, key, project_version_arn)
+
+
+def _read_result(
+    client: Any, table_name: str, bucket: str, key: str, project_version_arn: str | None
+) -> dict[str, Any] | None:
     # The whole object partition: its results, their continuation items and their publication items.
     items = query_partition(client, table_name, layout.object_partition(bucket, key), None)
     current = assemble(items.values(), project_version_arn)

@@ -14,6 +14,13 @@ table per test run, one bucket per example); DetectCustomLabels is scripted
 per object version (including results with 100-150 distinct labels);
 PutEvents is recorded.
 
+Unversioned uploads (issue 16): a key may also be overwritten without a
+versionId (an unversioned bucket: the resultId comes from the ETag), with new
+bytes or with the bytes of an earlier unversioned upload of the key again (the
+same resultId), and deletions between them; their notifications are delivered
+in any order like the others. The model answers the same for every
+unversioned upload of a key (it reads whatever the key holds).
+
 Deletions (deletions on): a key may also be deleted (a delete marker, its
 sequencer newer than every earlier event of the key, possibly before any
 upload), and those notifications are delivered, duplicated and replayed the
@@ -65,6 +72,7 @@ from labeler import handler
 from labeler.adapters.clients import AwsClients
 from labeler.adapters.result_items import label_index_keys
 from labeler.config import LabelerConfig
+from labeler.domain.s3_notification import S3ObjectEvent
 from labeler.logic.pipeline import LabelingPipeline, build_pipeline
 from labeler.queries import find_by_label, get_result
 from local.emulator import create_table
@@ -259,6 +267,7 @@ class LabelerMachine(RuleBasedStateMachine):
         self.ambiguous: Counter[str] = Counter()  # resultId -> PutEvents calls with an unknown outcome
         self.detect_violations: list[str] = []
         self.touched: set[int] = set()  # keys delivered since their last settled check
+        self.unversioned_spec: dict[int, LabelSpec] = {}  # the model's answer for any unversioned upload of a key
         self.ids = itertools.count(1)
         self.invocations = itertools.count(1)
         world.rekognition.calls.clear()
@@ -306,6 +315,41 @@ class LabelerMachine(RuleBasedStateMachine):
         )
         self._enqueue(body, version)
         note(f"uploaded {version.short()}")
+
+    @precondition(lambda self: len(self.pending) < MAX_PENDING)
+    @rule(
+        key_index=KEY_INDEXES,
+        length=st.integers(14, 22),
+        bump=st.integers(0, 2),
+        again=st.one_of(st.none(), st.integers(0, 3)),
+        spec=LABEL_SPECS,
+    )
+    @_tracked
+    def upload_unversioned(self, key_index: int, length: int, bump: int, again: int | None, spec: LabelSpec) -> None:
+        """The key overwritten in an unversioned bucket (no versionId): new bytes, or (``again``) the bytes of
+        one of its earlier unversioned uploads once more, which have that upload's resultId."""
+        number = next(self.ids)
+        earlier = [v for v in self.versions[key_index] if not v.version_id]
+        etag = earlier[again % len(earlier)].etag if again is not None and earlier else f"{number:032x}"
+        previous = self.timeline[key_index][-1].sequencer if self.timeline[key_index] else None
+        version = Version(
+            key=KEYS[key_index],
+            key_index=key_index,
+            version_id="",
+            etag=etag,
+            sequencer=next_sequencer(previous, length, bump),
+            spec=self.unversioned_spec.setdefault(key_index, spec),
+        )
+        self.versions[key_index].append(version)
+        self.timeline[key_index].append(version)
+        if not version.spec.empty_object:
+            self.world.rekognition.script(self.bucket, version.key, "", version.labels)
+        body = notification_body(
+            s3_record(version.key, bucket=self.bucket, size=version.size, etag=etag, sequencer=version.sequencer)
+        )
+        self._enqueue(body, version)
+        note(f"uploaded (unversioned{', same bytes again' if earlier and etag in {v.etag for v in earlier} else ''}) "
+             f"{version.short()} etag {etag[-4:]}")  # fmt: skip
 
     @precondition(lambda self: len(self.pending) < MAX_PENDING)
     @rule(key_index=KEY_INDEXES, length=st.integers(14, 22), bump=st.integers(0, 2))
@@ -462,7 +506,7 @@ class LabelerMachine(RuleBasedStateMachine):
                 layout.SORT_KEY: {"S": layout.result_sort_key(ARN)},
             },
             ConsistentRead=True,
-            ProjectionExpression="versionId, #seq, deletion, #status",
+            ProjectionExpression="versionId, etag, #seq, deletion, #status",
             ExpressionAttributeNames={"#seq": "sequencer", "#status": "status"},
         ).get("Item")
         if not item:
@@ -485,8 +529,13 @@ class LabelerMachine(RuleBasedStateMachine):
         return self._version_of(key_index, stored)
 
     def _version_of(self, key_index: int, stored: dict[str, Any]) -> Version:
+        """The upload the stored result stands for: by versionId; unversioned, by ETag and sequencer (the
+        newest event of those bytes the labeler has seen)."""
         for version in self.versions[key_index]:
-            if version.version_id == stored.get("versionId"):
+            if version.version_id and version.version_id == stored.get("versionId"):
+                return version
+            unversioned = not version.version_id and not stored.get("versionId")
+            if unversioned and (version.etag, version.sequencer) == (stored.get("etag"), stored.get("sequencer")):
                 return version
         raise AssertionError(f"current result of {KEYS[key_index]} is of no uploaded version: {stored}")
 
@@ -506,7 +555,7 @@ class LabelerMachine(RuleBasedStateMachine):
             requeued = [
                 m.message_id
                 for m in batch
-                if m.message_id in failed and (m.version.key, m.version.version_id) == announced
+                if m.message_id in failed and (m.version.key, m.version.version_id or None) == announced
             ]
             assert not requeued, (
                 f"EventBridge accepted the event of {detail['key']}@{detail['versionId']}, "
@@ -576,22 +625,26 @@ class LabelerMachine(RuleBasedStateMachine):
             f"{key}: label index differs from the current result {current.short()} "
             f"({len(best)} labels): missing {missing}, not in the result {extra}, wrong confidence {wrong}"
         )
-        announced = [a for a in self.world.bus.announcements if a.result_id == stored["resultId"]]
+        announced = [
+            a for a in self.world.bus.announcements if a.result_id == stored["resultId"] and a.detail_type != REMOVED
+        ]
         assert announced, f"{key}: current result {current.short()} was never announced"
         detail_type = "Custom Labels Failed" if newest.status == "FAILED" else "Custom Labels Detected"
+        # The same bytes uploaded again (unversioned) were announced with the sequencer of the upload labeled.
+        sequencers = {v.sequencer for v in self._same_bytes(newest)} if not newest.version_id else {newest.sequencer}
         for announcement in announced:
             detail = announcement.detail
             assert announcement.detail_type == detail_type
-            assert (detail["key"], detail["versionId"], detail["sequencer"]) == (
-                key,
-                newest.version_id,
-                newest.sequencer,
-            )
-            assert detail["processedAt"] == stored["processedAt"], f"{key}: event and stored result differ"
+            assert (detail["key"], detail["versionId"]) == (key, newest.version_id or None)
+            assert detail["sequencer"] in sequencers, f"{key}: announced {detail['sequencer']}, not of these bytes"
             if newest.status == "LABELED":
                 assert detail["labelCount"] == len(expected) and detail["labelNames"] == stored["labelNames"]
                 if not detail["truncated"]:
                     assert detail["customLabels"] == expected
+        # Earlier announcements of the same bytes uploaded again were of a result replaced since.
+        last = announced[-1].detail if not newest.version_id else None
+        for detail in [last] if last is not None else [a.detail for a in announced]:
+            assert detail["processedAt"] == stored["processedAt"], f"{key}: event and stored result differ"
 
     def _check_settled_deleted(self, key_index: int) -> None:
         """The key's newest event is a deletion: it is recorded, nothing is indexed, the result announced removed."""
@@ -603,7 +656,8 @@ class LabelerMachine(RuleBasedStateMachine):
             f"{key}: the recorded deletion {stored.get('deletion')} is not the newest, {newest.short()}"
         )
         # find_by_label never lists a deleted key: checked at quiescence (_check_label_queries).
-        if stored["status"] == "DELETED":  # a tombstone: no result was stored before the deletion
+        assert stored["status"] == "DELETED", f"{key}: deleted, yet its status is {stored['status']}"
+        if not stored.get("etag"):  # a tombstone (no object behind it): no result was stored before the deletion
             return
         version = self._version_of(key_index, stored)
         assert is_newer(newest.sequencer, version.sequencer)
@@ -649,8 +703,27 @@ class LabelerMachine(RuleBasedStateMachine):
                 current[entry[layout.LABEL_NAME]["S"]] = float(entry[layout.LABEL_CONFIDENCE]["N"])
         return current
 
+    def _same_bytes(self, version: Version) -> list[Version]:
+        """The unversioned uploads of ``version``'s key with its bytes (its resultId); [version] when versioned."""
+        if version.version_id:
+            return [version]
+        return [v for v in self.versions[version.key_index] if not v.version_id and v.etag == version.etag]
+
+    def _uploads_of(self, result_id: str) -> int:
+        """How many uploads a resultId stands for: more than one for the same bytes uploaded again (unversioned)."""
+        uploads = Counter(
+            S3ObjectEvent("ObjectCreated:Put", self.bucket, v.key, v.size, v.etag, None, v.sequencer).result_id(ARN)
+            for versions in self.versions.values()
+            for v in versions
+            if not v.version_id
+        )
+        return max(1, uploads[result_id])
+
     def _check_announcement_counts(self) -> None:
-        """No resultId announced twice, unless a PutEvents call for it had an unknown outcome."""
+        """No resultId announced twice, unless a PutEvents call for it had an unknown outcome.
+
+        The same bytes uploaded again (unversioned: the same resultId) may be announced once per upload,
+        and again after their Removed: they became current again (docs/events.md)."""
         by_result: dict[tuple[bool, str], list[dict[str, Any]]] = {}
         removed_at: dict[str, int] = {}
         for position, announcement in enumerate(self.world.bus.announcements):
@@ -658,20 +731,21 @@ class LabelerMachine(RuleBasedStateMachine):
             by_result.setdefault((removal, announcement.result_id), []).append(announcement.detail)
             if removal:
                 removed_at.setdefault(announcement.result_id, position)
-            else:
+            elif announcement.detail.get("versionId") is not None:
                 first_removed = removed_at.get(announcement.result_id)
                 assert first_removed is None, (
                     f"{announcement.detail['key']}@{announcement.detail['versionId']} announced "
                     f"{announcement.detail_type} after its Removed"
                 )
         for (removal, result_id), details in by_result.items():
-            allowed = 1 + self.ambiguous[result_id]
+            uploads = self._uploads_of(result_id)
+            allowed = uploads + self.ambiguous[result_id]
             where = f"{details[0]['key']}@{details[0]['versionId']}" + (" (Removed)" if removal else "")
             assert len(details) <= allowed, (
                 f"{where} (resultId {result_id}) announced {len(details)} times; "
                 f"{self.ambiguous[result_id]} PutEvents call(s) for it had an unknown outcome"
             )
-            if not removal:  # a Removed repeated after an unknown outcome may name a newer deletion
+            if not removal and uploads == 1:  # a Removed repeated after an unknown outcome may name a newer deletion
                 assert all(detail == details[0] for detail in details), f"{where}: duplicate events differ"
 
     def _check_label_queries(self) -> None:
@@ -687,7 +761,9 @@ class LabelerMachine(RuleBasedStateMachine):
                 entry for entry in find_by_label(TABLE, name, client=self.world.raw) if entry["bucket"] == self.bucket
             ]
             expected = sorted(
-                (key, version.version_id, best[name]) for key, (version, best) in current.items() if name in best
+                (key, version.version_id or None, best[name])
+                for key, (version, best) in current.items()
+                if name in best
             )
             got = sorted((entry["key"], entry.get("versionId"), entry["confidence"]) for entry in found)
             assert got == expected, f"find_by_label({name!r}) returned {got}, expected {expected}"

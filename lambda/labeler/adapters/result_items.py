@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from labeler.domain.label_result import IDENTITY_ATTRIBUTES, LabelResult, best_confidences
-from labeler.domain.removal import Deletion
+from labeler.domain.removal import DELETED, Deletion
 from labeler.domain.s3_notification import comparable_sequencer
 from shared import table_layout as layout
 from shared.dynamo_codec import estimated_item_size, estimated_size
@@ -95,8 +95,12 @@ def to_items(result: LabelResult, part_id: str | None = None) -> tuple[dict[str,
 
 
 def deletion_attributes(deletion: Deletion) -> dict[str, Any]:
-    """What marks a result item deleted (docs/behaviour.md#stored-attributes); removalPublished starts false."""
+    """What marks a result item deleted (docs/behaviour.md#stored-attributes); removalPublished starts false.
+
+    The status says DELETED; the labels (and a failed result's error) stay, for history.
+    """
     return {
+        "status": DELETED,
         "deletedAt": deletion.deleted_at,
         "deletion": deletion.stored(),
         "removalId": deletion.removal_id,
@@ -205,6 +209,9 @@ def public_view(item: dict[str, Any], partition: dict[str, dict[str, Any]] | Non
     ``removalPublished``.
     """
     view = {name: value for name, value in item.items() if name not in INTERNAL_ATTRIBUTES}
+    if item.get("removalId") is not None:
+        # Items deleted before deletions set the status kept LABELED or FAILED (docs/behaviour.md#deletions).
+        view["status"] = DELETED
     arn = str(item["projectVersionArn"])
 
     def published(write_id: Any) -> bool:
@@ -225,7 +232,7 @@ def to_result(item: dict[str, Any]) -> LabelResult:
         **identity,
         min_confidence=item.get("minConfidence"),
         max_results=item.get("maxResults"),
-        status=item["status"],
+        status=DELETED if item.get("removalId") is not None else item["status"],
         processed_at=item["processedAt"],
         custom_labels=list(item.get("customLabels", [])),
         error=item.get("error"),

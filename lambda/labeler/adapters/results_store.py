@@ -46,6 +46,7 @@ from labeler.adapters.result_items import (
 )
 from labeler.domain.label_result import LabelResult
 from labeler.domain.removal import DELETED, Deletion
+from labeler.domain.s3_notification import comparable_sequencer
 from shared import table_layout as layout
 from shared.dynamo_codec import deserialize_item, serialize, serialize_item
 
@@ -197,22 +198,30 @@ def current_condition(previous: StoredState | None) -> dict[str, Any]:
 
     A deletion keeps the result's resultId and processedAt, so the condition
     also says whether, and by which deletion, the item was deleted: a writer
-    that read it before the deletion cannot write over it.
+    that read it before the deletion cannot write over it. Likewise for the
+    sequencer, which a newer event of the same bytes advances.
     """
     if previous is None:
         return {
             "ConditionExpression": "attribute_not_exists(#pk)",
             "ExpressionAttributeNames": {"#pk": layout.PARTITION_KEY},
         }
-    names = {"#rid": "resultId", "#at": "processedAt", "#rm": REMOVAL_ID}
+    names = {"#rid": "resultId", "#at": "processedAt", "#rm": REMOVAL_ID, "#seq": "sequencer"}
     values: dict[str, Any] = {":rid": {"S": previous.result_id}, ":at": {"S": previous.processed_at}}
     if previous.removal_id is None:
         deletion = "attribute_not_exists(#rm)"
     else:
         deletion = "#rm = :rm"
         values[":rm"] = {"S": previous.removal_id}
+    # The sequencer too: the same result advanced to a newer event (``advance_sequencer``) orders the key
+    # differently, and a writer that decided against the older one must decide again.
+    if previous.sequencer is None:
+        ordering = "attribute_not_exists(#seq)"
+    else:
+        ordering = "#seq = :seq"
+        values[":seq"] = {"S": previous.sequencer}
     return {
-        "ConditionExpression": f"#rid = :rid AND #at = :at AND {deletion}",
+        "ConditionExpression": f"#rid = :rid AND #at = :at AND {deletion} AND {ordering}",
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
     }
@@ -618,6 +627,37 @@ class ResultStore:
         if applied is None:
             raise ResultConflict("the current result changed since it was read")
         self._batch_write([_delete_request(key) for key in self._entries_of(ref, previous)])
+
+    def advance_sequencer(self, ref: ObjectRef, previous: StoredState, sequencer: str) -> bool:
+        """Record ``sequencer``, newer than the stored one, on the current result ``previous`` (not deleted).
+
+        One conditional UpdateItem that changes nothing else: the same result
+        (not deleted) whose stored sequencer is still older. False when the
+        condition failed (it was replaced, deleted or advanced meanwhile: read
+        again). Idempotent: a repeat after a lost answer finds it done and
+        changes nothing. Raises StoreError when the write's outcome is unknown.
+        """
+        order = comparable_sequencer(sequencer)
+        applied = self._update_result_item(
+            "advance sequencer",
+            ref,
+            UpdateExpression="SET #seq = :seq, #order = :order",
+            ConditionExpression=(
+                "#rid = :rid AND attribute_not_exists(#rm) AND (attribute_not_exists(#order) OR #order < :order)"
+            ),
+            ExpressionAttributeNames={
+                "#seq": "sequencer",
+                "#order": "sequencerOrder",
+                "#rid": "resultId",
+                "#rm": REMOVAL_ID,
+            },
+            ExpressionAttributeValues={
+                ":seq": {"S": sequencer},
+                ":order": {"S": str(order)},
+                ":rid": {"S": previous.result_id},
+            },
+        )
+        return applied is not None
 
     def clear_label_index(self, ref: ObjectRef) -> None:
         """Delete the label-index entries of the current result of ``ref`` if it is deleted (idempotent).

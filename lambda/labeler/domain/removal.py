@@ -14,8 +14,9 @@ from typing import Any
 from labeler.domain.label_result import iso_timestamp
 from labeler.domain.s3_notification import DELETE, S3ObjectEvent
 
-# The status of a result item that records a deletion of an object that had
-# no result yet (a tombstone): it keeps an older notification from labeling it.
+# The status of a deleted result (its labels kept for history), and of a
+# tombstone: a deletion recorded for an object that had no result yet, which
+# keeps an older notification from labeling it.
 DELETED = "DELETED"
 
 

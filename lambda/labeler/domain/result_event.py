@@ -105,6 +105,8 @@ def build_removed_entry(removal: Removal, source: str) -> EventEntry:
         "versionId": removal.version_id,
         "projectVersionArn": removal.project_version_arn,
         "labelNames": removal.label_names,
+        # The deletion's: consumers order every event of a key by detail.sequencer (docs/events.md).
+        "sequencer": deletion.sequencer,
         "deletion": {
             "eventName": deletion.event_name,
             "versionId": deletion.version_id,

@@ -100,6 +100,9 @@ class Action(Enum):
     LABEL = "label"  # no result for this version yet, and it is not older than the stored one
     PUBLISH_STORED = "publish-stored"  # stored but never announced, and nobody is announcing it
     DUPLICATE = "duplicate"  # stored and announced: acknowledge
+    # The stored result's own bytes again, in a newer event (uploaded again to an unversioned bucket):
+    # record the newer sequencer on it first, so that events older than this one are stale, then decide again.
+    ADVANCE = "advance"
     STALE = "stale"  # older than the stored result: acknowledge
     IN_PROGRESS = "in-progress"  # stored; another attempt holds a fresh publish claim: retry later
     REMOVE = "remove"  # a deletion of the current result: mark it deleted, drop its index, announce Removed
@@ -123,6 +126,10 @@ def decide(
     ``object_version``: the version (``S3ObjectEvent.object_identity[2]``); a
     stored result of that same version under another resultId is a forced
     relabel of it (``autolabel backfill --force``): the notification is a duplicate.
+    A newer event of the stored result's own bytes (the same bytes uploaded
+    again to an unversioned bucket) is ADVANCE: before anything else, its
+    sequencer is recorded, or an older event of another content (or a
+    deletion) delivered after it would replace what S3 holds.
     """
     if state is None:
         return Action.LABEL
@@ -140,6 +147,9 @@ def decide(
             return Action.STALE
         # Sequencers unknown: the deleted version's own notification again is stale; another version is new.
         return Action.STALE if state.result_id == result_id else Action.LABEL
+    same_bytes = state.result_id == result_id or (object_version is not None and state.object_version == object_version)
+    if same_bytes and sequencer and (state.sequencer is None or sequencer_is_newer(sequencer, state.sequencer)):
+        return Action.ADVANCE
     if state.result_id == result_id:
         return _same_result(state, now=now, claim_ttl_seconds=claim_ttl_seconds)
     if object_version is not None and state.object_version == object_version:

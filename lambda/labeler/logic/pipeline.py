@@ -45,7 +45,12 @@ from labeler.domain.backfill_request import BackfillRequest, forced_result_id, p
 from labeler.domain.label_result import LABELED, LabelResult
 from labeler.domain.removal import Deletion, Removal
 from labeler.domain.result_event import build_entry, build_removed_entry
-from labeler.domain.s3_notification import InvalidMessageError, S3ObjectEvent, parse_message_body
+from labeler.domain.s3_notification import (
+    InvalidMessageError,
+    S3ObjectEvent,
+    parse_message_body,
+    sequencer_is_newer,
+)
 from labeler.logic.decisions import (
     Action,
     Delivery,
@@ -112,6 +117,9 @@ class BatchReport:
     ambiguous_publishes: int = 0
     removed: int = 0  # Custom Labels Removed events accepted
     deletions_not_announced: int = 0  # deletions recorded without a Removed event (tombstones, repeats)
+    # Model answers thrown away: another attempt (a concurrent delivery of the same version) stored the
+    # same result first. docs/performance.md measures how often (a claim before labeling would cost a write).
+    labels_discarded: int = 0
     labels_per_image: list[int] = field(default_factory=list)
     rekognition_latencies_ms: list[float] = field(default_factory=list)
 
@@ -181,10 +189,25 @@ class _Outcome:
     previous: StoredState | None = None  # the state it was decided against
     deletion: Deletion | None = None  # the deletion to store (REMOVE, RECORD_DELETION)
     removal: Removal | None = None  # the Removed event to announce
+    discarded_label: bool = False  # labeled, but the same result was stored by another attempt meanwhile
 
 
 def _raise(_task: _Task, error: Exception) -> _Outcome:
     raise error
+
+
+def _ordering_sequencer(sequencer: str | None, state: StoredState | None, object_version: str) -> str | None:
+    """The sequencer a new result of ``object_version`` is stored with: its event's, or the stored
+    result's of the same version when that is newer or the event has none.
+
+    A forced relabel (a listing: no sequencer) keeps the version's sequencer, so notifications are
+    still ordered against it, including one recorded by an ADVANCE after the relabel read the result.
+    The same bytes labeled again after a deletion keep their own, newer event's sequencer: the deleted
+    result's would order the key before the deletion (docs/behaviour.md#ordering).
+    """
+    if state is None or state.object_version != object_version:
+        return sequencer
+    return state.sequencer if not sequencer or sequencer_is_newer(state.sequencer, sequencer) else sequencer
 
 
 class LabelingPipeline:
@@ -396,27 +419,14 @@ class LabelingPipeline:
             task.write_id = task.token
             self._store.finish_write(labeled.result, labeled.previous, task.token)
             return _Outcome(Action.LABEL, result=labeled.result, latency_ms=labeled.latency_ms)
-        now = self._clock().timestamp()
         version = task.obj.object_identity[2]
-        if task.backfill is not None:
-            action = decide_backfill(
-                state,
-                task.result_id,
-                version,
-                force=task.backfill.force,
-                now=now,
-                claim_ttl_seconds=self._claim_ttl,
-                replaces=task.backfill.replaces,
-            )
+        for _ in range(MAX_CONFLICT_ROUNDS):
+            action = self._decide(task, state)
+            if action is not Action.ADVANCE:
+                break
+            state = self._advance(task, state)
         else:
-            action = decide(
-                state,
-                task.result_id,
-                task.obj.sequencer,
-                now=now,
-                claim_ttl_seconds=self._claim_ttl,
-                object_version=version,
-            )
+            return _Outcome(Action.LABEL, retry_reason="the result kept changing concurrently")
         if action in (Action.DUPLICATE, Action.STALE):
             return _Outcome(action)
         if action is Action.IN_PROGRESS:
@@ -430,20 +440,55 @@ class LabelingPipeline:
         if action is Action.PUBLISH_STORED:
             return self._recover_stored(task, state)
         if labeled is not None and labeled.result is not None:
-            return _Outcome(
-                Action.LABEL, result=labeled.result, latency_ms=labeled.latency_ms, unsaved=True, previous=state
-            )
+            # Decided again after a conflict: the state read now may carry a newer sequencer (an ADVANCE).
+            result = replace(labeled.result, sequencer=_ordering_sequencer(labeled.result.sequencer, state, version))
+            return _Outcome(Action.LABEL, result=result, latency_ms=labeled.latency_ms, unsaved=True, previous=state)
         if not self._deadline.allows(LABEL_SECONDS):
             raise OutOfTimeError("not enough time left to label, store and publish")
-        obj = task.obj
-        if state is not None and state.object_version == version:
-            # A forced relabel of the same version keeps that version's sequencer,
-            # so notifications are still ordered against it.
-            obj = replace(obj, sequencer=state.sequencer)
+        obj = replace(task.obj, sequencer=_ordering_sequencer(task.obj.sequencer, state, version))
         result, latency_ms = self._label(obj)
         if result.result_id != task.result_id:  # a forced relabel: its own resultId
             result = replace(result, result_id=task.result_id)
         return _Outcome(Action.LABEL, result=result, latency_ms=latency_ms, unsaved=True, previous=state)
+
+    def _decide(self, task: _Task, state: StoredState | None) -> Action:
+        now = self._clock().timestamp()
+        version = task.obj.object_identity[2]
+        if task.backfill is not None:
+            return decide_backfill(
+                state,
+                task.result_id,
+                version,
+                force=task.backfill.force,
+                now=now,
+                claim_ttl_seconds=self._claim_ttl,
+                replaces=task.backfill.replaces,
+            )
+        return decide(
+            state,
+            task.result_id,
+            task.obj.sequencer,
+            now=now,
+            claim_ttl_seconds=self._claim_ttl,
+            object_version=version,
+        )
+
+    def _advance(self, task: _Task, state: StoredState | None) -> StoredState | None:
+        """Record the task's newer sequencer on the stored result of the same bytes; the state to decide on next.
+
+        The write's answer lost, or the process dead after it: the record is
+        retried, reads the advanced sequencer and is a duplicate. The condition
+        failed: the result changed meanwhile, so it is read again.
+        """
+        sequencer = task.obj.sequencer
+        assert state is not None and sequencer is not None  # decide() returns ADVANCE only then
+        if self._store.advance_sequencer(task.ref, state, sequencer):
+            logger.info(
+                "Same bytes in a newer event; recorded its sequencer",
+                extra={"objectKey": task.obj.key, "resultId": state.result_id, "sequencer": sequencer},
+            )
+            return replace(state, sequencer=sequencer)
+        return self._store.current_state(task.ref)
 
     def _prepare_removal(self, task: _Task, state: StoredState | None, written: _Outcome | None) -> _Outcome:
         """Decide a deletion against the current state (docs/behaviour.md#deletions)."""
@@ -558,6 +603,11 @@ class LabelingPipeline:
             else:
                 # A conflict, or an error whose write may still have gone in: decide again.
                 outcomes[index] = self._guarded(task, self._resolve_conflict, outcome, error)
+                outcomes[index].discarded_label = outcome.deletion is None and outcomes[index].action in (
+                    Action.DUPLICATE,
+                    Action.PUBLISH_STORED,
+                    Action.IN_PROGRESS,
+                )
 
     def _resolve_conflict(self, task: _Task, labeled: _Outcome, error: Exception) -> _Outcome:
         """The write failed: another writer changed the result, or the answer was lost. Decide again."""
@@ -624,6 +674,7 @@ class LabelingPipeline:
         for task, outcome in zip(tasks, outcomes, strict=True):
             if outcome.latency_ms is not None:
                 report.rekognition_latencies_ms.append(outcome.latency_ms)
+            report.labels_discarded += int(outcome.discarded_label)
             if outcome.retry_reason is not None:
                 self._retry_record(
                     task,

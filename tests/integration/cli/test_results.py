@@ -13,6 +13,8 @@ from PIL import Image
 from autolabel.render import draw_labels, font_size_for
 from local.fakes.fake_model import PALETTE
 from local.samples import BACKGROUND, make_image
+from tests.integration.labeler.test_formats_and_deletions import with_deletions
+from tests.support.builders import notification_body, s3_removal_record
 from tests.support.cli import RunCli
 from tests.support.harness import ARN, Harness
 
@@ -51,6 +53,18 @@ def test_show_with_a_model_and_a_failed_result(cli: RunCli, labeled: Harness) ->
     other = "arn:aws:rekognition:us-east-1:123456789012:project/other/version/other.1/1700000000000"
     missing = cli("show", f"s3://{bucket}/{PART_1}", "--model", other)
     assert (missing.code, missing.err) == (1, f"autolabel: no result for s3://{bucket}/{PART_1} with model {other}\n")
+
+
+def test_show_of_a_deleted_object_says_deleted_and_keeps_its_labels(cli: RunCli, labeled: Harness) -> None:
+    bucket = labeled.resources.bucket
+    with_deletions(labeled)
+    labeled.send(notification_body(s3_removal_record(PART_1, bucket=bucket, version_id="dm1", sequencer="FF")))
+    labeled.run()
+    run = cli("show", f"s3://{bucket}/{PART_1}")
+    assert run.code == 0, run.err
+    rows = [line.split() for line in run.out.splitlines()]
+    assert ["status", "DELETED"] in rows and any(row[:1] == ["deletedAt"] for row in rows)
+    assert any(row[:1] == ["scratch"] for row in rows)  # kept for history
 
 
 def test_show_needs_an_s3_uri(cli: RunCli, labeled: Harness) -> None:

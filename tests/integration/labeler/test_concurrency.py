@@ -12,6 +12,7 @@ from labeler.domain.s3_notification import parse_message_body
 from local.samples import make_image
 from tests.support.builders import notification_body
 from tests.support.harness import Harness
+from tests.support.metrics import emitted
 
 IMAGE = make_image({"scratch": (0.1, 0.1, 0.3, 0.3)})
 
@@ -54,7 +55,7 @@ def test_an_abandoned_stored_result_is_published_without_relabeling(harness: Har
     assert harness.new_events() == []  # now marked published: a later copy is a duplicate
 
 
-def test_a_writer_that_lost_the_race_does_not_publish_again(harness: Harness) -> None:
+def test_a_writer_that_lost_the_race_does_not_publish_again(harness: Harness, capsys: Any) -> None:
     upload = harness.upload_quietly("a.png", IMAGE)
     body = notification_body(harness.record_for("a.png", upload, sequencer="00D1"))
     stored_by_another_worker(harness, body, published=True)
@@ -73,3 +74,4 @@ def test_a_writer_that_lost_the_race_does_not_publish_again(harness: Harness) ->
     assert harness.rekognition_calls() == 1  # it labeled before it knew
     assert harness.new_events() == []  # but its conditional write lost, and it saw the same result published
     assert harness.poller.stats.item_failures == 0
+    assert emitted(capsys.readouterr().out, "LabelsDiscarded") == 1  # the wasted model call is counted

@@ -178,8 +178,8 @@ def test_deleted_object_stops_answering_find_by_label_and_is_announced_once(harn
     assert harness.by_label("scratch") == []
     result = harness.result("a.png")
     assert result is not None
-    # Kept, marked deleted: history is not lost.
-    assert result["status"] == "LABELED" and result["labelNames"] == ["scratch"]
+    # Kept, marked deleted: history is not lost, and the status says so.
+    assert result["status"] == "DELETED" and result["labelNames"] == ["scratch"]
     assert result["resultId"] == labeled["resultId"] and result["customLabels"] == labeled["customLabels"]
     assert result["deletedAt"] >= labeled["processedAt"]
     assert result["deletion"] == {
@@ -190,6 +190,7 @@ def test_deleted_object_stops_answering_find_by_label_and_is_announced_once(harn
     assert result["removalPublished"] is True and result["eventPublished"] is True
     (removed,) = of_type(harness.new_events(), REMOVED)
     validate_detail(REMOVED, removed)
+    assert removed["sequencer"] == "0C"  # the deletion's, at the top level as in every event of the key
     assert removed["resultId"] == labeled["resultId"] and removed["removalId"] == result["removalId"]
     assert (removed["key"], removed["versionId"], removed["labelNames"]) == ("a.png", upload["VersionId"], ["scratch"])
     assert removed["deletedAt"] == result["deletedAt"]

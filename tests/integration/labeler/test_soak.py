@@ -34,6 +34,7 @@ def test_small_soak_accounts_for_every_object(capsys: pytest.CaptureFixture[str]
         duplicate_rate=0.15,
         out_of_order_rate=0.1,
         newer_version_rate=0.1,
+        reupload_rate=0.15,
         many_labels_rate=0.2,
         bad_rate=0.3,
         not_ready_every_seconds=20.0,
@@ -51,6 +52,7 @@ def test_small_soak_accounts_for_every_object(capsys: pytest.CaptureFixture[str]
     kinds = {kind for kind, _ in account.rows}
     assert {"good", "good (superseded)", "good (100-300 labels)", "nonimage", "invalid message"} <= kinds
     assert kinds & {"empty", "corrupt", "oversized", "tiny", "deleted"}
+    assert kinds & {"re-upload X,Y,X", "re-upload X,delete,X"}  # the same bytes again, in any order
     assert sum(s["item_failures"] for s in account.worker_stats) > 0  # retries happened
     assert sum(s["crashes"] + s["timeouts"] for s in account.worker_stats) > 0  # workers died or timed out
     assert any("drop" in fault for fault in account.faults)  # connections dropped

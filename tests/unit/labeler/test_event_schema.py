@@ -104,7 +104,9 @@ def _removed_entry(version_id: str | None, sequencer: str | None, event_name: st
     ],
 )
 def test_built_removed_events_follow_the_schema(version_id: str | None, sequencer: str | None, event_name: str) -> None:
-    validate_detail("Custom Labels Removed", _removed_entry(version_id, sequencer, event_name))
+    detail = _removed_entry(version_id, sequencer, event_name)
+    validate_detail("Custom Labels Removed", detail)
+    assert detail["sequencer"] == detail["deletion"]["sequencer"] == sequencer  # top level too, null when none
 
 
 def test_the_schema_refuses_a_malformed_removed_event() -> None:
@@ -114,6 +116,7 @@ def test_the_schema_refuses_a_malformed_removed_event() -> None:
         {**detail, "deletedAt": "yesterday"},
         {**detail, "deletion": {**detail["deletion"], "eventName": "ObjectCreated:Put"}},
         {k: v for k, v in detail.items() if k != "removalId"},
+        {k: v for k, v in detail.items() if k != "sequencer"},  # consumers order by detail.sequencer
     ]
     for broken in broken_details:
         with pytest.raises(jsonschema.ValidationError):

@@ -143,3 +143,17 @@ def test_confidence_keys_sort_as_the_numbers_do() -> None:
     confidences = [0.0, 0.5, 9.999999, 10.0, 55.5, 99.9, 100.0]
     keys = [layout.confidence_key(c) for c in confidences]
     assert keys == sorted(keys) and len(set(map(len, keys))) == 1
+
+
+@pytest.mark.parametrize("stored_status", [LABELED, FAILED])
+def test_a_result_deleted_before_deletions_set_the_status_reads_as_deleted(stored_status: str) -> None:
+    """The upgrade (docs/behaviour.md#deletions): items deleted by an earlier release kept their status."""
+    labels = [{"Name": "cat", "Confidence": 90.0}] if stored_status == LABELED else []
+    assembled = assemble(_stored(_result(labels, status=stored_status)), ARN)
+    assert assembled is not None
+    deletion = {"eventName": "ObjectRemoved:Delete"}
+    assembled.update(deletedAt="2026-11-24T10:20:00.314Z", removalId="r1", deletion=deletion)
+    assert assembled["status"] == stored_status  # as an earlier release left it
+    view = public_view(assembled)
+    assert view["status"] == "DELETED" and view["customLabels"] == labels  # the labels stay, for history
+    assert to_result(view).status == "DELETED"
