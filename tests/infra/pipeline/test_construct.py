@@ -62,7 +62,10 @@ def test_two_pipelines_synthesize_side_by_side(two_pipelines: Any) -> None:
     assert len(tables) == 2
     functions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Function"]
     handlers = sorted(f["Properties"]["Handler"] for f in functions if "autolabel" in f["Properties"]["Description"])
-    assert handlers == ["labeler.backfill_job.handler"] * 2 + ["labeler.handler.handler"] * 2 + ["manager.handler.handler"] * 2
+    assert (
+        handlers
+        == ["labeler.backfill_job.handler"] * 2 + ["labeler.handler.handler"] * 2 + ["manager.handler.handler"] * 2
+    )
     assert first.table is not second.table and first.bus is not second.bus
     assert len(first.ingest_queues) == 1 and len(first.dead_letter_queues) == 2
 
