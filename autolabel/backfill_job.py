@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 import sys
 import uuid
 from collections.abc import Callable
@@ -47,7 +48,8 @@ class JobShape:
 
 
 def job_name(run: str, now: datetime) -> str:
-    return f"backfill-{now.astimezone(UTC):%Y%m%dT%H%M%S}-{run[:8]}"
+    """A new execution's name; the random tail keeps a resume started within the same second unique."""
+    return f"backfill-{now.astimezone(UTC):%Y%m%dT%H%M%S}-{run[:8]}-{secrets.token_hex(3)}"
 
 
 def job_input(
@@ -246,7 +248,14 @@ FiltersOf = Callable[[Any, str], tuple[str, client_backfill.Filters]]
 Emit = Callable[[Any, Any, Callable[[Any], str]], None]
 
 
+NO_JOB_ENGINE = (
+    "has no Step Functions backfill job: use `autolabel backfill` without --in-aws "
+    "(`make backfill-demo IN_AWS=1` emulates the job)"
+)
+
+
 def _machine(ctx: Any) -> tuple[Any, str]:
+    ctx.refuse_in_emulator(NO_JOB_ENGINE, ("BackfillJobStateMachineArn",))
     return ctx.client("stepfunctions"), ctx.output("BackfillJobStateMachineArn")
 
 

@@ -174,9 +174,12 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 # The stack's outputs of what the emulator does not have: no Lambda functions, event source
-# mappings, alarms, dashboard or model manager (its model is emulated in-process).
+# mappings, alarms, dashboard or model manager (its model is emulated in-process), and no
+# Step Functions backfill job (`make backfill-demo IN_AWS=1` runs that one with its own interpreter).
 NOT_EMULATED_OUTPUTS = frozenset(
     {
+        "BackfillJobStateMachineArn",
+        "BackfillReportBucketName",
         "LabelerFunctionName",
         "AlarmTopicArn",
         "DashboardName",

@@ -64,6 +64,19 @@ def test_model_commands_say_the_emulator_has_no_model_lifecycle(served: Harness,
     )
 
 
+def test_a_backfill_in_aws_says_the_emulator_has_no_job_engine(served: Harness, cli: RunCli) -> None:
+    for argv in (
+        ["backfill", f"s3://{served.resources.bucket}/line-1/", "--in-aws", "--yes"],
+        ["backfill", "status", "backfill-20261207T180000-6f1c2a9b-0a1b2c"],
+    ):
+        run = cli(*argv)
+        assert (run.code, run.out) == (253, ""), argv
+        assert run.err == (
+            f"autolabel: the local emulator (moto on {ENDPOINT}, make local SERVE=1) has no Step Functions backfill "
+            "job: use `autolabel backfill` without --in-aws (`make backfill-demo IN_AWS=1` emulates the job)\n"
+        ), argv
+
+
 def test_a_redrive_without_by_copy_says_to_use_it(served: Harness, cli: RunCli) -> None:
     for argv in (["dlq", "redrive"], ["dlq", "redrive", "--cancel"]):
         run = cli(*argv)

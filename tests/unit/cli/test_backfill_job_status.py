@@ -67,3 +67,11 @@ def test_without_map_runs_the_status_still_answers() -> None:
     with Stubber(sfn) as stub:
         stub.add_client_error("list_map_runs", "UnknownOperationException")
         assert backfill_job.map_run_counts(sfn, EXECUTION) == {}
+
+
+def test_a_resume_in_the_same_second_gets_its_own_execution_name() -> None:
+    # Step Functions refuses a second execution of the same name (ExecutionAlreadyExists).
+    run = backfill_job.new_run_id()
+    first, resumed = backfill_job.job_name(run, STARTED), backfill_job.job_name(run, STARTED)
+    assert first != resumed
+    assert first.startswith(f"backfill-20261207T180000-{run[:8]}-") and len(first) <= 80
