@@ -8,6 +8,11 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+# Server access logs are delivered under a bucket policy for the S3 logging service (ACLs stay
+# disabled), as the S3 User Guide recommends; set on this construct so that it holds whatever
+# the host app's cdk.json says.
+ACCESS_LOGS_BY_BUCKET_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
+
 
 def _secure_bucket(scope: Construct, construct_id: str, **options: Any) -> s3.Bucket:
     """A bucket with the options every bucket of the stack has: private, encrypted, TLS only, retained."""
@@ -27,6 +32,7 @@ class ImageBucket(Construct):
         self, scope: Construct, construct_id: str, *, existing_bucket_name: str | None, event_bridge: bool = False
     ) -> None:
         super().__init__(scope, construct_id)
+        self.node.set_context(ACCESS_LOGS_BY_BUCKET_POLICY, True)
         self.created = existing_bucket_name is None
         if existing_bucket_name is not None:
             # Its policies and encryption are its owner's; we only add a notification
@@ -36,7 +42,7 @@ class ImageBucket(Construct):
         self.access_logs = _secure_bucket(
             self,
             "AccessLogs",
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
         )
         self.bucket = _secure_bucket(

@@ -218,6 +218,34 @@ def test_image_bucket_is_private_encrypted_versioned_and_logged(template: Templa
     )
 
 
+def test_access_logs_arrive_under_a_bucket_policy_with_acls_disabled(template: Template) -> None:
+    buckets = template.find_resources("AWS::S3::Bucket")
+    (logs,) = [bucket for logical_id, bucket in buckets.items() if logical_id.startswith("ImageBucketAccessLogs")]
+    assert "AccessControl" not in logs["Properties"]
+    assert logs["Properties"]["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Action": "s3:PutObject",
+                                "Effect": "Allow",
+                                "Principal": {"Service": "logging.s3.amazonaws.com"},
+                                "Condition": Match.object_like(
+                                    {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+                                ),
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
 def test_results_table_layout_encryption_and_pitr(template: Template) -> None:
     template.has_resource_properties(
         "AWS::DynamoDB::Table",
