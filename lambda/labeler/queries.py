@@ -138,7 +138,8 @@ def _current_index_ids(client: Any, table_name: str, entries: list[dict[str, Any
         table_name,
         keys,
         projection=(layout.INDEX_ID, "removalId", "bucket", "key", "projectVersionArn"),
-        consistent=False,
+        # Strongly consistent: a result replaced or deleted a moment ago must not answer for its old labels.
+        consistent=True,
     )
     return {
         (item["bucket"], item["key"], item["projectVersionArn"]): str(item[layout.INDEX_ID])

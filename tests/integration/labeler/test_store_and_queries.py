@@ -155,6 +155,22 @@ def test_queries_use_query_not_scan(dynamodb: Any) -> None:
     assert dict(counting.calls) == {"query": 2, "batch_get_item": 1}
 
 
+def test_find_by_label_checks_its_entries_against_strongly_consistent_reads(dynamodb: Any) -> None:
+    # An eventually consistent check could still see a result replaced or deleted a moment ago.
+    ResultStore(dynamodb, TABLE).save(labeled("a.png", [label("dent", 60)]), None)
+    requests: list[dict[str, Any]] = []
+
+    def record(kwargs: dict[str, Any], call: Any) -> Any:
+        requests.append(kwargs)
+        return call(**kwargs)
+
+    assert [
+        entry["key"]
+        for entry in find_by_label(TABLE, "dent", client=FaultyClient(dynamodb, {"batch_get_item": record}))
+    ] == ["a.png"]
+    assert [table["ConsistentRead"] for request in requests for table in request["RequestItems"].values()] == [True]
+
+
 def test_get_result_of_unknown_object_is_none(dynamodb: Any) -> None:
     assert get_result(TABLE, "bucket", "missing.png", client=dynamodb) is None
 
