@@ -51,8 +51,12 @@ lint: $(PY_STAMP)
 typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy
 
+# Two processes for the suite (the CI machine has 2 cores), then, alone, the tests paced by
+# real time (marked serial), which a busy machine would slow past their caps.
+PYTEST_WORKERS ?= 2
 pytest: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -m "not serial"
+	$(PY) -m pytest -m serial
 
 test: lint typecheck pytest
 

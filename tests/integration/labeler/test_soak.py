@@ -6,6 +6,8 @@ import pytest
 
 from local.soak import SoakConfig, print_accounting, run
 
+pytestmark = pytest.mark.serial  # paced by real time: alone, after the rest of the suite
+
 
 @pytest.mark.enable_socket
 @pytest.mark.allow_hosts(["127.0.0.1"])
