@@ -56,7 +56,19 @@ from typing import Any
 import boto3
 
 from local.emulator import create_resources, drain_queue, local_aws_environment
-from local.fakes.faults import AMBIGUOUS_DROPS, CLEAN_DROPS, KILL_POINTS, Journal
+from local.fakes.faults import (
+    AMBIGUOUS_DROPS,
+    CLEAN_DROPS,
+    KILL_POINTS,
+    FaultyClient,
+    Journal,
+    client_error,
+    dropped,
+    inject_transport_faults,
+    install_kill_points,
+    put_events_rejecting,
+    put_events_result_ids,
+)
 from local.fakes.model_server import model_server_process
 from local.moto_process import moto_server_process
 from local.poller import EventSourceMappingPoller, Handler, ProcessEnvironment
@@ -357,20 +369,11 @@ class _Faults:
     def model_fault(self, request: dict[str, Any]) -> Exception | None:
         """Before the model runs: clean drops, not-running windows, bursts, throttling (its capacity
         is the model server's)."""
-        from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
-
-        from local.fakes.faults import client_error, timeout_wait
-        from shared.aws_config import REKOGNITION_CONFIG
-
         config = self.config
         self.journal.write("model-call")
         now = time.time()
         if self.chance(config.drop_rate):
-            kind = self.drop_kind(ambiguous=False)
-            self.journal.write("drop", service="rekognition", operation="DetectCustomLabels", drop=kind)
-            time.sleep(timeout_wait(kind, REKOGNITION_CONFIG, self.scale))
-            error = EndpointConnectionError if kind == "connect-error" else ConnectTimeoutError
-            return error(endpoint_url=EMULATED_MODEL_URL)
+            return self._model_dropped(self.drop_kind(ambiguous=False))
         if _windowed(now, config.not_ready_every_seconds, config.not_ready_seconds):
             return client_error("ResourceNotReadyException", "The model is not running (injected)")
         if _windowed(now + 7, config.burst_every_seconds, config.burst_seconds):
@@ -381,21 +384,20 @@ class _Faults:
 
     def lost_response(self, request: dict[str, Any]) -> Exception | None:
         """After the model answered: a stall (hangs until the read timeout) or an ambiguous drop."""
-        from botocore.exceptions import ReadTimeoutError
-
-        from local.fakes.faults import timeout_wait, transport_error
         from shared.aws_config import REKOGNITION_CONFIG
 
         if _windowed(time.time() + 31, self.config.stall_every_seconds, self.config.stall_seconds):
             self.journal.write("stall", service="rekognition")
-            time.sleep(timeout_wait("read-timeout", REKOGNITION_CONFIG, self.scale))
-            return ReadTimeoutError(endpoint_url=EMULATED_MODEL_URL)
+            return dropped("read-timeout", EMULATED_MODEL_URL, REKOGNITION_CONFIG, self.scale)
         if self.chance(self.config.ambiguous_drop_rate):
-            kind = self.drop_kind(ambiguous=True)
-            self.journal.write("drop", service="rekognition", operation="DetectCustomLabels", drop=kind)
-            time.sleep(timeout_wait(kind, REKOGNITION_CONFIG, self.scale))
-            return transport_error(kind, EMULATED_MODEL_URL)
+            return self._model_dropped(self.drop_kind(ambiguous=True))
         return None
+
+    def _model_dropped(self, kind: str) -> Exception:
+        from shared.aws_config import REKOGNITION_CONFIG
+
+        self.journal.write("drop", service="rekognition", operation="DetectCustomLabels", drop=kind)
+        return dropped(kind, EMULATED_MODEL_URL, REKOGNITION_CONFIG, self.scale)
 
     def extra_labels(self, request: dict[str, Any]) -> int:
         s3_object = request["Image"]["S3Object"]
@@ -403,8 +405,6 @@ class _Faults:
 
     def transport(self, client: Any, service: str, throttle_rate: float, outage_offset: float) -> None:
         """Outage windows, clean and ambiguous drops and throttling at the HTTP layer of a moto client."""
-        from local.fakes.faults import inject_transport_faults, put_events_result_ids
-
         config = self.config
 
         def decide(operation: str) -> str | None:
@@ -488,7 +488,6 @@ def _environment(setup: WorkerSetup) -> Handler:
     from labeler.config import LabelerConfig
     from labeler.logic.pipeline import build_pipeline
     from local.botocore_model import emulated_rekognition_client
-    from local.fakes.faults import FaultyClient, install_kill_points, put_events_rejecting
     from local.fakes.model_server import RemoteModel
     from shared.aws_config import REKOGNITION_CONFIG
 
@@ -1235,7 +1234,6 @@ def _outage_phase(config: SoakConfig, account: Accounting) -> None:
     from unittest import mock
 
     from local import outage_sim
-    from local.fakes.faults import FaultyClient, client_error
     from manager.handler import Manager
     from manager.handler import logger as manager_logger
 
