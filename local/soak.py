@@ -55,7 +55,7 @@ from typing import Any
 
 import boto3
 
-from local.emulator import create_resources, drain_queue, local_aws_environment
+from local.emulator import drain_queue, local_aws_environment
 from local.fakes.faults import (
     AMBIGUOUS_DROPS,
     CLEAN_DROPS,
@@ -74,6 +74,7 @@ from local.moto_process import moto_server_process
 from local.poller import EventSourceMappingPoller, Handler, ProcessEnvironment
 from local.samples import make_image
 from local.stack_template import PLACEHOLDER_PROJECT_VERSION_ARN, default_facts
+from local.wiring import deploy
 
 ARN = PLACEHOLDER_PROJECT_VERSION_ARN
 BAD_KINDS = {  # kind -> the error code its FAILED result must carry
@@ -826,15 +827,7 @@ def run(config: SoakConfig) -> Accounting:
         tempfile.TemporaryDirectory(prefix="autolabel-soak-") as scratch,
     ):
         s3, sqs = boto3.client("s3"), boto3.client("sqs")
-        resources = create_resources(
-            facts,
-            s3=s3,
-            sqs=sqs,
-            dynamodb=boto3.client("dynamodb"),
-            events=boto3.client("events"),
-            event_source="autolabel",
-            visibility_timeout=account.visibility_timeout,
-        )
+        resources = deploy(facts, visibility_timeout=account.visibility_timeout)
         s3.put_bucket_notification_configuration(Bucket=resources.bucket, NotificationConfiguration={})
         drain_queue(sqs, resources.queue_url)
         reuploads: list[Reupload] = []
