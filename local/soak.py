@@ -177,22 +177,15 @@ class Version:
     sent_at: float = 0.0  # time.time() its first notification was sent (its upload, for latency)
 
     def record(self, bucket: str) -> dict[str, Any]:
-        from urllib.parse import quote_plus
-
-        return {
-            "eventSource": "aws:s3",
-            "eventName": "ObjectCreated:Put",
-            "s3": {
-                "bucket": {"name": bucket},
-                "object": {
-                    "key": quote_plus(self.key),
-                    "size": self.size,
-                    "eTag": self.etag,
-                    **({} if self.unversioned else {"versionId": self.version_id}),
-                    "sequencer": self.sequencer,
-                },
-            },
-        }
+        return _s3_record(
+            bucket,
+            "ObjectCreated:Put",
+            key=self.key,
+            size=self.size,
+            eTag=self.etag,
+            **({} if self.unversioned else {"versionId": self.version_id}),
+            sequencer=self.sequencer,
+        )
 
     def result_id(self, bucket: str) -> str:
         from labeler.domain.s3_notification import S3ObjectEvent
@@ -217,16 +210,15 @@ class Reupload:
         return "re-upload X,Y,X" if self.middle is not None else "re-upload X,delete,X"
 
     def deletion_record(self, bucket: str) -> dict[str, Any]:
-        from urllib.parse import quote_plus
+        return _s3_record(bucket, "ObjectRemoved:Delete", key=self.first.key, sequencer=self.deletion_sequencer)
 
-        return {
-            "eventSource": "aws:s3",
-            "eventName": "ObjectRemoved:Delete",
-            "s3": {
-                "bucket": {"name": bucket},
-                "object": {"key": quote_plus(self.first.key), "sequencer": self.deletion_sequencer},
-            },
-        }
+
+def _s3_record(bucket: str, event_name: str, *, key: str, **object_fields: Any) -> dict[str, Any]:
+    """An S3 notification record as the ingest queue receives it (the key URL-encoded, as S3 does)."""
+    from urllib.parse import quote_plus
+
+    s3_object = {"key": quote_plus(key), **object_fields}
+    return {"eventSource": "aws:s3", "eventName": event_name, "s3": {"bucket": {"name": bucket}, "object": s3_object}}
 
 
 class Sequencers:

@@ -82,7 +82,7 @@ from local.stack_template import StackFacts
 from shared import table_layout as layout
 from shared.dynamo_codec import serialize_item
 from shared.names import LABELER_SERVICE
-from tests.support.builders import notification_body, s3_record, s3_removal_record
+from tests.support.builders import notification_body, s3_record, s3_removal_record, sqs_messages_event
 from tests.support.doubles import (
     DYNAMODB_ENDPOINT,
     EVENTS_ENDPOINT,
@@ -90,7 +90,6 @@ from tests.support.doubles import (
     RecordingEventBus,
     ScriptedRekognition,
     objects_concerned,
-    sqs_event,
 )
 from tests.support.reference import LABEL_POOL, LabelSpec, Version, best_confidences, is_newer, next_sequencer
 
@@ -423,7 +422,7 @@ class LabelerMachine(RuleBasedStateMachine):
         world.switch.plan = plan
         escaped: Exception | None = None
         try:
-            response = handler.handler(sqs_event([(m.message_id, m.body) for m in batch]), FakeLambdaContext())
+            response = handler.handler(sqs_messages_event([(m.message_id, m.body) for m in batch]), FakeLambdaContext())
             failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
         except Exception as error:  # the invocation failed: Lambda puts the whole batch back
             escaped, failed = error, {m.message_id for m in batch}

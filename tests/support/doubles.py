@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from local.fakes.faults import Concerns, client_error
-from tests.support.builders import load_event
 
 DYNAMODB_ENDPOINT = "https://dynamodb.us-east-1.amazonaws.com"
 EVENTS_ENDPOINT = "https://events.us-east-1.amazonaws.com"
@@ -124,11 +123,3 @@ def objects_concerned(bucket: str, keys: Sequence[str]) -> Concerns:
         ]
 
     return concerns
-
-
-def sqs_event(messages: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """An SQS event for the handler: (messageId, body) pairs, in this order."""
-    template = load_event("sqs_event.json")["Records"][0]
-    return {
-        "Records": [{**copy.deepcopy(template), "messageId": message_id, "body": body} for message_id, body in messages]
-    }
