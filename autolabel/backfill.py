@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from labeler.domain.backfill_request import BackfillRequest, backfill_request
     from labeler.domain.s3_notification import IMAGE_EXTENSIONS
     from shared.names import LABELER_SERVICE, METRICS_NAMESPACE
+    from shared.queue_backlog import queue_backlog
 else:  # the functions' packages, imported without changing sys.path (autolabel.function_code)
     ResultStore, StoredState, StoreError = function_names(
         "labeler.adapters.results_store", "ResultStore", "StoredState", "StoreError"
@@ -47,6 +48,7 @@ else:  # the functions' packages, imported without changing sys.path (autolabel.
     (IMAGE_EXTENSIONS,) = function_names("labeler.domain.s3_notification", "IMAGE_EXTENSIONS")
     backfill_rules = import_function_module("labeler.domain.backfill_rules")
     LABELER_SERVICE, METRICS_NAMESPACE = function_names("shared.names", "LABELER_SERVICE", "METRICS_NAMESPACE")
+    (queue_backlog,) = function_names("shared.queue_backlog", "queue_backlog")
 
 CHECKPOINT_VERSION = 1
 SEND_BATCH = 10  # SendMessageBatch
@@ -215,19 +217,6 @@ def list_current(s3: Any, bucket: str, prefix: str, after: str, versioned: bool)
             request["VersionIdMarker"] = page["NextVersionIdMarker"]
         else:
             request.pop("VersionIdMarker", None)
-
-
-def queue_backlog(sqs: Any, queue_url: str) -> int:
-    """Messages in the queue: waiting, in flight and delayed."""
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=[
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ],
-    )["Attributes"]
-    return sum(int(value) for value in attributes.values() if str(value).isdigit())
 
 
 def queue_retention_seconds(sqs: Any, queue_url: str) -> int:

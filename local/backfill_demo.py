@@ -41,25 +41,15 @@ from typing import Any
 
 import boto3
 
-from labeler import handler
-from labeler.adapters.clients import create_clients
-from labeler.logic.pipeline import build_pipeline
 from labeler.queries import get_result
-from local.emulator import (
-    REGION,
-    LocalResources,
-    consumed_events,
-    create_resources,
-    drain_queue,
-    labeler_config,
-)
+from local.emulator import LocalResources, consumed_events, drain_queue, labeler_config
 from local.fakes.fake_model import FakeCustomLabelsModel
 from local.moto_process import moto_server_process
 from local.poller import EventSourceMappingPoller
-from local.run import lambda_output_to
 from local.samples import make_image
 from local.sfn_interpreter import ExecutionAborted
 from local.stack_template import PLACEHOLDER_PROJECT_VERSION_ARN, default_facts
+from local.wiring import deploy, install_labeler, lambda_output_to, trigger, unannounced
 
 PREFIX = "archive/2026/"
 JOB_REPORTS = "autolabel-backfill-reports"
@@ -89,11 +79,13 @@ class DemoReport:
         )
 
 
-def _upload(s3: Any, bucket: str, count: int) -> list[str]:
+def _upload(s3: Any, sqs: Any, resources: LocalResources, count: int) -> list[str]:
+    """``count`` objects under PREFIX that were there before autolabel (no notification)."""
+    print(f"Uploading {count} objects under s3://{resources.bucket}/{PREFIX} (there before autolabel)...")
     body = make_image({"scratch": (0.1, 0.1, 0.3, 0.3)})
     keys = [f"{PREFIX}img-{i:05d}.png" for i in range(count)]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda key: s3.put_object(Bucket=bucket, Key=key, Body=body), keys))
+    with unannounced(s3, sqs, resources), ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda key: s3.put_object(Bucket=resources.bucket, Key=key, Body=body), keys))
     return keys
 
 
@@ -153,35 +145,11 @@ def _demo(
     facts: Any, endpoint: str, count: int, interrupt_at: int, output_dir: Path, *, use_signal: bool
 ) -> DemoReport:
     s3, sqs = boto3.client("s3"), boto3.client("sqs")
-    resources = create_resources(
-        facts,
-        s3=s3,
-        sqs=sqs,
-        dynamodb=boto3.client("dynamodb"),
-        events=boto3.client("events"),
-        event_source=facts.function_environment.get("EVENT_SOURCE", "autolabel"),
-        visibility_timeout=5,
-    )
-    config = labeler_config(facts, resources)  # the Lambda's own cold-start validation
+    resources = deploy(facts, visibility_timeout=5)
     model = FakeCustomLabelsModel(s3)
-    handler.use_pipeline(build_pipeline(config, dataclasses.replace(create_clients(), rekognition=model)))
-    poller = EventSourceMappingPoller(
-        sqs,
-        resources.backfill_queue_url,
-        resources.backfill_queue_arn,
-        handler.handler,
-        batch_size=facts.batch_size,
-        retry_delay_seconds=1,
-        region=REGION,
-    )
-    print(f"Uploading {count} objects under s3://{resources.bucket}/{PREFIX} (there before autolabel)...")
-    # They were there before autolabel: no notification (and moto's notifications slow big uploads down).
-    notifications = s3.get_bucket_notification_configuration(Bucket=resources.bucket)
-    notifications.pop("ResponseMetadata", None)
-    s3.put_bucket_notification_configuration(Bucket=resources.bucket, NotificationConfiguration={})
-    keys = _upload(s3, resources.bucket, count)
-    s3.put_bucket_notification_configuration(Bucket=resources.bucket, NotificationConfiguration=notifications)
-    drain_queue(sqs, resources.queue_url)
+    invoke = install_labeler(labeler_config(facts, resources), model)  # the Lambda's own cold-start validation
+    poller = trigger(resources, "backfill", invoke, batch_size=facts.batch_size)
+    keys = _upload(s3, sqs, resources, count)
 
     output_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = output_dir / "backfill-checkpoint.json"
@@ -291,28 +259,10 @@ def _job_deployment(facts: Any, count: int, items_per_batch: int | None) -> _Job
     from local.stack_template import default_template
 
     s3, sqs = boto3.client("s3"), boto3.client("sqs")
-    resources = create_resources(
-        facts,
-        s3=s3,
-        sqs=sqs,
-        dynamodb=boto3.client("dynamodb"),
-        events=boto3.client("events"),
-        event_source=facts.function_environment.get("EVENT_SOURCE", "autolabel"),
-        visibility_timeout=5,
-    )
+    resources = deploy(facts, visibility_timeout=5)
     model = FakeCustomLabelsModel(s3)
-    handler.use_pipeline(
-        build_pipeline(labeler_config(facts, resources), dataclasses.replace(create_clients(), rekognition=model))
-    )
-    labeler = EventSourceMappingPoller(
-        sqs,
-        resources.backfill_queue_url,
-        resources.backfill_queue_arn,
-        handler.handler,
-        batch_size=facts.batch_size,
-        retry_delay_seconds=1,
-        region=REGION,
-    )
+    invoke = install_labeler(labeler_config(facts, resources), model)
+    labeler = trigger(resources, "backfill", invoke, batch_size=facts.batch_size)
     s3.create_bucket(Bucket=JOB_REPORTS)
     job = EmulatedBackfillJob(
         job_facts(default_template()),
@@ -331,13 +281,7 @@ def _job_deployment(facts: Any, count: int, items_per_batch: int | None) -> _Job
         definition=json.dumps(job.definition),
         roleArn="arn:aws:iam::123456789012:role/autolabel-backfill",
     )["stateMachineArn"]
-    print(f"Uploading {count} objects under s3://{resources.bucket}/{PREFIX} (there before autolabel)...")
-    notifications = s3.get_bucket_notification_configuration(Bucket=resources.bucket)
-    notifications.pop("ResponseMetadata", None)
-    s3.put_bucket_notification_configuration(Bucket=resources.bucket, NotificationConfiguration={})
-    keys = _upload(s3, resources.bucket, count)
-    s3.put_bucket_notification_configuration(Bucket=resources.bucket, NotificationConfiguration=notifications)
-    drain_queue(sqs, resources.queue_url)
+    keys = _upload(s3, sqs, resources, count)
     return _JobDeployment(resources, job, machine, labeler, model, keys)
 
 

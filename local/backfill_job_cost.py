@@ -29,10 +29,10 @@ import boto3
 
 from labeler import backfill_job
 from local.backfill_job_emulator import EmulatedBackfillJob, job_facts
-from local.emulator import create_resources
 from local.moto_process import moto_server_process
 from local.samples import make_image
 from local.stack_template import PLACEHOLDER_PROJECT_VERSION_ARN, default_facts, default_template
+from local.wiring import deploy
 
 REPORTS = "autolabel-backfill-reports"
 
@@ -46,10 +46,8 @@ def _counted(service: str, calls: Counter[str]) -> Any:
 def measure(count: int) -> dict[str, Any]:
     facts = default_facts()
     with moto_server_process():
-        s3, sqs, dynamodb = boto3.client("s3"), boto3.client("sqs"), boto3.client("dynamodb")
-        resources = create_resources(
-            facts, s3=s3, sqs=sqs, dynamodb=dynamodb, events=boto3.client("events"), event_source="autolabel"
-        )
+        s3 = boto3.client("s3")
+        resources = deploy(facts)
         s3.create_bucket(Bucket=REPORTS)
         body = make_image({"scratch": (0.1, 0.1, 0.3, 0.3)})
         for i in range(count):

@@ -18,7 +18,6 @@ Latency: from the upload (``put_object`` returned) to the result's
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import statistics
 import threading
@@ -29,25 +28,24 @@ from typing import Any
 
 import boto3
 
-from labeler.adapters.clients import create_clients
 from labeler.domain.backfill_request import backfill_request
 from labeler.handler import partial_batch_response
-from labeler.logic.pipeline import InboundMessage, LabelingPipeline, build_pipeline
+from labeler.logic.pipeline import InboundMessage, LabelingPipeline
 from labeler.queries import get_result
-from local.emulator import LocalResources, create_resources, drain_queue, labeler_config
+from local.emulator import labeler_config
 from local.fakes.fake_model import FakeCustomLabelsModel
 from local.moto_process import moto_server_process
 from local.poller import EventSourceMappingPoller
-from local.run import lambda_output_to
 from local.samples import make_image
 from local.stack_template import default_facts
+from local.wiring import Lane, deploy, labeler, lambda_output_to, trigger, unannounced
 
 # A Custom Labels call takes a few hundred milliseconds; the emulated model answers at once.
 MODEL_SECONDS = 0.2
 
 
-def _lane(pipeline: LabelingPipeline) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """One emulated Lambda (its own pipeline and deadline) behind one event source mapping."""
+def _invoker(pipeline: LabelingPipeline) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """A handler of its own pipeline (the module's handler has one per process)."""
 
     def invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
         messages = [
@@ -80,41 +78,30 @@ def run_scenario(scenario: str, *, backlog: int, fresh: int, interval: float) ->
     facts = default_facts()
     with moto_server_process():
         s3, sqs = boto3.client("s3"), boto3.client("sqs")
-        resources: LocalResources = create_resources(
-            facts,
-            s3=s3,
-            sqs=sqs,
-            dynamodb=boto3.client("dynamodb"),
-            events=boto3.client("events"),
-            event_source="autolabel",
-            visibility_timeout=5,
-        )
+        resources = deploy(facts, visibility_timeout=5)
         config = labeler_config(facts, resources)  # the Lambda's own cold-start validation
 
-        def pipeline() -> LabelingPipeline:
+        def lane(name: Lane) -> EventSourceMappingPoller:
+            """One emulated Lambda (its own pipeline and deadline) behind one event source mapping."""
             model = FakeCustomLabelsModel(s3, latency_seconds=MODEL_SECONDS)
-            return build_pipeline(config, dataclasses.replace(create_clients(), rekognition=model))
+            return trigger(resources, name, _invoker(labeler(config, model)), batch_size=10)
 
         body = make_image({"scratch": (0.1, 0.1, 0.3, 0.3)})
         if backlog:
-            notifications = s3.get_bucket_notification_configuration(Bucket=resources.bucket)
-            notifications.pop("ResponseMetadata", None)
-            s3.put_bucket_notification_configuration(Bucket=resources.bucket, NotificationConfiguration={})
             bodies = []
-            for i in range(backlog):
-                put = s3.put_object(Bucket=resources.bucket, Key=f"archive/{i:05d}.png", Body=body)
-                bodies.append(
-                    backfill_request(
-                        resources.bucket,
-                        f"archive/{i:05d}.png",
-                        version_id=put.get("VersionId"),
-                        etag=put["ETag"],
-                        size=len(body),
-                        run_id="benchmark",
-                    ).to_body()
-                )
-            s3.put_bucket_notification_configuration(Bucket=resources.bucket, NotificationConfiguration=notifications)
-            drain_queue(sqs, resources.queue_url)
+            with unannounced(s3, sqs, resources):
+                for i in range(backlog):
+                    put = s3.put_object(Bucket=resources.bucket, Key=f"archive/{i:05d}.png", Body=body)
+                    bodies.append(
+                        backfill_request(
+                            resources.bucket,
+                            f"archive/{i:05d}.png",
+                            version_id=put.get("VersionId"),
+                            etag=put["ETag"],
+                            size=len(body),
+                            run_id="benchmark",
+                        ).to_body()
+                    )
             target = resources.backfill_queue_url if scenario == "lanes" else resources.queue_url
             for start in range(0, len(bodies), 10):
                 sqs.send_message_batch(
@@ -122,18 +109,7 @@ def run_scenario(scenario: str, *, backlog: int, fresh: int, interval: float) ->
                     Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])],
                 )
         stop = threading.Event()
-        pollers = [
-            EventSourceMappingPoller(
-                sqs, resources.queue_url, resources.queue_arn, _lane(pipeline()), retry_delay_seconds=1
-            ),
-            EventSourceMappingPoller(
-                sqs,
-                resources.backfill_queue_url,
-                resources.backfill_queue_arn,
-                _lane(pipeline()),
-                retry_delay_seconds=1,
-            ),
-        ]
+        pollers = [lane("ingest"), lane("backfill")]
         threads = [threading.Thread(target=_poll, args=(p, stop), daemon=True) for p in pollers]
         for thread in threads:
             thread.start()

@@ -38,7 +38,6 @@ from labeler import handler
 from labeler.adapters.clients import AwsClients
 from labeler.config import LabelerConfig
 from labeler.logic.pipeline import build_pipeline
-from local.emulator import create_resources
 from local.fakes.fake_model import synthetic_labels
 from local.fakes.faults import FaultyClient
 from local.moto_process import moto_server_process
@@ -46,6 +45,7 @@ from local.peer import PEER_TABLE_KEY, PeerClients, peer_handler, s3_event
 from local.poller import FakeLambdaContext
 from local.samples import make_image
 from local.stack_template import PLACEHOLDER_PROJECT_VERSION_ARN, default_facts
+from local.wiring import deploy
 from local.write_units import WriteMeter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,15 +172,7 @@ class Bench:
         os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
         self.s3 = boto3.client("s3")
         self.facts = default_facts()
-        self.resources = create_resources(
-            self.facts,
-            s3=self.s3,
-            sqs=boto3.client("sqs"),
-            dynamodb=boto3.client("dynamodb"),
-            events=boto3.client("events"),
-            event_source="autolabel",
-            prefix=prefix,
-        )
+        self.resources = deploy(self.facts, prefix=prefix)
         self.model = model or FixedLatencyModel(latency)
         self.raw_dynamodb = boto3.client("dynamodb")
         self.dynamodb = FaultyClient(self.raw_dynamodb)

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import socket
-import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 from local.emulator import environment, local_aws_environment
+from local.server_process import server_process
 
 
 def _snapshot_touched_items_instead_of_tables() -> None:
@@ -284,28 +282,15 @@ def serve(port: int) -> None:
 @contextlib.contextmanager
 def moto_server_process() -> Iterator[str]:
     """Start a server, point AWS_ENDPOINT_URL at it, stop it afterwards."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local.moto_process", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the moto server process did not start") from None
-                time.sleep(0.1)
-        with environment(local_aws_environment(endpoint)):
-            yield endpoint
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with (
+        server_process(
+            lambda port: ["local.moto_process", str(port)],
+            lambda url: urllib.request.urlopen(f"{url}/moto-api/", timeout=1),
+            "moto server",
+        ) as endpoint,
+        environment(local_aws_environment(endpoint)),
+    ):
+        yield endpoint
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ Custom Labels model is emulated (local/fakes/fake_model.py), and we say so.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import io
 import json
@@ -18,7 +17,6 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +25,12 @@ from moto.server import ThreadedMotoServer
 from PIL import Image, ImageDraw
 
 from autolabel.config import EMULATOR_OUTPUT
-from labeler import handler
-from labeler.adapters.clients import create_clients
-from labeler.logic.pipeline import build_pipeline
 from labeler.queries import find_by_label, get_result
 from local import scenarios
 from local.emulator import (
     REGION,
     LocalResources,
     consumed_events,
-    create_resources,
     drain_queue,
     environment,
     labeler_config,
@@ -49,6 +43,7 @@ from local.s3_notifications import S3LikeNotifications, s3_like_notifications
 from local.samples import Sample, sample_set
 from local.stack_template import default_facts
 from local.watch import ServeWatch
+from local.wiring import Lane, deploy, install_labeler, lambda_output_to, trigger
 
 BANNER = """\
 ================================================================================
@@ -57,18 +52,6 @@ BANNER = """\
  Custom Labels model: EMULATED (local/fakes/fake_model.py finds coloured regions);
  no Rekognition call is made and no AWS account is used.
 ================================================================================"""
-
-
-@contextlib.contextmanager
-def lambda_output_to(stream: Any) -> Iterator[None]:
-    """Send the handler's JSON logs and EMF metrics (stdout in Lambda) to a file."""
-    log_handler = handler.logger.registered_handler
-    previous = log_handler.setStream(stream)  # type: ignore[attr-defined]
-    try:
-        with contextlib.redirect_stdout(stream):  # EMF metrics are printed
-            yield
-    finally:
-        log_handler.setStream(previous)  # type: ignore[attr-defined]
 
 
 def throttle_first_call_of(key: str) -> Any:
@@ -269,15 +252,8 @@ def run(output_dir: Path, *, serve_after: bool = False) -> int:
 
 def _run(facts: Any, output_dir: Path, notifier: S3LikeNotifications, serve_endpoint: str | None = None) -> int:
     s3, sqs = boto3.client("s3"), boto3.client("sqs")
-    resources: LocalResources = create_resources(
-        facts,
-        s3=s3,
-        sqs=sqs,
-        dynamodb=boto3.client("dynamodb"),
-        events=boto3.client("events"),
-        event_source=facts.function_environment.get("EVENT_SOURCE", "autolabel"),
-        visibility_timeout=2,
-        subscribe_deletions=facts.function_environment.get("DELETIONS", "true") == "true",
+    resources = deploy(
+        facts, visibility_timeout=2, subscribe_deletions=facts.function_environment.get("DELETIONS", "true") == "true"
     )
     print(
         f"Resources from the synthesized stack: bucket {resources.bucket}, ingest queue + DLQ "
@@ -286,16 +262,8 @@ def _run(facts: Any, output_dir: Path, notifier: S3LikeNotifications, serve_endp
     )
     config = labeler_config(facts, resources)  # the Lambda's own cold-start validation
     model = FakeCustomLabelsModel(s3, fault=throttle_first_call_of("line-1/part-0001.png"))
-    handler.use_pipeline(build_pipeline(config, dataclasses.replace(create_clients(), rekognition=model)))
-    poller = EventSourceMappingPoller(
-        sqs,
-        resources.queue_url,
-        resources.queue_arn,
-        handler.handler,
-        batch_size=facts.batch_size,
-        retry_delay_seconds=1,
-        region=REGION,
-    )
+    invoke = install_labeler(config, model)
+    poller = trigger(resources, "ingest", invoke, batch_size=facts.batch_size)
     samples = sample_set()
     print(
         f"\nUploading {len(samples)} sample objects (one is throttled once, to show a retry), an overwrite "
@@ -334,21 +302,8 @@ def _run(facts: Any, output_dir: Path, notifier: S3LikeNotifications, serve_endp
             annotated_path=lambda key: annotated_path(annotated_dir, key),
             out=sys.stdout,  # the terminal: the handler's own output goes to the log file
         )
-        pollers = [  # the labeler's two triggers: the ingest queue and the backfill queue
-            EventSourceMappingPoller(
-                sqs,
-                url,
-                arn,
-                watch.wrap(handler.handler),
-                batch_size=facts.batch_size,
-                retry_delay_seconds=1,
-                region=REGION,
-            )
-            for url, arn in (
-                (resources.queue_url, resources.queue_arn),
-                (resources.backfill_queue_url, resources.backfill_queue_arn),
-            )
-        ]
+        lanes: tuple[Lane, ...] = ("ingest", "backfill")  # the labeler's two triggers
+        pollers = [trigger(resources, lane, watch.wrap(invoke), batch_size=facts.batch_size) for lane in lanes]
         photo = output_dir / "photo.png"
         photo.write_bytes(samples[0].body)
         serve(Serving(serve_endpoint, resources, config.project_version_arn, pollers, watch, log_path, photo))

@@ -312,27 +312,15 @@ class Interpreter:
 
 # -- the ASL rules the definition must follow (the parts this interpreter runs) -----------------------
 
+# The fields every state that moves on has, and those of the states that produce a result (Task, Map).
+_FLOW_FIELDS = {"Type", "Next", "End", "Comment", "InputPath", "OutputPath"}
+_RESULT_FIELDS = _FLOW_FIELDS | {"ResultPath", "ResultSelector", "Retry", "Catch"}
 STATE_FIELDS = {
-    "Task": {
-        "Type",
-        "Resource",
-        "Parameters",
-        "ResultPath",
-        "ResultSelector",
-        "OutputPath",
-        "InputPath",
-        "Retry",
-        "Catch",
-        "Next",
-        "End",
-        "Comment",
-        "TimeoutSeconds",
-        "HeartbeatSeconds",
-    },
-    "Wait": {"Type", "Seconds", "Next", "End", "Comment", "InputPath", "OutputPath"},
+    "Task": _RESULT_FIELDS | {"Resource", "Parameters", "TimeoutSeconds", "HeartbeatSeconds"},
+    "Wait": _FLOW_FIELDS | {"Seconds"},
     "Choice": {"Type", "Choices", "Default", "Comment", "InputPath", "OutputPath"},
-    "Map": {
-        "Type",
+    "Map": _RESULT_FIELDS
+    | {
         "ItemProcessor",
         "ItemReader",
         "ItemBatcher",
@@ -341,18 +329,9 @@ STATE_FIELDS = {
         "ToleratedFailurePercentage",
         "ToleratedFailureCount",
         "ResultWriter",
-        "ResultPath",
-        "ResultSelector",
-        "OutputPath",
-        "InputPath",
-        "Retry",
-        "Catch",
-        "Next",
-        "End",
-        "Comment",
         "Label",
     },
-    "Pass": {"Type", "Result", "ResultPath", "Parameters", "OutputPath", "InputPath", "Next", "End", "Comment"},
+    "Pass": _FLOW_FIELDS | {"Result", "ResultPath", "Parameters"},
     "Succeed": {"Type", "Comment", "InputPath", "OutputPath"},
     "Fail": {"Type", "Error", "Cause", "Comment"},
 }

@@ -55,13 +55,26 @@ from typing import Any
 
 import boto3
 
-from local.emulator import create_resources, drain_queue, local_aws_environment
-from local.fakes.faults import AMBIGUOUS_DROPS, CLEAN_DROPS, KILL_POINTS, Journal
+from local.emulator import drain_queue, local_aws_environment
+from local.fakes.faults import (
+    AMBIGUOUS_DROPS,
+    CLEAN_DROPS,
+    KILL_POINTS,
+    FaultyClient,
+    Journal,
+    client_error,
+    dropped,
+    inject_transport_faults,
+    install_kill_points,
+    put_events_rejecting,
+    put_events_result_ids,
+)
 from local.fakes.model_server import model_server_process
 from local.moto_process import moto_server_process
 from local.poller import EventSourceMappingPoller, Handler, ProcessEnvironment
 from local.samples import make_image
 from local.stack_template import PLACEHOLDER_PROJECT_VERSION_ARN, default_facts
+from local.wiring import deploy
 
 ARN = PLACEHOLDER_PROJECT_VERSION_ARN
 BAD_KINDS = {  # kind -> the error code its FAILED result must carry
@@ -164,22 +177,15 @@ class Version:
     sent_at: float = 0.0  # time.time() its first notification was sent (its upload, for latency)
 
     def record(self, bucket: str) -> dict[str, Any]:
-        from urllib.parse import quote_plus
-
-        return {
-            "eventSource": "aws:s3",
-            "eventName": "ObjectCreated:Put",
-            "s3": {
-                "bucket": {"name": bucket},
-                "object": {
-                    "key": quote_plus(self.key),
-                    "size": self.size,
-                    "eTag": self.etag,
-                    **({} if self.unversioned else {"versionId": self.version_id}),
-                    "sequencer": self.sequencer,
-                },
-            },
-        }
+        return _s3_record(
+            bucket,
+            "ObjectCreated:Put",
+            key=self.key,
+            size=self.size,
+            eTag=self.etag,
+            **({} if self.unversioned else {"versionId": self.version_id}),
+            sequencer=self.sequencer,
+        )
 
     def result_id(self, bucket: str) -> str:
         from labeler.domain.s3_notification import S3ObjectEvent
@@ -204,16 +210,15 @@ class Reupload:
         return "re-upload X,Y,X" if self.middle is not None else "re-upload X,delete,X"
 
     def deletion_record(self, bucket: str) -> dict[str, Any]:
-        from urllib.parse import quote_plus
+        return _s3_record(bucket, "ObjectRemoved:Delete", key=self.first.key, sequencer=self.deletion_sequencer)
 
-        return {
-            "eventSource": "aws:s3",
-            "eventName": "ObjectRemoved:Delete",
-            "s3": {
-                "bucket": {"name": bucket},
-                "object": {"key": quote_plus(self.first.key), "sequencer": self.deletion_sequencer},
-            },
-        }
+
+def _s3_record(bucket: str, event_name: str, *, key: str, **object_fields: Any) -> dict[str, Any]:
+    """An S3 notification record as the ingest queue receives it (the key URL-encoded, as S3 does)."""
+    from urllib.parse import quote_plus
+
+    s3_object = {"key": quote_plus(key), **object_fields}
+    return {"eventSource": "aws:s3", "eventName": event_name, "s3": {"bucket": {"name": bucket}, "object": s3_object}}
 
 
 class Sequencers:
@@ -357,20 +362,11 @@ class _Faults:
     def model_fault(self, request: dict[str, Any]) -> Exception | None:
         """Before the model runs: clean drops, not-running windows, bursts, throttling (its capacity
         is the model server's)."""
-        from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
-
-        from local.fakes.faults import client_error, timeout_wait
-        from shared.aws_config import REKOGNITION_CONFIG
-
         config = self.config
         self.journal.write("model-call")
         now = time.time()
         if self.chance(config.drop_rate):
-            kind = self.drop_kind(ambiguous=False)
-            self.journal.write("drop", service="rekognition", operation="DetectCustomLabels", drop=kind)
-            time.sleep(timeout_wait(kind, REKOGNITION_CONFIG, self.scale))
-            error = EndpointConnectionError if kind == "connect-error" else ConnectTimeoutError
-            return error(endpoint_url=EMULATED_MODEL_URL)
+            return self._model_dropped(self.drop_kind(ambiguous=False))
         if _windowed(now, config.not_ready_every_seconds, config.not_ready_seconds):
             return client_error("ResourceNotReadyException", "The model is not running (injected)")
         if _windowed(now + 7, config.burst_every_seconds, config.burst_seconds):
@@ -381,21 +377,20 @@ class _Faults:
 
     def lost_response(self, request: dict[str, Any]) -> Exception | None:
         """After the model answered: a stall (hangs until the read timeout) or an ambiguous drop."""
-        from botocore.exceptions import ReadTimeoutError
-
-        from local.fakes.faults import timeout_wait, transport_error
         from shared.aws_config import REKOGNITION_CONFIG
 
         if _windowed(time.time() + 31, self.config.stall_every_seconds, self.config.stall_seconds):
             self.journal.write("stall", service="rekognition")
-            time.sleep(timeout_wait("read-timeout", REKOGNITION_CONFIG, self.scale))
-            return ReadTimeoutError(endpoint_url=EMULATED_MODEL_URL)
+            return dropped("read-timeout", EMULATED_MODEL_URL, REKOGNITION_CONFIG, self.scale)
         if self.chance(self.config.ambiguous_drop_rate):
-            kind = self.drop_kind(ambiguous=True)
-            self.journal.write("drop", service="rekognition", operation="DetectCustomLabels", drop=kind)
-            time.sleep(timeout_wait(kind, REKOGNITION_CONFIG, self.scale))
-            return transport_error(kind, EMULATED_MODEL_URL)
+            return self._model_dropped(self.drop_kind(ambiguous=True))
         return None
+
+    def _model_dropped(self, kind: str) -> Exception:
+        from shared.aws_config import REKOGNITION_CONFIG
+
+        self.journal.write("drop", service="rekognition", operation="DetectCustomLabels", drop=kind)
+        return dropped(kind, EMULATED_MODEL_URL, REKOGNITION_CONFIG, self.scale)
 
     def extra_labels(self, request: dict[str, Any]) -> int:
         s3_object = request["Image"]["S3Object"]
@@ -403,8 +398,6 @@ class _Faults:
 
     def transport(self, client: Any, service: str, throttle_rate: float, outage_offset: float) -> None:
         """Outage windows, clean and ambiguous drops and throttling at the HTTP layer of a moto client."""
-        from local.fakes.faults import inject_transport_faults, put_events_result_ids
-
         config = self.config
 
         def decide(operation: str) -> str | None:
@@ -488,7 +481,6 @@ def _environment(setup: WorkerSetup) -> Handler:
     from labeler.config import LabelerConfig
     from labeler.logic.pipeline import build_pipeline
     from local.botocore_model import emulated_rekognition_client
-    from local.fakes.faults import FaultyClient, install_kill_points, put_events_rejecting
     from local.fakes.model_server import RemoteModel
     from shared.aws_config import REKOGNITION_CONFIG
 
@@ -827,15 +819,7 @@ def run(config: SoakConfig) -> Accounting:
         tempfile.TemporaryDirectory(prefix="autolabel-soak-") as scratch,
     ):
         s3, sqs = boto3.client("s3"), boto3.client("sqs")
-        resources = create_resources(
-            facts,
-            s3=s3,
-            sqs=sqs,
-            dynamodb=boto3.client("dynamodb"),
-            events=boto3.client("events"),
-            event_source="autolabel",
-            visibility_timeout=account.visibility_timeout,
-        )
+        resources = deploy(facts, visibility_timeout=account.visibility_timeout)
         s3.put_bucket_notification_configuration(Bucket=resources.bucket, NotificationConfiguration={})
         drain_queue(sqs, resources.queue_url)
         reuploads: list[Reupload] = []
@@ -1235,7 +1219,6 @@ def _outage_phase(config: SoakConfig, account: Accounting) -> None:
     from unittest import mock
 
     from local import outage_sim
-    from local.fakes.faults import FaultyClient, client_error
     from manager.handler import Manager
     from manager.handler import logger as manager_logger
 

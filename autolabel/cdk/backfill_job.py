@@ -27,6 +27,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct
 
+from autolabel.cdk._functions import queue_backlog
 from autolabel.cdk.exact_role_function import Grant, exact_role_function
 from autolabel.cdk.runtime import RUNTIME
 
@@ -36,11 +37,7 @@ RESULT_WRITER_V2_FLAG = "@aws-cdk/aws-stepfunctions:useDistributedMapResultWrite
 QUEUE_FULL_RETRY = Duration.seconds(60)
 # ASL's largest MaxAttempts: a batch waits for the model as long as it takes.
 MAX_RETRY_ATTEMPTS = 99_999_999
-LANE_ATTRIBUTES = (
-    "ApproximateNumberOfMessages",
-    "ApproximateNumberOfMessagesNotVisible",
-    "ApproximateNumberOfMessagesDelayed",
-)
+LANE_ATTRIBUTES = queue_backlog.BACKLOG_ATTRIBUTES  # the lane is clear when all three are 0
 LAMBDA_TRANSIENT_ERRORS = [
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",

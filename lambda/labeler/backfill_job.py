@@ -43,6 +43,7 @@ from labeler.domain.backfill_request import BackfillRequest, backfill_request, f
 from labeler.domain.label_result import FAILED, LABELED
 from shared.aws_config import DATA_CONFIG
 from shared.lambda_setup import BuiltOnFirstUse
+from shared.queue_backlog import queue_backlog
 from shared.validation import parse_positive_int, parse_project_version_arn, required
 
 OWNER = "the backfill job Lambda"
@@ -518,19 +519,6 @@ def ledger_key(job: Job, outcomes: Sequence[Outcome]) -> str:
     """The same batch (a retry) writes the same ledger file."""
     digest = hashlib.sha256("\0".join(o.item.key for o in outcomes).encode()).hexdigest()[:24]
     return f"{job.report}ledger/{digest}.jsonl"
-
-
-def queue_backlog(sqs: Any, queue_url: str) -> int:
-    """Messages in the queue: waiting, in flight and delayed."""
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=[
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ],
-    )["Attributes"]
-    return sum(int(value) for value in attributes.values() if str(value).isdigit())
 
 
 def _job_from_environment() -> BackfillJob:

@@ -1,9 +1,13 @@
-"""Fault injection and call counting around real (moto) boto3 clients.
+"""The one fault injector of the tests, the soak, the benchmarks and the local run.
 
 ``FaultyClient`` forwards every call to the wrapped client, counts it, and lets
 a fault decide per call: raise an error, answer instead of the service, or
-call through (possibly with changed arguments). Used by the tests, the soak
-and the benchmarks; an in-memory fake rather than a mock.
+call through (possibly with changed arguments); an in-memory fake rather than
+a mock. On top of it: faults by count (``fail_times``), partial PutEvents
+failures, lost answers, and planned faults (``FaultPlan``: the n-th call about
+one object, the same on every run). Below it, at the HTTP layer where
+botocore's retries see them as in AWS: throttling and connection drops
+(``inject_transport_faults``), and process kills (``install_kill_points``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from botocore.awsrequest import AWSResponse
@@ -117,20 +123,124 @@ def put_events_rejecting(predicate: Callable[[dict[str, Any]], bool], error_code
     return fault
 
 
-def inject_http_errors(client: Any, should_fail: Callable[[str], bool], code: str, status: int = 400) -> None:
-    """Answer some calls of a real boto3 client with an error response at the HTTP layer.
+def lost_after_applied(error: Callable[[], Exception]) -> Fault:
+    """The ambiguous kind: the request reaches the service and is applied, then its answer is lost."""
 
-    Unlike FaultyClient, botocore sees a real service error, so the client's
-    retry configuration (standard/adaptive) handles it as it would in AWS.
+    def fault(kwargs: dict[str, Any], call: Call) -> Any:
+        call(**kwargs)
+        raise error()
+
+    return fault
+
+
+# -- planned faults: the same call fails on every run, whatever the threads interleave --------------
+
+
+class FaultKind(Enum):
+    THROTTLE = "throttle"  # a clean ClientError, nothing applied
+    CONNECTION_CLOSED = "connection-closed"  # botocore errors raised before the request is applied
+    ENDPOINT_UNREACHABLE = "endpoint-unreachable"
+    READ_TIMEOUT = "read-timeout"
+    RESPONSE_LOST = "response-lost"  # applied (or delivered), then ReadTimeoutError: outcome unknown to the caller
+    PARTIAL = "partial"  # PutEvents only: the object's entries refused in a 200 response
+
+
+# The kinds raised before the request is applied, as the transport drop each one is.
+_DROPPED_BEFORE = {
+    FaultKind.CONNECTION_CLOSED: "connection-closed",
+    FaultKind.ENDPOINT_UNREACHABLE: "connect-error",
+    FaultKind.READ_TIMEOUT: "read-timeout",
+}
+
+
+@dataclass(frozen=True)
+class PlannedFault:
+    """Fail the ``occurrence``-th call of ``operation`` that concerns object ``key_index`` in one invocation."""
+
+    operation: str
+    key_index: int
+    occurrence: int
+    kind: FaultKind
+
+    def __repr__(self) -> str:
+        return f"Fault({self.operation}, key#{self.key_index}, call {self.occurrence}, {self.kind.value})"
+
+    def error(self, endpoint: str) -> Exception:
+        """What the caller gets for a fault raised before the request is applied."""
+        if self.kind is FaultKind.THROTTLE:
+            if self.operation == "put_events":
+                return client_error("ThrottlingException", "Rate exceeded", operation="PutEvents")
+            return client_error("ProvisionedThroughputExceededException", "injected throttle", operation=self.operation)
+        return transport_error(_DROPPED_BEFORE[self.kind], endpoint)
+
+
+Concerns = Callable[[str, dict[str, Any]], list[int]]  # (operation, request) -> indexes of the objects it concerns
+
+
+@dataclass
+class FaultPlan:
+    """The faults of one invocation, each fired at most once.
+
+    Calls are attributed to the objects they concern (``concerns``); counting
+    per (operation, object) keeps the targeted call the same whatever order the
+    pipeline's worker threads make their calls in.
     """
 
-    def answer(request: Any, **kwargs: Any) -> Any:
-        operation = kwargs.get("event_name", "").rsplit(".", 1)[-1]
-        if not should_fail(operation):
-            return None
-        return http_response(request.url, status, {"__type": code, "message": "injected fault"})
+    faults: Sequence[PlannedFault]
+    concerns: Concerns
+    fired: list[PlannedFault] = field(default_factory=list)
+    lost_responses: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    _counts: Counter[tuple[str, int]] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    client.meta.events.register_first("before-send", answer)
+    def pick(self, operation: str, kwargs: dict[str, Any]) -> PlannedFault | None:
+        with self._lock:
+            chosen: PlannedFault | None = None
+            for key_index in self.concerns(operation, kwargs):
+                self._counts[(operation, key_index)] += 1
+                for fault in self.faults:
+                    if (
+                        chosen is None
+                        and fault not in self.fired
+                        and (fault.operation, fault.key_index, fault.occurrence)
+                        == (operation, key_index, self._counts[(operation, key_index)])
+                    ):
+                        chosen = fault
+            if chosen is not None:
+                self.fired.append(chosen)
+            return chosen
+
+
+class FaultSwitch:
+    """Holds the current invocation's plan; the injected client consults it on every call."""
+
+    def __init__(self) -> None:
+        self.plan: FaultPlan | None = None
+
+
+def with_faults(client: Any, operations: Sequence[str], switch: FaultSwitch, endpoint: str) -> FaultyClient:
+    """``client`` behind a FaultyClient failing the calls the switch's current plan names."""
+
+    def hook(operation: str) -> Fault:
+        def fault(kwargs: dict[str, Any], call: Call) -> Any:
+            plan = switch.plan
+            chosen = plan.pick(operation, kwargs) if plan is not None else None
+            if chosen is None or plan is None:
+                return call(**kwargs)
+            if chosen.kind is FaultKind.RESPONSE_LOST:
+                call(**kwargs)
+                plan.lost_responses.append((operation, kwargs))
+                raise transport_error("read-timeout", endpoint)
+            if chosen.kind is FaultKind.PARTIAL:
+                key_index, concerns = chosen.key_index, plan.concerns
+                return put_events_rejecting(lambda entry: key_index in concerns(operation, {"Entries": [entry]}))(
+                    kwargs, call
+                )
+            raise chosen.error(endpoint)
+
+        return fault
+
+    return FaultyClient(client, {operation: hook(operation) for operation in operations})
 
 
 # -- process-level faults: a journal that survives os._exit, transport faults, kill points -----------
@@ -195,6 +305,13 @@ def timeout_wait(kind: str, config: Any, time_scale: float) -> float:
     return 0.0
 
 
+def dropped(kind: str, url: str, config: Any, time_scale: float = 1.0) -> BotoCoreError:
+    """A connection fault as a caller sees it: after the client's (scaled) timeout for the
+    timeout kinds, at once for the others, the error its HTTP session raises."""
+    time.sleep(timeout_wait(kind, config, time_scale))
+    return transport_error(kind, url)
+
+
 # operation name -> None (call through), "throttle", or one of DROP_KINDS
 TransportDecision = Callable[[str], str | None]
 TransportObserver = Callable[[str, str, Any], None]  # (operation, kind, prepared request)
@@ -234,8 +351,7 @@ def inject_transport_faults(
             if not hasattr(sessions, "session"):
                 sessions.session = URLLib3Session()
             sessions.session.send(request)  # applied by the service; its answer is dropped
-        time.sleep(timeout_wait(kind, client.meta.config, time_scale))
-        raise transport_error(kind, request.url)
+        raise dropped(kind, request.url, client.meta.config, time_scale)
 
     client.meta.events.register_first("before-send", before_send)
 

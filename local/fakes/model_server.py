@@ -24,8 +24,6 @@ import argparse
 import contextlib
 import http.client
 import json
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -38,6 +36,7 @@ from botocore.exceptions import ClientError
 
 from local.fakes.fake_model import OPERATION, ExtraLabels, Fault
 from local.fakes.faults import client_error
+from local.server_process import server_process
 
 EXTRA_LABELS_HEADER = "X-Extra-Labels"
 _EXTRA = "_extraLabels"  # request key the server's model reads its extra-label count from
@@ -178,29 +177,12 @@ def model_counters(url: str) -> dict[str, int]:
 @contextlib.contextmanager
 def model_server_process(latency: float = 0.0, cap: float = 0.0) -> Iterator[str]:
     """Start a model server (reading images from this process's AWS endpoint); yield its URL; stop it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local.fakes.model_server", str(port), "--latency", str(latency), "--cap", str(cap)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                model_counters(url)
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the model server process did not start") from None
-                time.sleep(0.1)
+    with server_process(
+        lambda port: ["local.fakes.model_server", str(port), "--latency", str(latency), "--cap", str(cap)],
+        model_counters,
+        "model server",
+    ) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,25 +76,20 @@ from labeler.domain.s3_notification import S3ObjectEvent
 from labeler.logic.pipeline import LabelingPipeline, build_pipeline
 from labeler.queries import find_by_label, get_result
 from local.emulator import create_table
+from local.fakes.faults import FaultKind, FaultPlan, FaultSwitch, PlannedFault, with_faults
 from local.poller import FakeLambdaContext
 from local.stack_template import StackFacts
 from shared import table_layout as layout
 from shared.dynamo_codec import serialize_item
 from shared.names import LABELER_SERVICE
-from tests.support.builders import notification_body, s3_record, s3_removal_record
+from tests.support.builders import notification_body, s3_record, s3_removal_record, sqs_messages_event
 from tests.support.doubles import (
     DYNAMODB_ENDPOINT,
     EVENTS_ENDPOINT,
     FakeClock,
-    Fault,
-    FaultKind,
-    FaultPlan,
-    FaultSwitch,
     RecordingEventBus,
     ScriptedRekognition,
     objects_concerned,
-    sqs_event,
-    with_faults,
 )
 from tests.support.reference import LABEL_POOL, LabelSpec, Version, best_confidences, is_newer, next_sequencer
 
@@ -129,14 +124,14 @@ KEY_INDEXES = st.integers(0, len(KEYS) - 1)
 FAULTS = st.lists(
     st.one_of(
         st.builds(
-            Fault,
+            PlannedFault,
             operation=st.sampled_from(("put_item", "batch_write_item", *DYNAMODB_OPERATIONS)),  # writes more often
             key_index=KEY_INDEXES,
             occurrence=st.integers(1, 3),
             kind=st.sampled_from([kind for kind in FaultKind if kind is not FaultKind.PARTIAL]),
         ),
         st.builds(
-            Fault,
+            PlannedFault,
             operation=st.just("put_events"),
             key_index=KEY_INDEXES,
             occurrence=st.integers(1, 2),
@@ -382,7 +377,7 @@ class LabelerMachine(RuleBasedStateMachine):
     @rule(picks=st.lists(st.tuples(KEY_INDEXES, st.integers(0, MAX_BATCH - 1)), min_size=1, max_size=MAX_BATCH),
           faults=FAULTS, wait=st.sampled_from([CLAIMS_EXPIRED, CLAIMS_EXPIRED, 1.0, 60.0]))  # fmt: skip
     @_tracked
-    def deliver(self, picks: list[tuple[int, int]], faults: list[Fault], wait: float) -> None:
+    def deliver(self, picks: list[tuple[int, int]], faults: list[PlannedFault], wait: float) -> None:
         """One invocation with some pending messages, in this order, with these faults injected.
 
         A fault's key_index n means the n-th distinct key of the batch.
@@ -415,7 +410,7 @@ class LabelerMachine(RuleBasedStateMachine):
         self.pending.append(message)
         self.sent.append(message)
 
-    def _invoke(self, batch: list[Message], faults: list[Fault], wait: float) -> None:
+    def _invoke(self, batch: list[Message], faults: list[PlannedFault], wait: float) -> None:
         world = self.world
         world.clock.advance(wait)
         world.bus.invocation += 1
@@ -427,7 +422,7 @@ class LabelerMachine(RuleBasedStateMachine):
         world.switch.plan = plan
         escaped: Exception | None = None
         try:
-            response = handler.handler(sqs_event([(m.message_id, m.body) for m in batch]), FakeLambdaContext())
+            response = handler.handler(sqs_messages_event([(m.message_id, m.body) for m in batch]), FakeLambdaContext())
             failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
         except Exception as error:  # the invocation failed: Lambda puts the whole batch back
             escaped, failed = error, {m.message_id for m in batch}
@@ -772,7 +767,7 @@ class LabelerMachine(RuleBasedStateMachine):
             assert confidences == sorted(confidences, reverse=True), f"find_by_label({name!r}) not most confident first"
 
 
-def _describe(fault: Fault) -> str:
+def _describe(fault: PlannedFault) -> str:
     return f"{fault.kind.value} on {fault.operation} call {fault.occurrence} about {KEYS[fault.key_index]}"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
@@ -28,17 +29,9 @@ def s3_record(
     event_name: str = "ObjectCreated:Put",
 ) -> dict[str, Any]:
     """One S3 notification record; the key is URL-encoded as S3 does."""
-    record = copy.deepcopy(load_event("s3_notification.json")["Records"][0])
-    record["eventName"] = event_name
-    record["s3"]["bucket"]["name"] = bucket
-    record["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
-    obj: dict[str, Any] = {"key": quote_plus(key), "size": size, "eTag": etag}
-    if version_id is not None:
-        obj["versionId"] = version_id
-    if sequencer is not None:
-        obj["sequencer"] = sequencer
-    record["s3"]["object"] = obj
-    return record
+    return _record(
+        "s3_notification.json", bucket, event_name, key, size=size, eTag=etag, versionId=version_id, sequencer=sequencer
+    )
 
 
 def notification_body(*records: dict[str, Any]) -> str:
@@ -46,8 +39,16 @@ def notification_body(*records: dict[str, Any]) -> str:
 
 
 def sqs_event(*bodies: str) -> dict[str, Any]:
+    """An SQS event for the handler with these bodies, each its own new messageId."""
+    return sqs_messages_event([(str(uuid.uuid4()), body) for body in bodies])
+
+
+def sqs_messages_event(messages: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """An SQS event for the handler: (messageId, body) pairs, in this order."""
     template = load_event("sqs_event.json")["Records"][0]
-    return {"Records": [{**copy.deepcopy(template), "messageId": str(uuid.uuid4()), "body": body} for body in bodies]}
+    return {
+        "Records": [{**copy.deepcopy(template), "messageId": message_id, "body": body} for message_id, body in messages]
+    }
 
 
 def s3_removal_record(
@@ -59,16 +60,17 @@ def s3_removal_record(
     event_name: str = "ObjectRemoved:DeleteMarkerCreated",
 ) -> dict[str, Any]:
     """One ObjectRemoved record, shaped like ``s3_object_removed.json`` (no size, no eTag)."""
-    record = copy.deepcopy(load_event("s3_object_removed.json")["Records"][0])
+    return _record("s3_object_removed.json", bucket, event_name, key, versionId=version_id, sequencer=sequencer)
+
+
+def _record(template: str, bucket: str, event_name: str, key: str, **object_fields: Any) -> dict[str, Any]:
+    """The template's record for ``bucket`` and ``event_name``; its object the key and the fields given (not None)."""
+    record = copy.deepcopy(load_event(template)["Records"][0])
     record["eventName"] = event_name
     record["s3"]["bucket"]["name"] = bucket
     record["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
-    obj: dict[str, Any] = {"key": quote_plus(key)}
-    if version_id is not None:
-        obj["versionId"] = version_id
-    if sequencer is not None:
-        obj["sequencer"] = sequencer
-    record["s3"]["object"] = obj
+    fields = {name: value for name, value in object_fields.items() if value is not None}
+    record["s3"]["object"] = {"key": quote_plus(key), **fields}
     return record
 
 

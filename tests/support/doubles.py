@@ -4,10 +4,9 @@
 - ``ScriptedRekognition``: DetectCustomLabels answering the label list chosen
   for each object version.
 - ``RecordingEventBus``: PutEvents that records every entry it accepts.
-- ``FaultPlan`` + ``with_faults``: failures injected into chosen calls of a
-  client (moto DynamoDB or the bus), targeted by operation, object and
-  occurrence so that the same plan fails the same call on every run, whatever
-  the pipeline's threads interleave.
+- ``objects_concerned``: which objects a DynamoDB or PutEvents request is
+  about, for ``local.fakes.faults.FaultPlan`` to fail the same call on every
+  run, whatever the pipeline's threads interleave.
 """
 
 from __future__ import annotations
@@ -15,17 +14,12 @@ from __future__ import annotations
 import copy
 import json
 import threading
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Any
 
-from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
-
-from local.fakes.faults import Call, FaultyClient, client_error
-from tests.support.builders import load_event
+from local.fakes.faults import Concerns, client_error
 
 DYNAMODB_ENDPOINT = "https://dynamodb.us-east-1.amazonaws.com"
 EVENTS_ENDPOINT = "https://events.us-east-1.amazonaws.com"
@@ -107,121 +101,7 @@ class RecordingEventBus:
         return {"FailedEntryCount": 0, "Entries": answers}
 
 
-class FaultKind(Enum):
-    THROTTLE = "throttle"  # a clean ClientError, nothing applied
-    CONNECTION_CLOSED = "connection-closed"  # botocore errors raised before the request is applied
-    ENDPOINT_UNREACHABLE = "endpoint-unreachable"
-    READ_TIMEOUT = "read-timeout"
-    RESPONSE_LOST = "response-lost"  # applied (or delivered), then ReadTimeoutError: outcome unknown to the caller
-    PARTIAL = "partial"  # PutEvents only: the object's entries refused in a 200 response
-
-
-@dataclass(frozen=True)
-class Fault:
-    """Fail the ``occurrence``-th call of ``operation`` that concerns object ``key_index`` in one invocation."""
-
-    operation: str
-    key_index: int
-    occurrence: int
-    kind: FaultKind
-
-    def __repr__(self) -> str:
-        return f"Fault({self.operation}, key#{self.key_index}, call {self.occurrence}, {self.kind.value})"
-
-
-def _throttle(operation: str) -> Exception:
-    if operation == "put_events":
-        return client_error("ThrottlingException", "Rate exceeded", operation="PutEvents")
-    return client_error("ProvisionedThroughputExceededException", "injected throttle", operation=operation)
-
-
-def _before(kind: FaultKind, operation: str, endpoint: str) -> Exception:
-    if kind is FaultKind.THROTTLE:
-        return _throttle(operation)
-    if kind is FaultKind.CONNECTION_CLOSED:
-        return ConnectionClosedError(endpoint_url=endpoint)
-    if kind is FaultKind.ENDPOINT_UNREACHABLE:
-        return EndpointConnectionError(endpoint_url=endpoint)
-    return ReadTimeoutError(endpoint_url=endpoint)
-
-
-@dataclass
-class FaultPlan:
-    """The faults of one invocation, each fired at most once.
-
-    Calls are attributed to the objects they concern (``concerns``); counting
-    per (operation, object) keeps the targeted call the same whatever order the
-    pipeline's worker threads make their calls in.
-    """
-
-    faults: Sequence[Fault]
-    concerns: Callable[[str, dict[str, Any]], list[int]]
-    fired: list[Fault] = field(default_factory=list)
-    lost_responses: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    _counts: Counter[tuple[str, int]] = field(default_factory=Counter)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def pick(self, operation: str, kwargs: dict[str, Any]) -> Fault | None:
-        with self._lock:
-            chosen: Fault | None = None
-            for key_index in self.concerns(operation, kwargs):
-                self._counts[(operation, key_index)] += 1
-                for fault in self.faults:
-                    if (
-                        chosen is None
-                        and fault not in self.fired
-                        and (fault.operation, fault.key_index, fault.occurrence)
-                        == (operation, key_index, self._counts[(operation, key_index)])
-                    ):
-                        chosen = fault
-            if chosen is not None:
-                self.fired.append(chosen)
-            return chosen
-
-
-class FaultSwitch:
-    """Holds the current invocation's plan; the injected client consults it on every call."""
-
-    def __init__(self) -> None:
-        self.plan: FaultPlan | None = None
-
-
-def with_faults(client: Any, operations: Sequence[str], switch: FaultSwitch, endpoint: str) -> FaultyClient:
-    """``client`` behind local.fakes.faults.FaultyClient, failing the calls the switch's plan names."""
-
-    def hook(operation: str) -> Callable[[dict[str, Any], Call], Any]:
-        def fault(kwargs: dict[str, Any], call: Call) -> Any:
-            plan = switch.plan
-            chosen = plan.pick(operation, kwargs) if plan is not None else None
-            if chosen is None or plan is None:
-                return call(**kwargs)
-            if chosen.kind is FaultKind.RESPONSE_LOST:
-                call(**kwargs)
-                plan.lost_responses.append((operation, kwargs))
-                raise ReadTimeoutError(endpoint_url=endpoint)
-            if chosen.kind is FaultKind.PARTIAL:
-                return _refuse_entries(kwargs, call, lambda entry: chosen.key_index in plan.concerns(operation, entry))
-            raise _before(chosen.kind, operation, endpoint)
-
-        return fault
-
-    return FaultyClient(client, {operation: hook(operation) for operation in operations})
-
-
-def _refuse_entries(kwargs: dict[str, Any], call: Call, refuse: Callable[[dict[str, Any]], bool]) -> Any:
-    """PutEvents answering 200 with the chosen entries refused, as EventBridge reports partial failure."""
-    entries = list(kwargs["Entries"])
-    refused = [refuse({"Entries": [entry]}) for entry in entries]
-    accepted = [entry for entry, no in zip(entries, refused, strict=True) if not no]
-    answers = iter(call(**{**kwargs, "Entries": accepted})["Entries"] if accepted else [])
-    outcome = [
-        {"ErrorCode": "InternalFailure", "ErrorMessage": "injected partial failure"} if no else next(answers)
-        for no in refused
-    ]
-    return {"FailedEntryCount": sum(refused), "Entries": outcome}
-
-
-def objects_concerned(bucket: str, keys: Sequence[str]) -> Callable[[str, dict[str, Any]], list[int]]:
+def objects_concerned(bucket: str, keys: Sequence[str]) -> Concerns:
     """Which of ``keys`` (by index) a DynamoDB request or a PutEvents request concerns."""
     partitions = [json.dumps(f"{bucket}/{key}") for key in keys]
     key_attributes = [f'"key": {json.dumps({"S": key})}' for key in keys]
@@ -243,11 +123,3 @@ def objects_concerned(bucket: str, keys: Sequence[str]) -> Callable[[str, dict[s
         ]
 
     return concerns
-
-
-def sqs_event(messages: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """An SQS event for the handler: (messageId, body) pairs, in this order."""
-    template = load_event("sqs_event.json")["Records"][0]
-    return {
-        "Records": [{**copy.deepcopy(template), "messageId": message_id, "body": body} for message_id, body in messages]
-    }

@@ -13,11 +13,12 @@ from labeler.adapters.clients import AwsClients
 from labeler.config import LabelerConfig
 from labeler.logic.pipeline import LabelingPipeline, build_pipeline
 from labeler.queries import find_by_label, get_result
-from local.emulator import LocalResources, consumed_events, create_resources, drain_queue
+from local.emulator import LocalResources, consumed_events, drain_queue
 from local.fakes.fake_model import FakeCustomLabelsModel
 from local.fakes.faults import FaultyClient
 from local.poller import EventSourceMappingPoller
 from local.stack_template import PLACEHOLDER_PROJECT_VERSION_ARN, StackFacts
+from local.wiring import Lane, deploy, trigger
 from tests.support.builders import s3_record
 
 ARN = PLACEHOLDER_PROJECT_VERSION_ARN
@@ -36,14 +37,7 @@ class Harness:
         self.dynamodb = FaultyClient(boto3.client("dynamodb"))
         self.events = FaultyClient(boto3.client("events"))
         self.model = FakeCustomLabelsModel(self.s3)
-        self.resources = create_resources(
-            self.facts,
-            s3=self.s3,
-            sqs=self.sqs,
-            dynamodb=boto3.client("dynamodb"),
-            events=boto3.client("events"),
-            event_source="autolabel",
-        )
+        self.resources = deploy(self.facts)
         self.config = LabelerConfig(
             project_version_arn=ARN,
             results_table_name=self.resources.table_name,
@@ -53,14 +47,12 @@ class Harness:
         )
         self.pipeline: LabelingPipeline = self.build_pipeline()
         handler.use_pipeline(self.pipeline)
-        self.poller = EventSourceMappingPoller(
-            self.sqs,
-            self.resources.queue_url,
-            self.resources.queue_arn,
-            handler.handler,
-            batch_size=self.facts.batch_size,
-        )
+        self.poller = self.trigger("ingest")
         self._events_seen: list[dict[str, Any]] = []
+
+    def trigger(self, lane: Lane) -> EventSourceMappingPoller:
+        """The event source mapping of the ingest or backfill queue, invoking the real handler."""
+        return trigger(self.resources, lane, handler.handler, batch_size=self.facts.batch_size, retry_delay_seconds=0)
 
     def build_pipeline(self, **overrides: Any) -> LabelingPipeline:
         pipeline = build_pipeline(self.config, AwsClients(self.model, self.dynamodb, self.events))

@@ -17,8 +17,6 @@ from typing import Any
 import pytest
 
 from autolabel import backfill
-from labeler import handler
-from local.poller import EventSourceMappingPoller
 from local.samples import make_image
 from tests.support.cli import RunCli
 from tests.support.harness import ARN, Harness
@@ -60,10 +58,7 @@ def _drop_lambda_output(capsys: pytest.CaptureFixture[str]) -> Any:
 
 def label_backfill_queue(harness: Harness) -> None:
     """The labeler's backfill trigger: the real handler on the backfill queue until it is empty."""
-    resources = harness.resources
-    EventSourceMappingPoller(
-        harness.sqs, resources.backfill_queue_url, resources.backfill_queue_arn, handler.handler
-    ).run_until_idle(max_seconds=120)
+    harness.trigger("backfill").run_until_idle(max_seconds=120)
     _capsys[-1].readouterr()  # the handler's logs are not the command's output
 
 

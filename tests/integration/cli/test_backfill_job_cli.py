@@ -17,9 +17,7 @@ import boto3
 import pytest
 
 from autolabel import backfill_job
-from labeler import handler
 from local.backfill_job_emulator import EmulatedBackfillJob, job_facts
-from local.poller import EventSourceMappingPoller
 from local.samples import make_image
 from local.stack_template import default_template
 from tests.support.cli import RunCli
@@ -77,9 +75,7 @@ def _machine() -> str:
 
 
 def run_job(harness: Harness, job: EmulatedBackfillJob, document: dict[str, Any]) -> None:
-    labeler = EventSourceMappingPoller(
-        harness.sqs, harness.resources.backfill_queue_url, harness.resources.backfill_queue_arn, handler.handler
-    )
+    labeler = harness.trigger("backfill")
     job.interpreter(wait=lambda _s: labeler.run_until_idle(max_seconds=60)).run(document)
 
 

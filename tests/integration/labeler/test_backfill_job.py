@@ -93,11 +93,7 @@ def emulated(harness: Harness, *, items_per_batch: int | None = None, tolerated:
             job.job.config = job.config
         if tolerated is not None:
             enqueue["ToleratedFailurePercentage"] = tolerated
-    resources = harness.resources
-    labeler = EventSourceMappingPoller(
-        harness.sqs, resources.backfill_queue_url, resources.backfill_queue_arn, handler.handler
-    )
-    return Run(harness, job, labeler)
+    return Run(harness, job, harness.trigger("backfill"))
 
 
 def existing(harness: Harness, count: int, extension: str = ".png", start: int = 0) -> list[str]:

@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
 from labeler import handler
-from local.fakes.faults import Call, Fault, client_error, fail_times
+from local.fakes.faults import Call, Fault, client_error, fail_times, lost_after_applied
 from local.samples import make_image
 from tests.support.builders import notification_body, sqs_event
 from tests.support.harness import Harness
@@ -48,16 +48,6 @@ def on_marks(fault: Fault) -> Fault:
         return fault(kwargs, call) if is_mark(kwargs) else call(**kwargs)
 
     return maybe
-
-
-def applied_then(error: Any) -> Fault:
-    """The ambiguous kind: the request reaches the service and is applied, the response is lost."""
-
-    def fault(kwargs: dict[str, Any], call: Call) -> Any:
-        call(**kwargs)
-        raise error()
-
-    return fault
 
 
 def on_both_mark_paths(harness: Harness, fault: Fault) -> None:
@@ -188,7 +178,7 @@ def applied_once(error: Any) -> Fault:
         if done[0]:
             return call(**kwargs)
         done[0] = True
-        return applied_then(error)(kwargs, call)
+        return lost_after_applied(error)(kwargs, call)
 
     return fault
 

@@ -12,7 +12,6 @@ import boto3
 import pytest
 
 from labeler import handler
-from local.poller import EventSourceMappingPoller
 from local.run import (
     NOT_EMULATED_OUTPUTS,
     Serving,
@@ -27,6 +26,7 @@ from local.s3_notifications import s3_like_notifications
 from local.samples import make_image
 from local.stack_template import StackFacts
 from local.watch import ServeWatch
+from local.wiring import trigger
 from tests.integration.labeler.test_formats_and_deletions import with_deletions
 from tests.support.cli import RunCli
 from tests.support.harness import ARN, Harness
@@ -130,9 +130,7 @@ def test_serve_mode_prints_one_line_per_image_and_keeps_the_files_current(
         annotated_path=lambda key: annotated_path(annotated, key),
         out=lines,
     )
-    poller = EventSourceMappingPoller(
-        harness.sqs, resources.queue_url, resources.queue_arn, watch.wrap(handler.handler), retry_delay_seconds=0
-    )
+    poller = trigger(resources, "ingest", watch.wrap(handler.handler), retry_delay_seconds=0)
     harness.model.fault = throttle_first_call_of("a.png")
 
     def serve_until_idle() -> None:
