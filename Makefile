@@ -5,6 +5,7 @@
 #   make synth   cdk synth (offline, no credentials), cdk-nag checks included
 #   make deploy  cdk deploy (needs AWS credentials); both take CDK_ARGS="-c key=value ..."
 #   make soak / make benchmark / make cost   reliability, speed and cost figures
+#                (make soak also runs the full-scale versions of the tests marked slow)
 #   make backfill-demo  `autolabel backfill` of N=3000 objects in the emulator, interrupted and resumed
 #                (IN_AWS=1: the backfill job in AWS, emulated: a batch retried, cancelled, resumed, reconciled)
 #   make property  the property-based tests with the larger Hypothesis profile (make test runs the small one)
@@ -52,11 +53,12 @@ typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy
 
 # Two processes for the suite (the CI machine has 2 cores), then, alone, the tests paced by
-# real time (marked serial), which a busy machine would slow past their caps.
+# real time (marked serial), which a busy machine would slow past their caps. The full-scale
+# versions of some scenarios (marked slow) run with make soak.
 PYTEST_WORKERS ?= 2
 pytest: setup
-	$(PY) -m pytest -n $(PYTEST_WORKERS) -m "not serial"
-	$(PY) -m pytest -m serial
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -m "not serial and not slow"
+	$(PY) -m pytest -m "serial and not slow"
 
 test: lint typecheck pytest
 
@@ -81,6 +83,7 @@ benchmark: setup
 	$(PY) -m local.benchmark
 
 soak: setup
+	$(PY) -m pytest -m slow
 	$(PY) -m local.soak
 
 cost: setup

@@ -24,6 +24,7 @@ from tests.integration.labeler.test_fault_scenarios import (
     many_labels_harness,
     read_timeout,
 )
+from tests.support.big_results import BigResultModel
 from tests.support.builders import notification_body
 from tests.support.harness import Harness
 from tests.support.table_writes import is_index_only_write, is_mark
@@ -379,31 +380,6 @@ def test_takeover_whose_putevents_fails_undercounts_republications(harness: Harn
 # -- 8. continuation items of a replaced result are orphaned after a lost answer ----
 
 
-class BigResultModel:
-    """Answers many labels of ONE name, each with a large polygon: a result > 400 KB, 1 index item."""
-
-    def __init__(self) -> None:
-        self.name = "scratch"
-        self.calls: list[dict[str, Any]] = []
-
-    def detect_custom_labels(self, **request: Any) -> dict[str, Any]:
-        self.calls.append(request)
-        polygon = [{"X": 0.123456789 + i * 1e-6, "Y": 0.987654321 - i * 1e-6} for i in range(150)]
-        return {
-            "CustomLabels": [
-                {
-                    "Name": self.name,
-                    "Confidence": 90.0 - n * 0.01,
-                    "Geometry": {
-                        "BoundingBox": {"Width": 0.1, "Height": 0.1, "Left": 0.1, "Top": 0.1},
-                        "Polygon": polygon,
-                    },
-                }
-                for n in range(120)
-            ]
-        }
-
-
 def part_items(harness: Harness, key: str) -> list[str]:
     response = harness.dynamodb._client.query(
         TableName=harness.resources.table_name,
@@ -417,7 +393,9 @@ def part_items(harness: Harness, key: str) -> list[str]:
     return [item["sk"]["S"] for item in response["Items"]]
 
 
-def test_replaced_results_continuation_items_orphaned_after_the_answer_is_lost(harness: Harness) -> None:
+def test_replaced_results_continuation_items_orphaned_after_the_answer_is_lost(
+    harness: Harness, big_model: BigResultModel
+) -> None:
     """Nothing half-done: a result's continuation items go when it is replaced.
 
     v1 is > 400 KB (continuation items). v2 (also large) replaces it:
@@ -428,7 +406,7 @@ def test_replaced_results_continuation_items_orphaned_after_the_answer_is_lost(h
     partition for good: every ``get_result`` Query reads them again (hundreds
     of KB of read capacity per lookup), and each further fault adds more.
     """
-    model = BigResultModel()
+    model = big_model
     harness.model = model  # type: ignore[assignment]
     v1 = harness.upload_quietly("a.png", SCRATCH)
     assert not run(

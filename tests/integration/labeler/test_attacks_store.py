@@ -25,7 +25,8 @@ from labeler.logic.pipeline import BatchReport, InboundMessage, LabelingPipeline
 from local.fakes.faults import Call
 from local.samples import make_image
 from shared import table_layout as layout
-from tests.integration.labeler.test_attacks import BigResultModel, part_items
+from tests.integration.labeler.test_attacks import part_items
+from tests.support.big_results import BigResultModel
 from tests.support.builders import notification_body
 from tests.support.harness import Harness
 from tests.support.table_writes import batch_write_keys, is_mark
@@ -59,7 +60,9 @@ def is_parts_delete(kwargs: dict[str, Any]) -> bool:
 # -- 1. a stalled replacer deletes the continuation items of a resultId that is current again ------
 
 
-def test_stalled_replacer_deletes_the_parts_of_the_same_result_id_written_again_meanwhile(harness: Harness) -> None:
+def test_stalled_replacer_deletes_the_parts_of_the_same_result_id_written_again_meanwhile(
+    harness: Harness, big_model: BigResultModel
+) -> None:
     """Promise: nothing lost (the current result stays readable); docs/behaviour.md#large-results.
 
     Unversioned bucket: the resultId comes from the ETag, so the same bytes
@@ -82,7 +85,7 @@ def test_stalled_replacer_deletes_the_parts_of_the_same_result_id_written_again_
     the label-index entries are, so a late delete only reaches the parts of
     the write it replaced.
     """
-    model = BigResultModel()
+    model = big_model
     harness.model = model  # type: ignore[assignment]
     model.name = "scratch"
     assert not run(harness.build_pipeline(), unversioned_body(harness, "a.png", SCRATCH, "0010")).failed_messages

@@ -17,8 +17,9 @@ import pytest
 from labeler.adapters.result_items import IncompleteResultError
 from labeler.queries import MAX_RESULT_READS, get_result
 from shared import table_layout as layout
-from tests.integration.labeler.test_attacks import BigResultModel, part_items
+from tests.integration.labeler.test_attacks import part_items
 from tests.integration.labeler.test_attacks_store import run, unversioned_body
+from tests.support.big_results import BigResultModel
 from tests.support.harness import ARN, Harness
 
 
@@ -44,8 +45,8 @@ class PagingClient:
 
 
 @pytest.fixture
-def big(harness: Harness) -> BigResultModel:
-    model = BigResultModel()
+def big(harness: Harness, big_model: BigResultModel) -> BigResultModel:
+    model = big_model
     harness.model = model  # type: ignore[assignment]
     assert not run(harness.build_pipeline(), unversioned_body(harness, "a.png", b"x-bytes", "0010")).failed_messages
     assert part_items(harness, "a.png"), "the result should span continuation items"

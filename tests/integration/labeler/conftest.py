@@ -1,0 +1,13 @@
+"""Fixtures shared by the labeler's integration tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.big_results import SCALES, BigResultModel, big_result_model
+
+
+@pytest.fixture(params=SCALES)
+def big_model(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> BigResultModel:
+    """A model whose result spans continuation items (see tests/support/big_results.py for the two scales)."""
+    return big_result_model(request.param, monkeypatch)
