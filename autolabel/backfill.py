@@ -32,15 +32,15 @@ from autolabel.errors import ParameterError, ServiceError
 from autolabel.function_code import function_names, import_function_module
 
 if TYPE_CHECKING:
-    from labeler.adapters.results_store import ResultStore, StoredState, StoreError
+    from labeler.adapters.results_store import ResultStore, StoreError
     from labeler.domain import backfill_rules
     from labeler.domain.backfill_request import BackfillRequest, backfill_request
     from labeler.domain.s3_notification import IMAGE_EXTENSIONS
+    from labeler.domain.stored_state import StoredState
     from shared.names import LABELER_SERVICE, METRICS_NAMESPACE
 else:  # the functions' packages, imported without changing sys.path (autolabel.function_code)
-    ResultStore, StoredState, StoreError = function_names(
-        "labeler.adapters.results_store", "ResultStore", "StoredState", "StoreError"
-    )
+    ResultStore, StoreError = function_names("labeler.adapters.results_store", "ResultStore", "StoreError")
+    (StoredState,) = function_names("labeler.domain.stored_state", "StoredState")
     BackfillRequest, backfill_request = function_names(
         "labeler.domain.backfill_request", "BackfillRequest", "backfill_request"
     )

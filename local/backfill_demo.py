@@ -43,8 +43,8 @@ import boto3
 
 from labeler import handler
 from labeler.adapters.clients import create_clients
-from labeler.logic.pipeline import build_pipeline
 from labeler.queries import get_result
+from labeler.wiring import build_pipeline
 from local.emulator import (
     REGION,
     LocalResources,

@@ -32,8 +32,9 @@ import boto3
 from labeler.adapters.clients import create_clients
 from labeler.domain.backfill_request import backfill_request
 from labeler.handler import partial_batch_response
-from labeler.logic.pipeline import InboundMessage, LabelingPipeline, build_pipeline
+from labeler.logic.pipeline import InboundMessage, LabelingPipeline
 from labeler.queries import get_result
+from labeler.wiring import build_pipeline
 from local.emulator import LocalResources, create_resources, drain_queue, labeler_config
 from local.fakes.fake_model import FakeCustomLabelsModel
 from local.moto_process import moto_server_process

@@ -29,8 +29,8 @@ from PIL import Image, ImageDraw
 from autolabel.config import EMULATOR_OUTPUT
 from labeler import handler
 from labeler.adapters.clients import create_clients
-from labeler.logic.pipeline import build_pipeline
 from labeler.queries import find_by_label, get_result
+from labeler.wiring import build_pipeline
 from local import scenarios
 from local.emulator import (
     REGION,

@@ -486,7 +486,7 @@ def _environment(setup: WorkerSetup) -> Handler:
     from labeler import handler
     from labeler.adapters.clients import create_clients
     from labeler.config import LabelerConfig
-    from labeler.logic.pipeline import build_pipeline
+    from labeler.wiring import build_pipeline
     from local.botocore_model import emulated_rekognition_client
     from local.fakes.faults import FaultyClient, install_kill_points, put_events_rejecting
     from local.fakes.model_server import RemoteModel

@@ -11,5 +11,6 @@ from autolabel.function_code import import_function_module
 names = import_function_module("shared.names")
 table_layout = import_function_module("shared.table_layout")
 validation = import_function_module("shared.validation")
+model_arn = import_function_module("shared.model_arn")
 manager_config = import_function_module("manager.config")
 result_event = import_function_module("labeler.domain.result_event")

@@ -37,7 +37,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from labeler.adapters.results_store import ResultStore, batch_get, result_key
+from labeler.adapters.dynamo_table import batch_get, result_key
+from labeler.adapters.results_store import ResultStore
 from labeler.domain import backfill_rules as rules
 from labeler.domain.backfill_request import BackfillRequest, backfill_request, forced_result_id
 from labeler.domain.label_result import FAILED, LABELED

@@ -17,7 +17,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from labeler.adapters.clients import create_clients
 from labeler.config import LabelerConfig
-from labeler.logic.pipeline import BatchReport, InboundMessage, LabelingPipeline, build_pipeline
+from labeler.logic.pipeline import BatchReport, InboundMessage, LabelingPipeline
+from labeler.wiring import build_pipeline
 from shared.deadline import InvocationDeadline
 from shared.lambda_setup import BuiltOnFirstUse
 from shared.names import LABELER_SERVICE, METRICS_NAMESPACE

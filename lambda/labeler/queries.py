@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from labeler.adapters.dynamo_table import batch_get, query_partition, result_key
 from labeler.adapters.result_items import IncompleteResultError, assemble, public_view
-from labeler.adapters.results_store import batch_get, query_partition, result_key
 from shared import table_layout as layout
 from shared.dynamo_codec import deserialize_item, serialize
 

@@ -26,7 +26,8 @@ from manager.adapters import CustomLabelsModel, IngestQueue, LabelerTrigger, Man
 from manager.config import ManagerConfig
 from manager.logic import FAILED, RUNNING, Observation, Plan, decide, in_window
 from shared.aws_config import DATA_CONFIG
-from shared.event_publisher import EventEntry, EventPublisher
+from shared.event_entry import EventEntry
+from shared.event_publisher import EventPublisher
 from shared.lambda_setup import BuiltOnFirstUse
 from shared.names import MANAGER_SERVICE, METRICS_NAMESPACE
 

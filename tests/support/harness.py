@@ -11,8 +11,9 @@ import boto3
 from labeler import handler
 from labeler.adapters.clients import AwsClients
 from labeler.config import LabelerConfig
-from labeler.logic.pipeline import LabelingPipeline, build_pipeline
+from labeler.logic.pipeline import LabelingPipeline
 from labeler.queries import find_by_label, get_result
+from labeler.wiring import build_pipeline
 from local.emulator import LocalResources, consumed_events, create_resources, drain_queue
 from local.fakes.fake_model import FakeCustomLabelsModel
 from local.fakes.faults import FaultyClient

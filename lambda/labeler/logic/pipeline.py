@@ -28,18 +28,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from labeler.adapters.clients import LABEL_SECONDS, PUBLISH_SECONDS, STORE_SECONDS, AwsClients
-from labeler.adapters.ingest_queue import IngestQueue, RetryDelay
-from labeler.adapters.rekognition_detector import CustomLabelsDetector, PermanentImageError, RetryableDetectionError
-from labeler.adapters.results_store import (
-    Claim,
-    ObjectRef,
-    Publication,
-    ResultConflict,
-    ResultStore,
-    StoredState,
-    StoreError,
-)
 from labeler.config import LabelerConfig
 from labeler.domain.backfill_request import BackfillRequest, forced_result_id, parse_backfill_body
 from labeler.domain.label_result import LABELED, LabelResult
@@ -51,6 +39,7 @@ from labeler.domain.s3_notification import (
     parse_message_body,
     sequencer_is_newer,
 )
+from labeler.domain.stored_state import Claim, ObjectRef, Publication, StoredState
 from labeler.logic.decisions import (
     Action,
     Delivery,
@@ -65,8 +54,22 @@ from labeler.logic.decisions import (
     publication_uncertain,
     retry_delay_seconds,
 )
+from labeler.phase_budgets import LABEL_SECONDS, PUBLISH_SECONDS, STORE_SECONDS
+from labeler.ports import (
+    Detector,
+    LabelIndex,
+    PermanentImageError,
+    PublicationLedger,
+    Publisher,
+    ResultConflict,
+    ResultRepository,
+    RetryableDetectionError,
+    RetryDelay,
+    RetryQueue,
+    StoreError,
+)
 from shared.deadline import InvocationDeadline, RemainingMillis
-from shared.event_publisher import EventEntry, EventPublisher, PublishOutcome
+from shared.event_entry import EventEntry, PublishOutcome
 from shared.names import LABELER_SERVICE
 
 logger = Logger(service=LABELER_SERVICE, child=True)
@@ -215,20 +218,24 @@ class LabelingPipeline:
         self,
         config: LabelerConfig,
         *,
-        detector: CustomLabelsDetector,
-        store: ResultStore,
-        publisher: EventPublisher,
+        detector: Detector,
+        results: ResultRepository,
+        index: LabelIndex,
+        ledger: PublicationLedger,
+        publisher: Publisher,
         max_workers: int = 10,
         claim_ttl_seconds: float = DEFAULT_CLAIM_TTL_SECONDS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         deadline: InvocationDeadline | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        ingest_queue: IngestQueue | None = None,
+        ingest_queue: RetryQueue | None = None,
         draw: Callable[[float, float], float] = random.uniform,
     ) -> None:
         self._config = config
         self._detector = detector
-        self._store = store
+        self._results = results
+        self._index = index
+        self._ledger = ledger
         self._publisher = publisher
         self._max_workers = max_workers
         self._claim_ttl = claim_ttl_seconds
@@ -255,7 +262,7 @@ class LabelingPipeline:
         if not tasks:
             return
         try:
-            states = self._store.current_states([task.ref for task in tasks])
+            states = self._results.current_states([task.ref for task in tasks])
         except StoreError as error:
             logger.error("Could not read current results; retrying the batch", extra={"error": str(error)})
             for task in tasks:
@@ -374,7 +381,7 @@ class LabelingPipeline:
                 continue
             bucket, key, _ = task.ref
             try:
-                others = [other for other in self._store.model_versions(bucket, key) if other != arn]
+                others = [other for other in self._results.model_versions(bucket, key) if other != arn]
             except StoreError as error:
                 logger.warning("Could not list the results of a deleted object; retrying", extra={"error": str(error)})
                 report.fail(task.message_ids, str(error))
@@ -417,7 +424,7 @@ class LabelingPipeline:
             # index write after it): finish what it left, then publish it.
             task.holds_claim = True  # the write took the claim for this token
             task.write_id = task.token
-            self._store.finish_write(labeled.result, labeled.previous, task.token)
+            self._results.finish_write(labeled.result, labeled.previous, task.token)
             return _Outcome(Action.LABEL, result=labeled.result, latency_ms=labeled.latency_ms)
         version = task.obj.object_identity[2]
         for _ in range(MAX_CONFLICT_ROUNDS):
@@ -482,13 +489,13 @@ class LabelingPipeline:
         """
         sequencer = task.obj.sequencer
         assert state is not None and sequencer is not None  # decide() returns ADVANCE only then
-        if self._store.advance_sequencer(task.ref, state, sequencer):
+        if self._results.advance_sequencer(task.ref, state, sequencer):
             logger.info(
                 "Same bytes in a newer event; recorded its sequencer",
                 extra={"objectKey": task.obj.key, "resultId": state.result_id, "sequencer": sequencer},
             )
             return replace(state, sequencer=sequencer)
-        return self._store.current_state(task.ref)
+        return self._results.current_state(task.ref)
 
     def _prepare_removal(self, task: _Task, state: StoredState | None, written: _Outcome | None) -> _Outcome:
         """Decide a deletion against the current state (docs/behaviour.md#deletions)."""
@@ -496,7 +503,7 @@ class LabelingPipeline:
             # Our deletion went in although the write failed: finish the index, then announce it.
             task.holds_claim = True
             task.write_id = task.token
-            self._store.clear_label_index(task.ref)
+            self._index.clear(task.ref)
             return _Outcome(Action.REMOVE, removal=written.removal)
         now = self._clock().timestamp()
         action = decide_removal(state, task.obj, task.result_id, now=now, claim_ttl_seconds=self._claim_ttl)
@@ -544,7 +551,7 @@ class LabelingPipeline:
         task.holds_claim = True
         task.write_id = claim.write_id
         task.uncertain = publication_uncertain(claim.uncertain, state, task.token)
-        self._store.clear_label_index(task.ref)
+        self._index.clear(task.ref)
         return _Outcome(Action.PUBLISH_STORED, removal=self._removal(task, state, state.deletion))
 
     def _recover_stored(self, task: _Task, state: StoredState | None) -> _Outcome:
@@ -557,21 +564,21 @@ class LabelingPipeline:
         task.holds_claim = True
         task.write_id = claim.write_id
         task.uncertain = publication_uncertain(claim.uncertain, state, task.token)
-        result = self._store.load(task.ref)
+        result = self._results.load(task.ref)
         if result is None or result.result_id != task.result_id:
             raise StoreError("stored result disappeared before it was published")
         # The write that stored it may have failed before the whole index was in.
-        self._store.sync_label_index(task.ref, result, claim.index_id)
+        self._index.sync(task.ref, result, claim.index_id)
         return _Outcome(Action.PUBLISH_STORED, result=result)
 
     def _claim(self, task: _Task) -> Claim | None:
         """Claim the result for this attempt; a lost answer is retried once (idempotent for our token)."""
         try:
-            return self._store.claim_publication(
+            return self._ledger.claim(
                 task.ref, task.result_id, task.token, claim_ttl_seconds=self._claim_ttl, removal=task.removal
             )
         except StoreError:
-            return self._store.claim_publication(
+            return self._ledger.claim(
                 task.ref, task.result_id, task.token, claim_ttl_seconds=self._claim_ttl, removal=task.removal
             )
 
@@ -586,7 +593,7 @@ class LabelingPipeline:
         results = [i for i in pending if outcomes[i].deletion is None]
         pairs = [(outcomes[i].result, outcomes[i].previous, tasks[i].token) for i in results]
         try:
-            errors = self._store.save_many(pairs)  # type: ignore[arg-type]
+            errors = self._results.save_many(pairs)  # type: ignore[arg-type]
         except Exception as failure:  # e.g. a bug in packing: retry these records
             logger.exception("Could not store results; retrying them")
             errors = [StoreError(str(failure))] * len(results)
@@ -612,7 +619,7 @@ class LabelingPipeline:
     def _resolve_conflict(self, task: _Task, labeled: _Outcome, error: Exception) -> _Outcome:
         """The write failed: another writer changed the result, or the answer was lost. Decide again."""
         for _ in range(MAX_CONFLICT_ROUNDS):
-            outcome = self._prepare(task, self._store.current_state(task.ref), labeled)
+            outcome = self._prepare(task, self._results.current_state(task.ref), labeled)
             if not outcome.unsaved:
                 return outcome
             if not isinstance(error, ResultConflict):
@@ -634,7 +641,7 @@ class LabelingPipeline:
         """Store the outcome's new result or deletion; the ResultConflict or StoreError, or None."""
         try:
             if outcome.deletion is not None:
-                self._store.save_removal(
+                self._results.save_removal(
                     task.ref,
                     outcome.deletion,
                     outcome.previous,
@@ -642,7 +649,7 @@ class LabelingPipeline:
                     announce=outcome.action is Action.REMOVE,
                 )
             else:
-                self._store.save(outcome.result, outcome.previous, task.token)  # type: ignore[arg-type]
+                self._results.save(outcome.result, outcome.previous, task.token)  # type: ignore[arg-type]
         except (ResultConflict, StoreError) as error:
             return error
         return None
@@ -775,7 +782,7 @@ class LabelingPipeline:
         delay, cap = MARK_BACKOFF_SECONDS
         for attempt in range(1, MARK_ATTEMPTS + 1):
             try:
-                self._store.mark_published(published)
+                self._ledger.mark_published(published)
                 return
             except Exception as error:  # StoreError, or a bug: either way the events are out
                 wait = random.uniform(delay / 2, delay)
@@ -804,9 +811,7 @@ class LabelingPipeline:
             return
         task.holds_claim = False
         try:
-            self._store.release_claim(
-                task.ref, task.result_id, task.token, uncertain=task.uncertain, removal=task.removal
-            )
+            self._ledger.release(task.ref, task.result_id, task.token, uncertain=task.uncertain, removal=task.removal)
         except Exception as error:  # the claim then expires; its taker counts the uncertainty
             logger.warning("Could not release publish claim", extra={"objectKey": task.obj.key, "error": str(error)})
 
@@ -815,15 +820,3 @@ class LabelingPipeline:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="labeler")
             return self._executor
-
-
-def build_pipeline(config: LabelerConfig, clients: AwsClients) -> LabelingPipeline:
-    """Wire the adapters around the given clients (real, moto or fakes) and their deadline."""
-    return LabelingPipeline(
-        config,
-        detector=CustomLabelsDetector(clients.rekognition, config),
-        store=ResultStore(clients.dynamodb, config.results_table_name),
-        publisher=EventPublisher(clients.events, config.event_bus_name, config.event_source),
-        deadline=clients.deadline,
-        ingest_queue=IngestQueue(clients.sqs) if clients.sqs is not None else None,
-    )

@@ -15,7 +15,8 @@ from botocore.exceptions import ReadTimeoutError
 
 from infra.settings import StackSettings
 from labeler.adapters.clients import AwsClients
-from labeler.logic.pipeline import BatchReport, InboundMessage, LabelingPipeline, build_pipeline
+from labeler.logic.pipeline import BatchReport, InboundMessage, LabelingPipeline
+from labeler.wiring import build_pipeline
 from local.fakes.faults import Call, FaultyClient, client_error, put_events_rejecting
 from local.samples import make_image
 from tests.integration.labeler.test_formats_and_deletions import REMOVED, of_type, with_deletions
@@ -211,7 +212,7 @@ def test_deletion_decided_before_a_takeover_claim_never_lets_detected_follow_rem
 
     d_dynamodb.faults["batch_get_item"] = read_once_then_replay
     worker_d = build_pipeline(harness.config, AwsClients(harness.model, d_dynamodb, harness.events))
-    worker_d._store.current_states([(harness.resources.bucket, "a.png", harness.config.project_version_arn)])
+    worker_d._results.current_states([(harness.resources.bucket, "a.png", harness.config.project_version_arn)])
     assert cached
     d_ran = [False]
 
