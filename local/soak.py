@@ -522,8 +522,7 @@ def _environment(setup: WorkerSetup) -> Handler:
     clients = dataclasses.replace(clients, events=FaultyClient(clients.events, {"put_events": refuse}))
     # Deletions on, as the stack's default: the re-upload groups delete between uploads.
     pipeline = build_pipeline(LabelerConfig(ARN, setup.table, setup.bus, deletions=True), clients)
-    if hasattr(pipeline, "_claim_ttl"):  # the publish-claim lease runs on the scaled clock too
-        pipeline._claim_ttl = STACK_CLAIM_TTL_SECONDS * config.time_scale
+    pipeline.ctx.claim_ttl = STACK_CLAIM_TTL_SECONDS * config.time_scale  # the claim lease runs on the scaled clock
     handler.use_pipeline(pipeline)
     if config.log_dir:
         from pathlib import Path

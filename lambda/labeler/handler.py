@@ -2,7 +2,7 @@
 
 Thin on purpose: configuration and clients are built once per execution
 environment (on the first invocation, never at import), the batch logic is
-``logic.pipeline.LabelingPipeline``, and this module only translates its report into
+``logic.pipeline.LabelingPipeline`` (wired in ``labeler.wiring``), and this module only translates its report into
 the SQS partial batch response, structured logs and EMF metrics.
 """
 

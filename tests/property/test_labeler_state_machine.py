@@ -165,15 +165,14 @@ class World:
 def _pipeline_with_clock(config: LabelerConfig, clients: AwsClients, clock: FakeClock) -> LabelingPipeline:
     """The production wiring (build_pipeline), with the test's clock for publish claims, processedAt and backoff."""
     pipeline = build_pipeline(config, clients)
-    store: Any = getattr(pipeline, "_results", None)
-    ledger: Any = getattr(pipeline, "_ledger", None)
-    if not hasattr(pipeline, "_clock") or not hasattr(store, "_clock") or not hasattr(ledger, "_clock"):
-        raise AssertionError("LabelingPipeline/its store adapters no longer take a clock: adapt _pipeline_with_clock")
-    setattr(pipeline, "_clock", clock.now)  # noqa: B010 (a private attribute, deliberately)
+    store: Any = pipeline.ctx.results
+    ledger: Any = pipeline.ctx.ledger
+    if not hasattr(store, "_clock") or not hasattr(ledger, "_clock"):
+        raise AssertionError("the store adapters no longer take a clock: adapt _pipeline_with_clock")
+    pipeline.ctx.clock = clock.now
     store._clock = clock.time  # the publish claims a result write takes
     ledger._clock = clock.time  # the claims taken and tested on recovery
-    if hasattr(pipeline, "_sleep"):  # in-process backoff: simulated time passes, no real sleep
-        setattr(pipeline, "_sleep", clock.advance)  # noqa: B010
+    pipeline.ctx.sleep = clock.advance  # in-process backoff: simulated time passes, no real sleep
     return pipeline
 
 

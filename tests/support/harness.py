@@ -65,8 +65,10 @@ class Harness:
 
     def build_pipeline(self, **overrides: Any) -> LabelingPipeline:
         pipeline = build_pipeline(self.config, AwsClients(self.model, self.dynamodb, self.events))
-        for name, value in overrides.items():
-            setattr(pipeline, f"_{name}", value)
+        for name, value in overrides.items():  # the phases' context: claim_ttl, clock, sleep...
+            if not hasattr(pipeline.ctx, name):
+                raise AttributeError(f"the pipeline's context has no {name!r}")
+            setattr(pipeline.ctx, name, value)
         return pipeline
 
     # -- driving ---------------------------------------------------------------
