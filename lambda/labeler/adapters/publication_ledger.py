@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from labeler.adapters.dynamo_table import REMOVAL_ID, ResultsTable, publication_key, put_request
+from labeler.adapters.dynamo_table import REMOVAL_ID, ResultsTable, put_request
 from labeler.adapters.result_items import publication_item
+from labeler.adapters.result_reads import published_writes
 from labeler.domain.stored_state import Claim, ObjectRef, Publication
 from shared import table_layout as layout
 from shared.dynamo_codec import deserialize_item, serialize
@@ -40,21 +41,6 @@ class DynamoPublicationLedger:
     def __init__(self, table: ResultsTable, *, clock: Callable[[], float] = time.time) -> None:
         self._table = table
         self._clock = clock
-
-    def marked(self, write_ids: dict[ObjectRef, str]) -> set[ObjectRef]:
-        """The refs whose publication item for the given writeId exists (strongly consistent)."""
-        if not write_ids:
-            return set()
-        keys = [publication_key(ref, write_id) for ref, write_id in write_ids.items()]
-        found = {
-            (item[layout.PARTITION_KEY], item[layout.SORT_KEY])
-            for item in self._table.batch_get(keys, projection=("itemType",))
-        }
-        return {
-            ref
-            for ref, write_id in write_ids.items()
-            if (layout.object_partition(ref[0], ref[1]), layout.publication_sort_key(ref[2], write_id)) in found
-        }
 
     def claim(
         self, ref: ObjectRef, result_id: str, token: str, *, claim_ttl_seconds: float, removal: bool = False
@@ -99,7 +85,7 @@ class DynamoPublicationLedger:
             return None
         old = deserialize_item(response.get("Attributes", {}))
         write_id = old.get("writeId")
-        if write_id is not None and self.marked({ref: str(write_id)}):
+        if write_id is not None and published_writes(self._table, {ref: str(write_id)}):
             return None  # published meanwhile: the claim we now hold is never used
         taken_over = old.get("publishClaimedAt") is not None and old.get("publishClaimedBy") != token
         return Claim(

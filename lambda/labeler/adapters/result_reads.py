@@ -8,8 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from labeler.adapters.dynamo_table import AWS_ERRORS, REMOVAL_ID, ResultsTable
-from labeler.adapters.publication_ledger import DynamoPublicationLedger
+from labeler.adapters.dynamo_table import AWS_ERRORS, REMOVAL_ID, ResultsTable, publication_key
 from labeler.adapters.result_items import IncompleteResultError, assemble, stored_state_of, to_result
 from labeler.domain.label_result import LabelResult
 from labeler.domain.stored_state import ObjectRef, StoredState
@@ -42,10 +41,24 @@ _STATE_ATTRIBUTES = (
 )
 
 
+def published_writes(table: ResultsTable, write_ids: dict[ObjectRef, str]) -> set[ObjectRef]:
+    """The refs whose publication item for the given writeId exists (strongly consistent)."""
+    if not write_ids:
+        return set()
+    keys = [publication_key(ref, write_id) for ref, write_id in write_ids.items()]
+    found = {
+        (item[layout.PARTITION_KEY], item[layout.SORT_KEY]) for item in table.batch_get(keys, projection=("itemType",))
+    }
+    return {
+        ref
+        for ref, write_id in write_ids.items()
+        if (layout.object_partition(ref[0], ref[1]), layout.publication_sort_key(ref[2], write_id)) in found
+    }
+
+
 class DynamoResultReads:
-    def __init__(self, table: ResultsTable, ledger: DynamoPublicationLedger) -> None:
+    def __init__(self, table: ResultsTable) -> None:
         self._table = table
-        self._ledger = ledger
 
     def current_states(self, refs: Sequence[ObjectRef]) -> dict[ObjectRef, StoredState | None]:
         """Current result state of each object, by strongly consistent BatchGetItem.
@@ -61,7 +74,7 @@ class DynamoResultReads:
             for item in self._table.batch_get(keys, projection=_STATE_ATTRIBUTES)
         }
         unrecorded = {ref: item for ref, item in items.items() if _needs_publication_lookup(item)}
-        marked = self._ledger.marked({ref: str(item["writeId"]) for ref, item in unrecorded.items()})
+        marked = published_writes(self._table, {ref: str(item["writeId"]) for ref, item in unrecorded.items()})
         for ref, item in items.items():
             states[ref] = stored_state_of(item, marked=ref in marked)
         return states

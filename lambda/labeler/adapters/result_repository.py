@@ -41,7 +41,6 @@ from labeler.adapters.dynamo_table import (
     put_request,
 )
 from labeler.adapters.label_index import DynamoLabelIndex
-from labeler.adapters.publication_ledger import DynamoPublicationLedger
 from labeler.adapters.result_items import deletion_attributes, to_items, tombstone_item
 from labeler.adapters.result_reads import DynamoResultReads
 from labeler.domain.label_result import LabelResult
@@ -59,11 +58,10 @@ class DynamoResultRepository(DynamoResultReads):
     def __init__(
         self,
         table: ResultsTable,
-        ledger: DynamoPublicationLedger,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(table, ledger)
+        super().__init__(table)
         self.index = DynamoLabelIndex(table, self)
         self._clock = clock
         self._writer_pool: ThreadPoolExecutor | None = None

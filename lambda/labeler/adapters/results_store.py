@@ -8,8 +8,8 @@ idempotent and keyed so that it cannot hurt a newer result
 
 ``ResultStore`` is the result repository (reads and conditional writes) with
 the label index (``index``) and the publication ledger (``ledger``) of the
-same table: the wiring hands the three to the pipeline's ports; the backfill
-job and the tests that read or write the table directly use it whole.
+same table: the wiring hands the three to the pipeline's ports, and tests
+that write the table directly use it whole. Readers use ``labeler.read_side``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class ResultStore(DynamoResultRepository):
     ) -> None:
         table = ResultsTable(client, table_name, sleep=sleep)
         self.ledger = DynamoPublicationLedger(table, clock=clock)
-        super().__init__(table, self.ledger, clock=clock)
+        super().__init__(table, clock=clock)
 
     @property
     def label_index(self) -> DynamoLabelIndex:
