@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from labeler.adapters.dynamo_table import ResultsTable, batch_get, query_partition, result_key
+from labeler.adapters.dynamo_table import ResultsTableAccess, batch_get, query_partition, result_key
 from labeler.adapters.result_reads import DynamoResultReads
 from shared import table_layout as layout
 from shared.dynamo_codec import deserialize_item, serialize
@@ -25,7 +25,7 @@ class ResultsReader(DynamoResultReads):
     """Reads of the results table: stored states in batches (inherited), object partitions, label-index pages."""
 
     def __init__(self, client: Any, table_name: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
-        super().__init__(ResultsTable(client, table_name, sleep=sleep))
+        super().__init__(ResultsTableAccess(client, table_name, sleep=sleep))
 
     def object_items(self, bucket: str, key: str) -> dict[str, dict[str, Any]]:
         """The whole object partition (results, continuation and publication items), by sort key.

@@ -7,7 +7,7 @@ run hand in their own clients (moto, fakes) and get the same wiring.
 from __future__ import annotations
 
 from labeler.adapters.clients import AwsClients
-from labeler.adapters.ingest_queue import IngestQueue
+from labeler.adapters.ingest_queue import IngestRetryQueue
 from labeler.adapters.rekognition_detector import CustomLabelsDetector
 from labeler.adapters.results_store import ResultStore
 from labeler.config import LabelerConfig
@@ -26,5 +26,5 @@ def build_pipeline(config: LabelerConfig, clients: AwsClients) -> LabelingPipeli
         ledger=store.ledger,
         publisher=EventPublisher(clients.events, config.event_bus_name, config.event_source),
         deadline=clients.deadline,
-        ingest_queue=IngestQueue(clients.sqs) if clients.sqs is not None else None,
+        ingest_queue=IngestRetryQueue(clients.sqs) if clients.sqs is not None else None,
     )

@@ -77,7 +77,9 @@ class CustomLabelsModel:
         return True
 
 
-class IngestQueue:
+class QueueBacklog:
+    """The manager's side of a queue (the ingest or the backfill queue): its backlog, and moving it to the DLQ."""
+
     def __init__(self, client: Any, queue_url: str) -> None:
         self._client = client
         self._url = queue_url

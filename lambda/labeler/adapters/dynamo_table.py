@@ -157,7 +157,7 @@ def batch_get(
     return found
 
 
-class ResultsTable:
+class ResultsTableAccess:
     """The results table as the adapters use it: conditional writes of a result item, batched writes."""
 
     def __init__(self, client: Any, table_name: str, *, sleep: Callable[[float], None] = time.sleep) -> None:

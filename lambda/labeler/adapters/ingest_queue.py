@@ -27,7 +27,9 @@ def queue_url(endpoint_url: str, queue_arn: str) -> str:
     return f"{endpoint_url.rstrip('/')}/{parts[4]}/{parts[5]}"
 
 
-class IngestQueue:
+class IngestRetryQueue:
+    """The labeler's side of its ingest queue (the ``RetryQueue`` port): shortens retried messages' wait."""
+
     def __init__(self, client: Any) -> None:
         self._client = client
 

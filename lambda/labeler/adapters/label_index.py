@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labeler.adapters.dynamo_table import REMOVAL_ID, ResultsTable, delete_request, put_request
+from labeler.adapters.dynamo_table import REMOVAL_ID, ResultsTableAccess, delete_request, put_request
 from labeler.adapters.result_items import label_index_items, label_index_keys
 from labeler.adapters.result_reads import DynamoResultReads
 from labeler.domain.label_result import LabelResult
@@ -20,7 +20,7 @@ from shared import table_layout as layout
 
 
 class DynamoLabelIndex:
-    def __init__(self, table: ResultsTable, reads: DynamoResultReads) -> None:
+    def __init__(self, table: ResultsTableAccess, reads: DynamoResultReads) -> None:
         self._table = table
         self._reads = reads
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from labeler.adapters.dynamo_table import REMOVAL_ID, ResultsTable, put_request
+from labeler.adapters.dynamo_table import REMOVAL_ID, ResultsTableAccess, put_request
 from labeler.adapters.result_items import publication_item
 from labeler.adapters.result_reads import published_writes
 from labeler.domain.stored_state import Claim, ObjectRef, Publication
@@ -38,7 +38,7 @@ def _track(ident: str, removal: bool) -> tuple[str, dict[str, str], dict[str, An
 
 
 class DynamoPublicationLedger:
-    def __init__(self, table: ResultsTable, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, table: ResultsTableAccess, *, clock: Callable[[], float] = time.time) -> None:
         self._table = table
         self._clock = clock
 

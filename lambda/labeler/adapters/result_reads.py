@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from labeler.adapters.dynamo_table import AWS_ERRORS, REMOVAL_ID, ResultsTable, publication_key
+from labeler.adapters.dynamo_table import AWS_ERRORS, REMOVAL_ID, ResultsTableAccess, publication_key
 from labeler.adapters.result_items import IncompleteResultError, assemble, stored_state_of, to_result
 from labeler.domain.label_result import LabelResult
 from labeler.domain.stored_state import ObjectRef, StoredState
@@ -41,7 +41,7 @@ _STATE_ATTRIBUTES = (
 )
 
 
-def published_writes(table: ResultsTable, write_ids: dict[ObjectRef, str]) -> set[ObjectRef]:
+def published_writes(table: ResultsTableAccess, write_ids: dict[ObjectRef, str]) -> set[ObjectRef]:
     """The refs whose publication item for the given writeId exists (strongly consistent)."""
     if not write_ids:
         return set()
@@ -57,7 +57,7 @@ def published_writes(table: ResultsTable, write_ids: dict[ObjectRef, str]) -> se
 
 
 class DynamoResultReads:
-    def __init__(self, table: ResultsTable) -> None:
+    def __init__(self, table: ResultsTableAccess) -> None:
         self._table = table
 
     def current_states(self, refs: Sequence[ObjectRef]) -> dict[ObjectRef, StoredState | None]:

@@ -35,7 +35,7 @@ from typing import Any
 from labeler.adapters.dynamo_table import (
     PARALLEL_WRITES,
     REMOVAL_ID,
-    ResultsTable,
+    ResultsTableAccess,
     current_condition,
     delete_request,
     put_request,
@@ -57,7 +57,7 @@ class DynamoResultRepository(DynamoResultReads):
 
     def __init__(
         self,
-        table: ResultsTable,
+        table: ResultsTableAccess,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from labeler.adapters.dynamo_table import ResultsTable, result_key
+from labeler.adapters.dynamo_table import ResultsTableAccess, result_key
 from labeler.adapters.label_index import DynamoLabelIndex
 from labeler.adapters.publication_ledger import DynamoPublicationLedger
 from labeler.adapters.result_repository import DynamoResultRepository
@@ -40,7 +40,7 @@ class ResultStore(DynamoResultRepository):
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        table = ResultsTable(client, table_name, sleep=sleep)
+        table = ResultsTableAccess(client, table_name, sleep=sleep)
         self.ledger = DynamoPublicationLedger(table, clock=clock)
         super().__init__(table, clock=clock)
 

@@ -1,4 +1,4 @@
-"""Adversarial tests of three store changes (commit 534aed6 and a372af3).
+"""Adversarial tests of the batched store writes and find_by_label paging (commits 534aed6 and a372af3).
 
 1. ``ResultStore.save_many`` writes a batch's result items concurrently, then
    the index entries of every written result in shared BatchWriteItem calls;
