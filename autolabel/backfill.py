@@ -32,16 +32,18 @@ from autolabel.errors import ParameterError, ServiceError
 from autolabel.function_code import function_names, import_function_module
 
 if TYPE_CHECKING:
-    from labeler.adapters.results_store import ResultStore, StoredState, StoreError
     from labeler.domain import backfill_rules
     from labeler.domain.backfill_request import BackfillRequest, backfill_request
     from labeler.domain.s3_notification import IMAGE_EXTENSIONS
+    from labeler.domain.stored_state import StoredState
+    from labeler.ports import StoreError
+    from labeler.read_side import ResultsReader
     from shared.names import LABELER_SERVICE, METRICS_NAMESPACE
     from shared.queue_backlog import queue_backlog
 else:  # the functions' packages, imported without changing sys.path (autolabel.function_code)
-    ResultStore, StoredState, StoreError = function_names(
-        "labeler.adapters.results_store", "ResultStore", "StoredState", "StoreError"
-    )
+    (StoreError,) = function_names("labeler.ports", "StoreError")
+    (ResultsReader,) = function_names("labeler.read_side", "ResultsReader")
+    (StoredState,) = function_names("labeler.domain.stored_state", "StoredState")
     BackfillRequest, backfill_request = function_names(
         "labeler.domain.backfill_request", "BackfillRequest", "backfill_request"
     )
@@ -376,7 +378,7 @@ class BackfillRun:
             return checkpoint
         if dry_run:  # counts from the start, never touching the checkpoint
             checkpoint = Checkpoint(self.bucket, self.filters.describe(), self.force, "dry-run", self.model, "")
-        store = ResultStore(self.dynamodb, self.table_name)
+        store = ResultsReader(self.dynamodb, self.table_name)
         versioned = bucket_is_versioned(self.s3, self.bucket)
         self._backlog = 0 if dry_run else queue_backlog(self.sqs, self.queue_url)
         try:
@@ -390,7 +392,7 @@ class BackfillRun:
                 self.view.update(checkpoint.progress, self._labeled(checkpoint, dry_run))
         return checkpoint
 
-    def _handle_page(self, page: Sequence[Listed], checkpoint: Checkpoint, store: ResultStore, dry_run: bool) -> None:
+    def _handle_page(self, page: Sequence[Listed], checkpoint: Checkpoint, store: ResultsReader, dry_run: bool) -> None:
         wanted = [entry for entry in page if self.filters.matches(entry)]
         states: dict[tuple[str, str, str], StoredState | None] = {}
         for start in range(0, len(wanted), STATE_BATCH):

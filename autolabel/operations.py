@@ -15,10 +15,10 @@ from autolabel.errors import ParameterError, ServiceError
 from autolabel.function_code import function_names
 
 if TYPE_CHECKING:
-    from manager.adapters import CustomLabelsModel, IngestQueue, LabelerTrigger
+    from manager.adapters import CustomLabelsModel, LabelerTrigger, QueueBacklog
 else:  # the functions' packages, imported without changing sys.path (autolabel.function_code)
-    CustomLabelsModel, IngestQueue, LabelerTrigger = function_names(
-        "manager.adapters", "CustomLabelsModel", "IngestQueue", "LabelerTrigger"
+    CustomLabelsModel, QueueBacklog, LabelerTrigger = function_names(
+        "manager.adapters", "CustomLabelsModel", "QueueBacklog", "LabelerTrigger"
     )
 
 # ListMessageMoveTasks statuses after which a task does not change any more.
@@ -57,8 +57,8 @@ def _model(rekognition: Any, outputs: StackOutputs) -> CustomLabelsModel:
 
 
 def model_status(outputs: StackOutputs, *, rekognition: Any, sqs: Any, lambda_client: Any) -> dict[str, Any]:
-    visible, in_flight = IngestQueue(sqs, outputs.queue_url).depth()
-    dead, _ = IngestQueue(sqs, outputs.dead_letter_queue_url).depth()
+    visible, in_flight = QueueBacklog(sqs, outputs.queue_url).depth()
+    dead, _ = QueueBacklog(sqs, outputs.dead_letter_queue_url).depth()
     return {
         "model": outputs.project_version_arn,
         "status": _model(rekognition, outputs).status() or "NOT FOUND",

@@ -37,7 +37,7 @@ from moto import mock_aws
 from labeler import handler
 from labeler.adapters.clients import AwsClients
 from labeler.config import LabelerConfig
-from labeler.logic.pipeline import build_pipeline
+from labeler.wiring import build_pipeline
 from local.fakes.fake_model import synthetic_labels
 from local.fakes.faults import FaultyClient
 from local.moto_process import moto_server_process

@@ -7,7 +7,7 @@ The real manager (``manager.handler.Manager``) runs once a simulated minute
 against moto (ingest queue + DLQ with the stack's redrive, state table, bus) and
 the model lifecycle fake. Images arrive all along. The model runs, then its
 version FAILS (or is deleted) for ``outage_days``, then an operator repairs it
-and redrives the DLQ (``ops.commands.redrive``, the real command); the labeler
+and redrives the DLQ (``autolabel.operations.redrive_by_copy``, the real command); the labeler
 drains the queue whenever its trigger is enabled and the model is RUNNING.
 
 Scaled clock: moto's SQS reads the simulated clock (so visibility timeouts and
@@ -37,11 +37,11 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 
+from autolabel.operations import StackOutputs, redrive_by_copy
 from local.fakes.model_lifecycle import FakeEventSourceMappings, FakeModelLifecycle, create_manager_resources
 from manager.config import ManagerConfig
 from manager.handler import Manager
 from manager.handler import logger as manager_logger
-from ops.commands import StackOutputs, redrive
 
 VERSION_ARN = "arn:aws:rekognition:us-east-1:123456789012:project/sim/version/sim.1/1700000000000"
 PROJECT_ARN = "arn:aws:rekognition:us-east-1:123456789012:project/sim/1690000000000"
@@ -138,7 +138,7 @@ def simulate_outage(
                 model.set_status("STOPPED")  # the operator fixed the version; the manager starts it on work
                 _collect_dead_letters(sqs, world.dead_letter_queue_url, uploaded_at, result)
             if minute == repaired_at + 1 and redrive_after_repair:
-                redrive(outputs, sqs=sqs)  # the operator, a minute later (the DLQ's messages are visible again)
+                redrive_by_copy(outputs, sqs=sqs)  # the operator, a minute later (the DLQ's messages are visible again)
             if minute < uploads_until and minute % every == 0:
                 image = result.uploaded
                 sqs.send_message(QueueUrl=world.queue_url, MessageBody=json.dumps({"image": image}))

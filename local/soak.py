@@ -479,7 +479,7 @@ def _environment(setup: WorkerSetup) -> Handler:
     from labeler import handler
     from labeler.adapters.clients import create_clients
     from labeler.config import LabelerConfig
-    from labeler.logic.pipeline import build_pipeline
+    from labeler.wiring import build_pipeline
     from local.botocore_model import emulated_rekognition_client
     from local.fakes.model_server import RemoteModel
     from shared.aws_config import REKOGNITION_CONFIG
@@ -514,8 +514,7 @@ def _environment(setup: WorkerSetup) -> Handler:
     clients = dataclasses.replace(clients, events=FaultyClient(clients.events, {"put_events": refuse}))
     # Deletions on, as the stack's default: the re-upload groups delete between uploads.
     pipeline = build_pipeline(LabelerConfig(ARN, setup.table, setup.bus, deletions=True), clients)
-    if hasattr(pipeline, "_claim_ttl"):  # the publish-claim lease runs on the scaled clock too
-        pipeline._claim_ttl = STACK_CLAIM_TTL_SECONDS * config.time_scale
+    pipeline.ctx.claim_ttl = STACK_CLAIM_TTL_SECONDS * config.time_scale  # the claim lease runs on the scaled clock
     handler.use_pipeline(pipeline)
     if config.log_dir:
         from pathlib import Path

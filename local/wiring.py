@@ -21,7 +21,8 @@ import boto3
 from labeler import handler
 from labeler.adapters.clients import create_clients
 from labeler.config import LabelerConfig
-from labeler.logic.pipeline import LabelingPipeline, build_pipeline
+from labeler.logic.pipeline import LabelingPipeline
+from labeler.wiring import build_pipeline
 from local.emulator import REGION, LocalResources, create_resources, drain_queue
 from local.poller import EventSourceMappingPoller, Handler
 from local.stack_template import StackFacts

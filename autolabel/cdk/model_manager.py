@@ -19,7 +19,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from autolabel.cdk._functions import names
+from autolabel.cdk._functions import model_arn, names
 from autolabel.cdk.alarms import app_metric, at_least
 from autolabel.cdk.exact_role_function import Grant, L2Grant, exact_role_function
 from autolabel.cdk.settings import PipelineSettings
@@ -64,7 +64,7 @@ class ModelManager(Construct):
         )
         # Without projectArn: the project's ARN ends in its creation time, unknown
         # here; everything else is the configured project's name.
-        project_pattern = settings.project_version_arn.split("/version/", 1)[0] + "/*"
+        project_pattern = model_arn.project_prefix(settings.project_version_arn) + "/*"
         statements = [
             ("DescribeTheProject", ["rekognition:DescribeProjectVersions"], settings.project_arn or project_pattern),
             (
@@ -199,12 +199,14 @@ class ModelManager(Construct):
         manager publishes nothing, that counts as "not kept on".
         """
         version_arn = settings.project_version_arn
-        project, version = version_arn.split(":project/", 1)[1].split("/", 1)[0], version_arn.split("/version/", 1)[1]
         period = COST_GUARD_PERIOD
         units = cloudwatch.Metric(
             namespace="AWS/Rekognition",
             metric_name="InServiceInferenceUnits",
-            dimensions_map={"ProjectName": project, "VersionName": version.rsplit("/", 1)[0]},
+            dimensions_map={
+                "ProjectName": model_arn.project_name(version_arn),
+                "VersionName": model_arn.version_name(version_arn),
+            },
             statistic="Average",
             period=period,
         )

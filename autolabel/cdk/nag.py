@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from aws_cdk import Stack
 from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 
+from autolabel.cdk._functions import model_arn
 from autolabel.cdk.runtime import RUNTIME
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def acknowledge_findings(pipeline: AutolabelPipeline) -> None:
         if function is not None:
             NagSuppressions.add_resource_suppressions(function, [runtime_reason])
     if manager is not None and pipeline.settings.project_arn is None:
-        project = pipeline.settings.project_version_arn.split("/version/", 1)[0]
+        project = model_arn.project_prefix(pipeline.settings.project_version_arn)
         NagSuppressions.add_resource_suppressions(
             manager.role,
             [

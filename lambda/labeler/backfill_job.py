@@ -37,10 +37,11 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from labeler.adapters.results_store import ResultStore, batch_get, result_key
+from labeler.adapters.dynamo_table import batch_get, result_key
 from labeler.domain import backfill_rules as rules
 from labeler.domain.backfill_request import BackfillRequest, backfill_request, forced_result_id
 from labeler.domain.label_result import FAILED, LABELED
+from labeler.read_side import ResultsReader
 from shared.aws_config import DATA_CONFIG
 from shared.lambda_setup import BuiltOnFirstUse
 from shared.queue_backlog import queue_backlog
@@ -186,7 +187,7 @@ class BackfillJob:
     def __init__(self, config: JobConfig, clients: Clients) -> None:
         self.config = config
         self.clients = clients
-        self.store = ResultStore(clients.dynamodb, config.results_table_name)
+        self.store = ResultsReader(clients.dynamodb, config.results_table_name)
         self._versioned: dict[str, bool] = {}
 
     # -- enqueue ---------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Thin on purpose: configuration and clients are built once per execution
 environment (on the first invocation, never at import), the batch logic is
-``logic.pipeline.LabelingPipeline``, and this module only translates its report into
+``logic.pipeline.LabelingPipeline`` (wired in ``labeler.wiring``), and this module only translates its report into
 the SQS partial batch response, structured logs and EMF metrics.
 """
 
@@ -17,7 +17,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from labeler.adapters.clients import create_clients
 from labeler.config import LabelerConfig
-from labeler.logic.pipeline import BatchReport, InboundMessage, LabelingPipeline, build_pipeline
+from labeler.logic.pipeline import BatchReport, InboundMessage, LabelingPipeline
+from labeler.wiring import build_pipeline
 from shared.deadline import InvocationDeadline
 from shared.lambda_setup import BuiltOnFirstUse
 from shared.names import LABELER_SERVICE, METRICS_NAMESPACE

@@ -1,4 +1,6 @@
-"""Read side of the results table: the object and by-label questions, each answered by a DynamoDB Query.
+"""The public queries of the results table: the object and by-label questions, each answered by a DynamoDB Query.
+
+They read through the read side (``labeler.read_side``), as the command line does.
 
 Importing this module reads no environment variable: operator tools use it
 from a laptop with their own credentials and an explicit table name.
@@ -9,9 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from labeler.adapters.result_items import IncompleteResultError, assemble, public_view
-from labeler.adapters.results_store import batch_get, query_partition, result_key
+from labeler.read_side import ResultsReader
 from shared import table_layout as layout
-from shared.dynamo_codec import deserialize_item, serialize
 
 # Smallest page of label-index entries find_by_label asks for with a limit.
 MIN_PAGE = 25
@@ -47,20 +48,20 @@ def get_result(
     times), so the answer is the old result or the new one; IncompleteResultError
     only when every read was torn.
     """
-    client = _client_or_default(client)
+    reader = ResultsReader(_client_or_default(client), table_name)
     for _ in range(MAX_RESULT_READS - 1):
         try:
-            return _read_result(client, table_name, bucket, key, project_version_arn)
+            return _read_result(reader, bucket, key, project_version_arn)
         except IncompleteResultError:
             continue  # replaced between two pages: read again
-    return _read_result(client, table_name, bucket, key, project_version_arn)
+    return _read_result(reader, bucket, key, project_version_arn)
 
 
 def _read_result(
-    client: Any, table_name: str, bucket: str, key: str, project_version_arn: str | None
+    reader: ResultsReader, bucket: str, key: str, project_version_arn: str | None
 ) -> dict[str, Any] | None:
     # The whole object partition: its results, their continuation items and their publication items.
-    items = query_partition(client, table_name, layout.object_partition(bucket, key), None)
+    items = reader.object_items(bucket, key)
     current = assemble(items.values(), project_version_arn)
     return public_view(current, items) if current is not None else None
 
@@ -83,33 +84,15 @@ def find_by_label(
     """
     if limit is not None and limit < 1:
         raise ValueError("limit must be >= 1")
-    client = _client_or_default(client)
-    request: dict[str, Any] = {
-        "TableName": table_name,
-        "KeyConditionExpression": "#pk = :pk AND #sk >= :from",
-        # The sort key rounds to 6 decimals: the exact bound is the number itself.
-        "FilterExpression": "#conf >= :conf",
-        "ExpressionAttributeNames": {
-            "#pk": layout.PARTITION_KEY,
-            "#sk": layout.SORT_KEY,
-            "#conf": layout.LABEL_CONFIDENCE,
-        },
-        "ExpressionAttributeValues": {
-            ":pk": {"S": layout.label_partition(label)},
-            ":from": {"S": layout.confidence_key(min_confidence)},
-            ":conf": serialize(float(min_confidence)),
-        },
-        "ScanIndexForward": False,
-    }
+    reader = ResultsReader(_client_or_default(client), table_name)
     found: list[dict[str, Any]] = []
+    start: dict[str, Any] | None = None
     while True:
-        if limit is not None:
-            # A few more than still needed: entries of replaced results are skipped, and each page
-            # costs a Query and a BatchGetItem.
-            request["Limit"] = max(limit - len(found), MIN_PAGE)
-        response = client.query(**request)
-        entries = [deserialize_item(raw) for raw in response.get("Items", [])]
-        current = _current_index_ids(client, table_name, entries)
+        # With a limit, a few more than still needed: entries of replaced results are skipped, and each
+        # page costs a Query and a BatchGetItem.
+        page_size = max(limit - len(found), MIN_PAGE) if limit is not None else None
+        entries, start = reader.label_entries(label, min_confidence, page_size=page_size, start=start)
+        current = reader.current_index_ids(entries)
         for item in entries:
             if current.get((item["bucket"], item["key"], item["projectVersionArn"])) != item[layout.INDEX_ID]:
                 continue  # an entry of a result replaced or deleted since
@@ -124,25 +107,5 @@ def find_by_label(
             found.append(entry)
             if limit is not None and len(found) >= limit:
                 return found
-        if "LastEvaluatedKey" not in response:
+        if start is None:
             return found
-        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-
-
-def _current_index_ids(client: Any, table_name: str, entries: list[dict[str, Any]]) -> dict[tuple[str, str, str], str]:
-    """(bucket, key, projectVersionArn) -> indexId of its current result item, for results not deleted."""
-    refs = {(entry["bucket"], entry["key"], entry["projectVersionArn"]) for entry in entries}
-    keys = [result_key(*ref) for ref in refs]
-    items = batch_get(
-        client,
-        table_name,
-        keys,
-        projection=(layout.INDEX_ID, "removalId", "bucket", "key", "projectVersionArn"),
-        # Strongly consistent: a result replaced or deleted a moment ago must not answer for its old labels.
-        consistent=True,
-    )
-    return {
-        (item["bucket"], item["key"], item["projectVersionArn"]): str(item[layout.INDEX_ID])
-        for item in items
-        if item.get(layout.INDEX_ID) is not None and item.get("removalId") is None
-    }

@@ -12,18 +12,11 @@ from botocore.exceptions import ClientError
 
 from manager.logic import ManagerState
 from shared.dynamo_codec import deserialize_item, serialize
+from shared.model_arn import project_name, version_name
 
 STATE_KEY = "pk"
 MAX_MESSAGE_ATTRIBUTES = 10  # SQS's limit per message
 MOVED_REASON_ATTRIBUTE = "autolabelDeadLetteredBecause"
-
-
-def project_name(version_arn: str) -> str:
-    return version_arn.split(":project/", 1)[1].split("/", 1)[0]
-
-
-def version_name(version_arn: str) -> str:
-    return version_arn.split("/version/", 1)[1].rsplit("/", 1)[0]
 
 
 class CustomLabelsModel:
@@ -84,7 +77,9 @@ class CustomLabelsModel:
         return True
 
 
-class IngestQueue:
+class QueueBacklog:
+    """The manager's side of a queue (the ingest or the backfill queue): its backlog, and moving it to the DLQ."""
+
     def __init__(self, client: Any, queue_url: str) -> None:
         self._client = client
         self._url = queue_url

@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from shared import model_arn
 from shared.validation import (
     ConfigError,
     parse_bool,
@@ -69,8 +70,7 @@ def parse_project_arn(raw: str | None, name: str, project_version_arn: str) -> s
             f"{name} must be the Custom Labels project ARN "
             f"(arn:<partition>:rekognition:<region>:<account>:project/<name>/<number>), got {value!r}"
         )
-    project_name = value.split(":project/", 1)[1].split("/", 1)[0]
-    if f":project/{project_name}/version/" not in project_version_arn:
+    if not model_arn.belongs_to_project(project_version_arn, model_arn.project_name(value)):
         raise ConfigError(f"{name} {value!r} is not the project of the model version {project_version_arn!r}")
     return value
 

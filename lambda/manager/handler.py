@@ -22,11 +22,12 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from manager.adapters import CustomLabelsModel, IngestQueue, LabelerTrigger, ManagerStateStore
+from manager.adapters import CustomLabelsModel, LabelerTrigger, ManagerStateStore, QueueBacklog
 from manager.config import ManagerConfig
 from manager.logic import FAILED, RUNNING, Observation, Plan, decide, in_window
 from shared.aws_config import DATA_CONFIG
-from shared.event_publisher import EventEntry, EventPublisher
+from shared.event_entry import EventEntry
+from shared.event_publisher import EventPublisher
 from shared.lambda_setup import BuiltOnFirstUse
 from shared.names import MANAGER_SERVICE, METRICS_NAMESPACE
 
@@ -44,7 +45,7 @@ metrics = Metrics(namespace=METRICS_NAMESPACE, service=MANAGER_SERVICE)
 class Manager:
     config: ManagerConfig
     model: CustomLabelsModel
-    queue: IngestQueue
+    queue: QueueBacklog
     trigger: LabelerTrigger
     store: ManagerStateStore
     publisher: EventPublisher
@@ -53,7 +54,7 @@ class Manager:
     last_moved: int = 0  # messages the last run moved to the DLQ
     move_batches_per_run: int = MOVE_BATCHES_PER_RUN
     # The backfill lane (None: not deployed): counted as work, its trigger follows the ingest one.
-    backfill_queue: IngestQueue | None = None
+    backfill_queue: QueueBacklog | None = None
     backfill_trigger: LabelerTrigger | None = None
 
     @classmethod
@@ -72,14 +73,14 @@ class Manager:
         return cls(
             config=config,
             model=CustomLabelsModel(rekognition, config.project_arn, config.project_version_arn),
-            queue=IngestQueue(sqs, config.queue_url),
+            queue=QueueBacklog(sqs, config.queue_url),
             trigger=LabelerTrigger(lambda_client, config.event_source_mapping_id),
             store=ManagerStateStore(
                 dynamodb, config.state_table_name, config.project_version_arn, clock=lambda: now().timestamp()
             ),
             publisher=EventPublisher(events, config.event_bus_name, config.event_source),
             clock=now,
-            backfill_queue=IngestQueue(sqs, config.backfill_queue_url) if config.backfill_queue_url else None,
+            backfill_queue=QueueBacklog(sqs, config.backfill_queue_url) if config.backfill_queue_url else None,
             backfill_trigger=(
                 LabelerTrigger(lambda_client, config.backfill_event_source_mapping_id)
                 if config.backfill_event_source_mapping_id

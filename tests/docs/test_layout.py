@@ -64,7 +64,7 @@ def test_nothing_is_left_out() -> None:
     expected = [
         f"{d.name}/"
         for d in ROOT.iterdir()
-        if d.is_dir() and d.name in {"autolabel", "ops", "infra", "local", "tests", "docs"}
+        if d.is_dir() and d.name in {"autolabel", "infra", "local", "tests", "docs"}
     ]
     expected += [f"lambda/{d.name}/" for d in (ROOT / "lambda").iterdir() if d.is_dir() and not d.name.startswith("_")]
     for folder, pattern in (("autolabel", "*.py"), ("infra", "*.py"), ("docs", "*.*")):

@@ -35,7 +35,6 @@ import pytest
 
 from autolabel.cli import build_parser
 from infra.settings import SettingsError, check_context_keys
-from ops.__main__ import translate
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -199,9 +198,6 @@ def _check_module(module_name: str, args: list[str], monkeypatch: pytest.MonkeyP
         _check_autolabel(args)
         return
     source = _check_runnable(module_name)
-    if module_name == "ops":
-        _check_autolabel(translate(args))
-        return
     module = importlib.import_module(module_name)
     # Run main() only as far as its argument parsing: every local.* entry point parses first.
     assert "parse_args(" in source, f"{module_name}.main() takes no arguments (no argparse)"
@@ -267,7 +263,7 @@ def _check_cdk(args: list[str]) -> None:
 
 def check(command: Command, monkeypatch: pytest.MonkeyPatch) -> None:
     program, *args = command.argv
-    if program in PYTHON and len(args) == 2:  # `python -m ops` named in prose: runnable is enough
+    if program in PYTHON and len(args) == 2:  # `python -m module` named in prose: runnable is enough
         _check_runnable(args[1])
     elif program in AUTOLABEL:
         _check_autolabel(args)

@@ -73,8 +73,9 @@ from labeler.adapters.clients import AwsClients
 from labeler.adapters.result_items import label_index_keys
 from labeler.config import LabelerConfig
 from labeler.domain.s3_notification import S3ObjectEvent
-from labeler.logic.pipeline import LabelingPipeline, build_pipeline
+from labeler.logic.pipeline import LabelingPipeline
 from labeler.queries import find_by_label, get_result
+from labeler.wiring import build_pipeline
 from local.emulator import create_table
 from local.fakes.faults import FaultKind, FaultPlan, FaultSwitch, PlannedFault, with_faults
 from local.poller import FakeLambdaContext
@@ -159,13 +160,14 @@ class World:
 def _pipeline_with_clock(config: LabelerConfig, clients: AwsClients, clock: FakeClock) -> LabelingPipeline:
     """The production wiring (build_pipeline), with the test's clock for publish claims, processedAt and backoff."""
     pipeline = build_pipeline(config, clients)
-    store: Any = getattr(pipeline, "_store", None)
-    if not hasattr(pipeline, "_clock") or not hasattr(store, "_clock"):
-        raise AssertionError("LabelingPipeline/ResultStore no longer take a clock: adapt _pipeline_with_clock")
-    setattr(pipeline, "_clock", clock.now)  # noqa: B010 (a private attribute, deliberately)
-    store._clock = clock.time
-    if hasattr(pipeline, "_sleep"):  # in-process backoff: simulated time passes, no real sleep
-        setattr(pipeline, "_sleep", clock.advance)  # noqa: B010
+    store: Any = pipeline.ctx.results
+    ledger: Any = pipeline.ctx.ledger
+    if not hasattr(store, "_clock") or not hasattr(ledger, "_clock"):
+        raise AssertionError("the store adapters no longer take a clock: adapt _pipeline_with_clock")
+    pipeline.ctx.clock = clock.now
+    store._clock = clock.time  # the publish claims a result write takes
+    ledger._clock = clock.time  # the claims taken and tested on recovery
+    pipeline.ctx.sleep = clock.advance  # in-process backoff: simulated time passes, no real sleep
     return pipeline
 
 

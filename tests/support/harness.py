@@ -11,8 +11,9 @@ import boto3
 from labeler import handler
 from labeler.adapters.clients import AwsClients
 from labeler.config import LabelerConfig
-from labeler.logic.pipeline import LabelingPipeline, build_pipeline
+from labeler.logic.pipeline import LabelingPipeline
 from labeler.queries import find_by_label, get_result
+from labeler.wiring import build_pipeline
 from local.emulator import LocalResources, consumed_events, drain_queue
 from local.fakes.fake_model import FakeCustomLabelsModel
 from local.fakes.faults import FaultyClient
@@ -56,8 +57,10 @@ class Harness:
 
     def build_pipeline(self, **overrides: Any) -> LabelingPipeline:
         pipeline = build_pipeline(self.config, AwsClients(self.model, self.dynamodb, self.events))
-        for name, value in overrides.items():
-            setattr(pipeline, f"_{name}", value)
+        for name, value in overrides.items():  # the phases' context: claim_ttl, clock, sleep...
+            if not hasattr(pipeline.ctx, name):
+                raise AttributeError(f"the pipeline's context has no {name!r}")
+            setattr(pipeline.ctx, name, value)
         return pipeline
 
     # -- driving ---------------------------------------------------------------

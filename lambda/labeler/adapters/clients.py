@@ -1,9 +1,8 @@
 """boto3 clients of the labeler, each with a deliberate retry configuration.
 
 Every client is bound to the invocation's deadline (``shared.deadline``): no
-call or SDK retry starts that could outlast the invocation. The budgets below
-are what each phase of a record needs at worst, so the pipeline can refuse to
-start a phase it could not finish.
+call or SDK retry starts that could outlast the invocation; the pipeline
+refuses to start a phase it could not finish (``labeler.phase_budgets``).
 """
 
 from __future__ import annotations
@@ -13,16 +12,9 @@ from typing import Any
 
 import boto3
 
+from labeler.phase_budgets import STORE_SECONDS
 from shared.aws_config import DATA_CONFIG, REKOGNITION_CONFIG, attempt_seconds
 from shared.deadline import InvocationDeadline, guard_client
-
-# Worst-case seconds each phase of a record needs before the invocation ends:
-# publishing = one PutEvents attempt and one attempt of the mark that follows;
-# storing = one write, then publishing; labeling = one DetectCustomLabels
-# attempt, then storing.
-PUBLISH_SECONDS = attempt_seconds(DATA_CONFIG) * 2
-STORE_SECONDS = attempt_seconds(DATA_CONFIG) + PUBLISH_SECONDS
-LABEL_SECONDS = attempt_seconds(REKOGNITION_CONFIG) + STORE_SECONDS
 
 
 @dataclass(frozen=True)

@@ -10,19 +10,13 @@ Best effort: a change that fails leaves the queue's timeout, which is only slowe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from labeler.ports import RetryDelay
+
 MAX_ENTRIES_PER_REQUEST = 10  # ChangeMessageVisibilityBatch
-
-
-@dataclass(frozen=True)
-class RetryDelay:
-    queue_arn: str
-    receipt_handle: str
-    seconds: int
 
 
 def queue_url(endpoint_url: str, queue_arn: str) -> str:
@@ -33,7 +27,9 @@ def queue_url(endpoint_url: str, queue_arn: str) -> str:
     return f"{endpoint_url.rstrip('/')}/{parts[4]}/{parts[5]}"
 
 
-class IngestQueue:
+class IngestRetryQueue:
+    """The labeler's side of its ingest queue (the ``RetryQueue`` port): shortens retried messages' wait."""
+
     def __init__(self, client: Any) -> None:
         self._client = client
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from labeler.config import LabelerConfig
 from labeler.domain.s3_notification import S3ObjectEvent
+from labeler.ports import Detection, PermanentImageError, RetryableDetectionError
 
 # Rekognition cannot label these images: a FAILED result, never retried.
 PERMANENT_ERROR_CODES = frozenset(
@@ -27,38 +27,6 @@ THROTTLING_ERROR_CODES = frozenset(
 DEPLOYMENT_ERROR_CODES = frozenset({"AccessDeniedException", "ResourceNotFoundException"})
 # Custom Labels guide: S3 objects up to 15 MB are accepted.
 MAX_IMAGE_BYTES = 15 * 1024 * 1024
-
-
-class PermanentImageError(Exception):
-    """Rekognition (or our pre-check) refuses this image for good."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-class RetryableDetectionError(Exception):
-    """Throttling, model not running, service or deployment fault: retry later."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-    @property
-    def is_throttle(self) -> bool:
-        return self.code in THROTTLING_ERROR_CODES
-
-    @property
-    def is_deployment_fault(self) -> bool:
-        return self.code in DEPLOYMENT_ERROR_CODES
-
-
-@dataclass(frozen=True)
-class Detection:
-    custom_labels: list[dict[str, Any]]
-    latency_ms: float
 
 
 def precheck(obj: S3ObjectEvent) -> None:
@@ -102,7 +70,12 @@ class CustomLabelsDetector:
             message = str(details.get("Message") or error)
             if code in PERMANENT_ERROR_CODES:
                 raise PermanentImageError(code, message) from error
-            raise RetryableDetectionError(code, message) from error
+            raise RetryableDetectionError(
+                code,
+                message,
+                throttle=code in THROTTLING_ERROR_CODES,
+                deployment_fault=code in DEPLOYMENT_ERROR_CODES,
+            ) from error
         except BotoCoreError as error:  # connection reset, read timeout...
             raise RetryableDetectionError(type(error).__name__, str(error)) from error
         latency_ms = (time.perf_counter() - started) * 1000

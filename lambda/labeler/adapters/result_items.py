@@ -1,10 +1,13 @@
 """The mapping between a label result and its DynamoDB items, both ways.
 
-result -> items: the result item (as many labels as fit in one item), its
-continuation items (the remaining labels, in order) and one label-index item
-per distinct label. items -> result: the result item with its continuation
-items reassembled, as the stored result (``to_result``) or as the public view
-``queries.get_result`` returns (``public_view``). docs/behaviour.md#stored-attributes
+The item schema of the results table lives here alone. result -> items: the
+result item (as many labels as fit in one item), its continuation items (the
+remaining labels, in order), one label-index item per distinct label, the
+tombstone of a deletion without a result, and the publication item of an
+accepted event. items -> result: the result item with its continuation
+items reassembled, as the stored result (``to_result``), as the state decisions
+need (``stored_state_of``) or as the public view ``queries.get_result``
+returns (``public_view``). docs/behaviour.md#stored-attributes
 describes every attribute.
 """
 
@@ -16,6 +19,7 @@ from typing import Any
 from labeler.domain.label_result import IDENTITY_ATTRIBUTES, LabelResult, best_confidences
 from labeler.domain.removal import DELETED, Deletion
 from labeler.domain.s3_notification import comparable_sequencer
+from labeler.domain.stored_state import ObjectRef, StoredState
 from shared import table_layout as layout
 from shared.dynamo_codec import estimated_item_size, estimated_size
 
@@ -105,6 +109,44 @@ def deletion_attributes(deletion: Deletion) -> dict[str, Any]:
         "deletion": deletion.stored(),
         "removalId": deletion.removal_id,
         "removalPublished": False,
+    }
+
+
+def tombstone_item(ref: ObjectRef, deletion: Deletion, token: str) -> dict[str, Any]:
+    """The result item that records a deletion of an object without a result (status ``DELETED``, no event),
+    written by the attempt ``token``: an older notification cannot label the object afterwards."""
+    bucket, key, project_version_arn = ref
+    return {
+        layout.PARTITION_KEY: layout.object_partition(bucket, key),
+        layout.SORT_KEY: layout.result_sort_key(project_version_arn),
+        "itemType": layout.ITEM_TYPE_RESULT,
+        "resultId": deletion.removal_id,
+        "bucket": bucket,
+        "key": key,
+        "etag": "",
+        "size": 0,
+        "projectVersionArn": project_version_arn,
+        "status": DELETED,
+        "customLabels": [],
+        "labelNames": [],
+        "labelCount": 0,
+        "processedAt": deletion.deleted_at,
+        "eventPublished": False,  # it has no result event
+        "parts": 0,
+        "writeId": token,
+        **deletion_attributes(deletion),
+        "removalPublished": True,  # nothing was announced for it, so nothing to remove
+    }
+
+
+def publication_item(ref: ObjectRef, write_id: str, announced_id: str) -> dict[str, Any]:
+    """The item that records an accepted event: the Detected/Failed or Removed of the write ``write_id``."""
+    bucket, key, project_version_arn = ref
+    return {
+        layout.PARTITION_KEY: layout.object_partition(bucket, key),
+        layout.SORT_KEY: layout.publication_sort_key(project_version_arn, write_id),
+        "itemType": layout.ITEM_TYPE_PUBLISHED,
+        "announcedId": announced_id,
     }
 
 
@@ -237,4 +279,34 @@ def to_result(item: dict[str, Any]) -> LabelResult:
         custom_labels=list(item.get("customLabels", [])),
         error=item.get("error"),
         deletion=Deletion.from_item(item),
+    )
+
+
+def stored_state_of(item: dict[str, Any], *, marked: bool = False) -> StoredState:
+    """The decision-relevant state of a result item (plain values).
+
+    ``marked``: a publication item exists for the item's ``writeId`` (its latest event was accepted).
+    """
+    claimed = item.get("publishClaimedAt")
+    deletion = item.get("deletion") or {}
+    deleted = item.get("removalId") is not None
+    return StoredState(
+        result_id=str(item["resultId"]),
+        sequencer=item.get("sequencer"),
+        processed_at=str(item.get("processedAt", "")),
+        published=bool(item.get("eventPublished", False)) or (marked and not deleted),
+        publish_claimed_at=float(claimed) if claimed is not None else None,
+        publish_claimed_by=item.get("publishClaimedBy"),
+        publish_uncertain=bool(item.get("publishUncertain", False)),
+        write_id=item.get("writeId"),
+        label_names=tuple(item.get("labelNames", [])),
+        parts=int(item.get("parts", 0)),
+        version_id=item.get("versionId") or None,
+        etag=str(item.get("etag") or ""),
+        removal_id=item.get("removalId"),
+        removal_published=bool(item.get("removalPublished", False)) or (marked and deleted),
+        deletion_sequencer=deletion.get("sequencer"),
+        deletion=Deletion.from_item(item),
+        index_id=item.get(layout.INDEX_ID),
+        custom_labels=tuple(item.get("customLabels", [])),
     )

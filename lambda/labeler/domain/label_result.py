@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, Protocol
 
-from labeler.config import LabelerConfig
+from labeler.domain.removal import Deletion
 from labeler.domain.s3_notification import S3ObjectEvent
-
-if TYPE_CHECKING:  # removal.py imports this module
-    from labeler.domain.removal import Deletion
+from labeler.domain.timestamps import iso_timestamp
 
 LABELED = "LABELED"
 FAILED = "FAILED"
@@ -29,10 +27,17 @@ IDENTITY_ATTRIBUTES = {
 }
 
 
-def iso_timestamp(moment: datetime) -> str:
-    """ISO-8601 UTC with milliseconds and 'Z', e.g. 2026-11-24T10:00:00.123Z."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+class ModelSettings(Protocol):
+    """What a result records of the model call that made it (``LabelerConfig`` has these)."""
+
+    @property
+    def project_version_arn(self) -> str: ...
+
+    @property
+    def min_confidence(self) -> float | None: ...
+
+    @property
+    def max_results(self) -> int | None: ...
 
 
 def distinct_label_names(custom_labels: list[dict[str, Any]]) -> list[str]:
@@ -88,7 +93,7 @@ class LabelResult:
         return {name: getattr(self, field_name) for name, field_name in IDENTITY_ATTRIBUTES.items()}
 
     @classmethod
-    def _base(cls, obj: S3ObjectEvent, config: LabelerConfig, processed_at: datetime) -> dict[str, Any]:
+    def _base(cls, obj: S3ObjectEvent, config: ModelSettings, processed_at: datetime) -> dict[str, Any]:
         return {
             "result_id": obj.result_id(config.project_version_arn),
             "bucket": obj.bucket,
@@ -107,7 +112,7 @@ class LabelResult:
     def labeled(
         cls,
         obj: S3ObjectEvent,
-        config: LabelerConfig,
+        config: ModelSettings,
         custom_labels: list[dict[str, Any]],
         processed_at: datetime,
     ) -> LabelResult:
@@ -115,7 +120,7 @@ class LabelResult:
 
     @classmethod
     def failed(
-        cls, obj: S3ObjectEvent, config: LabelerConfig, code: str, message: str, processed_at: datetime
+        cls, obj: S3ObjectEvent, config: ModelSettings, code: str, message: str, processed_at: datetime
     ) -> LabelResult:
         return cls(
             **cls._base(obj, config, processed_at),

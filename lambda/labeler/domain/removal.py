@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from labeler.domain.label_result import iso_timestamp
 from labeler.domain.s3_notification import DELETE, S3ObjectEvent
+from labeler.domain.timestamps import iso_timestamp
 
 # The status of a deleted result (its labels kept for history), and of a
 # tombstone: a deletion recorded for an object that had no result yet, which

@@ -13,7 +13,7 @@ from typing import Any
 
 from labeler.domain.label_result import FAILED, LabelResult, best_confidences
 from labeler.domain.removal import Removal
-from shared.event_publisher import MAX_ENTRY_BYTES, EventEntry, entry_size
+from shared.event_entry import MAX_ENTRY_BYTES, EventEntry, entry_size
 
 SCHEMA_VERSION = "1"
 DETECTED = "Custom Labels Detected"

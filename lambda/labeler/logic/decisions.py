@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from labeler.adapters.results_store import StoredState
 from labeler.domain.backfill_request import BackfillRequest
 from labeler.domain.s3_notification import S3ObjectEvent, sequencer_is_newer
+from labeler.domain.stored_state import StoredState
 
 
 class Intake(Enum):

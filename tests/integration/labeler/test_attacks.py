@@ -509,7 +509,7 @@ def test_failed_result_replaced_by_a_labeled_one_and_back(harness: Harness) -> N
 
 def test_mark_retry_loop_is_bounded_by_the_remaining_time(harness: Harness) -> None:
     """Mark always failing: with 45 s left it stops before the deadline; with plenty, after MARK_ATTEMPTS."""
-    from labeler.logic.pipeline import MARK_ATTEMPTS
+    from labeler.logic.publishing import MARK_ATTEMPTS
 
     def always(_kwargs: dict[str, Any], _call: Call) -> Any:
         raise EndpointConnectionError(endpoint_url=URL)

@@ -15,7 +15,8 @@ from botocore.exceptions import ReadTimeoutError
 
 from infra.settings import StackSettings
 from labeler.adapters.clients import AwsClients
-from labeler.logic.pipeline import BatchReport, InboundMessage, LabelingPipeline, build_pipeline
+from labeler.logic.pipeline import BatchReport, InboundMessage, LabelingPipeline
+from labeler.wiring import build_pipeline
 from local.fakes.faults import Call, FaultyClient, client_error, put_events_rejecting
 from local.samples import make_image
 from tests.integration.labeler.test_formats_and_deletions import REMOVED, of_type, with_deletions
@@ -135,8 +136,8 @@ def test_a_ten_minute_throttling_storm_does_not_dead_letter_what_the_queue_timeo
     model = ThrottledUntil(harness.model, clock, until=600.0)
     queue = RecordedDelays()
     pipeline = build_pipeline(harness.config, AwsClients(model, harness.dynamodb, harness.events))
-    pipeline._ingest_queue = queue  # type: ignore[assignment]
-    pipeline._draw = lambda low, high: low  # the shortest delay each time: the worst case
+    pipeline.ctx.retry_queue = queue
+    pipeline.ctx.draw = lambda low, high: low  # the shortest delay each time: the worst case
     for receive in range(1, defaults.max_receive_count + 1):
         assert queue.seconds == []
         message = InboundMessage("m1", body, receipt_handle=f"r{receive}", receive_count=receive, queue_arn="arn")
@@ -211,7 +212,7 @@ def test_deletion_decided_before_a_takeover_claim_never_lets_detected_follow_rem
 
     d_dynamodb.faults["batch_get_item"] = read_once_then_replay
     worker_d = build_pipeline(harness.config, AwsClients(harness.model, d_dynamodb, harness.events))
-    worker_d._store.current_states([(harness.resources.bucket, "a.png", harness.config.project_version_arn)])
+    worker_d.ctx.results.current_states([(harness.resources.bucket, "a.png", harness.config.project_version_arn)])
     assert cached
     d_ran = [False]
 

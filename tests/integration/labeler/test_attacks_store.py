@@ -302,7 +302,7 @@ def test_holds_find_by_label_with_limit_skips_many_leftover_entries_above_the_cu
         assert run(
             harness.build_pipeline(), notification_body(harness.record_for(name, upload, sequencer=sequencer))
         ).labeled
-    stored = harness.pipeline._store.load((harness.resources.bucket, "a.png", harness.config.project_version_arn))
+    stored = harness.pipeline.ctx.results.load((harness.resources.bucket, "a.png", harness.config.project_version_arn))
     assert stored is not None
     leftovers = []
     for n in range(60):

@@ -11,7 +11,8 @@ from typing import Any
 
 from labeler.adapters.clients import AwsClients
 from labeler.domain.backfill_request import backfill_request
-from labeler.logic.pipeline import InboundMessage, build_pipeline
+from labeler.logic.pipeline import InboundMessage
+from labeler.wiring import build_pipeline
 from local.samples import make_image
 from tests.support.builders import notification_body
 from tests.support.harness import Harness

@@ -22,7 +22,7 @@ from autolabel.backfill_job import job_input, job_name, new_run_id
 from labeler import handler
 from labeler.adapters.clients import AwsClients
 from labeler.backfill_job import BackfillQueueFull, BackfillSendFailed, queue_backlog
-from labeler.logic.pipeline import build_pipeline
+from labeler.wiring import build_pipeline
 from local.backfill_job_emulator import EmulatedBackfillJob, job_facts
 from local.poller import EventSourceMappingPoller
 from local.samples import make_image

@@ -19,7 +19,7 @@ import pytest
 from labeler import handler
 from labeler.adapters.clients import AwsClients
 from labeler.logic.decisions import RETRY_CAP_SECONDS
-from labeler.logic.pipeline import build_pipeline
+from labeler.wiring import build_pipeline
 from local.fakes.faults import FaultyClient, client_error
 from local.samples import make_image
 from tests.support.builders import notification_body

@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 
 from local.fakes.model_lifecycle import FakeEventSourceMappings
-from manager.adapters import IngestQueue, LabelerTrigger
+from manager.adapters import LabelerTrigger, QueueBacklog
 from manager.handler import Manager
 from tests.integration.manager.test_manager_runs import World
 
@@ -33,7 +33,7 @@ class BackfillWorld(World):
     def build(self, **kwargs: object) -> Manager:
         manager = super().build(**kwargs)  # type: ignore[arg-type]
         if hasattr(self, "backfill_trigger"):
-            manager.backfill_queue = IngestQueue(self.sqs, self.backfill_url)
+            manager.backfill_queue = QueueBacklog(self.sqs, self.backfill_url)
             manager.backfill_trigger = LabelerTrigger(self.backfill_trigger, "backfill-esm")
         return manager
 

@@ -13,7 +13,6 @@ from moto import mock_aws
 
 from autolabel.cli import build_parser
 from local.run import register_stack_outputs
-from ops.__main__ import translate
 from tests.support.cli import RunCli
 
 OUTPUTS = {
@@ -141,21 +140,6 @@ def test_an_unreachable_endpoint(cli: RunCli, monkeypatch: pytest.MonkeyPatch) -
     assert run.err.startswith(
         'autolabel: cannot reach AWS: Could not connect to the endpoint URL: "http://127.0.0.1:9"'
     )
-
-
-def test_python_m_ops_is_an_alias() -> None:
-    assert translate(["--stack", "S", "model", "status"]) == ["--stack-name", "S", "model", "status"]
-    assert translate(["dlq", "redrive", "--limit", "5"]) == ["dlq", "redrive", "--limit", "5", "--by-copy"]
-    assert translate(["dlq", "redrive"]) == ["dlq", "redrive"]
-
-
-def test_python_m_ops_runs_autolabel(capsys: pytest.CaptureFixture[str]) -> None:
-    from ops.__main__ import main as ops_main
-
-    assert ops_main(["--stack", "Labels", "model", "status", "--help"]) == 0
-    captured = capsys.readouterr()
-    assert captured.out.startswith("usage: autolabel model status")
-    assert "`python -m ops` is now `autolabel`" in captured.err
 
 
 def test_the_served_emulator_environment() -> None:

@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import pytest
 
-from labeler.adapters.results_store import StoredState
 from labeler.domain.backfill_request import (
     BACKFILL_EVENT_NAME,
     backfill_request,
@@ -15,6 +14,7 @@ from labeler.domain.backfill_request import (
     parse_backfill_body,
 )
 from labeler.domain.s3_notification import InvalidMessageError
+from labeler.domain.stored_state import StoredState
 from labeler.logic.decisions import Action, Delivery, collapse, decide, decide_backfill
 from tests.unit.labeler.test_decisions import _obj
 

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from labeler.adapters.results_store import StoredState
 from labeler.domain.s3_notification import S3ObjectEvent
+from labeler.domain.stored_state import StoredState
 from labeler.logic.decisions import (
     Action,
     Delivery,

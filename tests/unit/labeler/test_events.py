@@ -12,7 +12,7 @@ from labeler.config import LabelerConfig
 from labeler.domain.label_result import LabelResult
 from labeler.domain.result_event import DETECTED, FAILED_DETAIL_TYPE, build_entry
 from labeler.domain.s3_notification import S3ObjectEvent
-from shared.event_publisher import MAX_ENTRY_BYTES
+from shared.event_entry import MAX_ENTRY_BYTES
 from tests.support.builders import EVENTS_DIR
 
 ARN = "arn:aws:rekognition:us-east-1:123456789012:project/p/version/p.1/1700000000000"

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from labeler.adapters.ingest_queue import IngestQueue, RetryDelay, queue_url
+from labeler.adapters.ingest_queue import IngestRetryQueue, RetryDelay, queue_url
 
 ARN = "arn:aws:sqs:eu-west-1:123456789012:autolabel-ingest"
 
@@ -40,7 +40,7 @@ def test_queue_url_comes_from_the_arn_at_the_clients_endpoint() -> None:
 def test_delays_go_ten_per_request_and_refused_entries_are_counted() -> None:
     sqs = RecordingSqs()
     delays = [RetryDelay(ARN, "bad" if n == 3 else f"h{n}", 5) for n in range(23)]
-    assert IngestQueue(sqs).delay(delays) == 1
+    assert IngestRetryQueue(sqs).delay(delays) == 1
     assert [len(r["Entries"]) for r in sqs.requests] == [10, 10, 3]
     assert {r["QueueUrl"] for r in sqs.requests} == {
         "https://sqs.eu-west-1.amazonaws.com/123456789012/autolabel-ingest"
@@ -50,4 +50,4 @@ def test_delays_go_ten_per_request_and_refused_entries_are_counted() -> None:
 
 def test_a_failed_call_or_a_bad_arn_is_counted_never_raised() -> None:
     sqs = RecordingSqs(fail=EndpointConnectionError(endpoint_url="https://sqs.eu-west-1.amazonaws.com"))
-    assert IngestQueue(sqs).delay([RetryDelay(ARN, "h", 5), RetryDelay("not-an-arn", "h2", 5)]) == 2
+    assert IngestRetryQueue(sqs).delay([RetryDelay(ARN, "h", 5), RetryDelay("not-an-arn", "h2", 5)]) == 2

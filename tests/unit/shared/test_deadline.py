@@ -10,7 +10,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from labeler.adapters.clients import LABEL_SECONDS, PUBLISH_SECONDS, STORE_SECONDS
+from labeler.phase_budgets import LABEL_SECONDS, PUBLISH_SECONDS, STORE_SECONDS
 from local.fakes.faults import http_response
 from shared.aws_config import DATA_CONFIG, REKOGNITION_CONFIG, attempt_seconds
 from shared.deadline import DeadlineExceededError, InvocationDeadline, guard_client

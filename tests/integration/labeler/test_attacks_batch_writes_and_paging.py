@@ -1,4 +1,4 @@
-"""Adversarial tests of three store changes (commit 534aed6 and a372af3).
+"""Adversarial tests of the batched store writes and find_by_label paging (commits 534aed6 and a372af3).
 
 1. ``ResultStore.save_many`` writes a batch's result items concurrently, then
    the index entries of every written result in shared BatchWriteItem calls;
@@ -387,7 +387,7 @@ def test_holds_find_by_label_limit_across_page_boundaries(harness: Harness, left
     returns the prefix of the unlimited answer, each object once, in order.
     """
     label_all(harness, SCRATCH, "0010")
-    store = harness.pipeline._store
+    store = harness.pipeline.ctx.results
     stored = {key: store.load((harness.resources.bucket, key, ARN)) for key in KEYS}
     current = {key: float(r.custom_labels[0]["Confidence"]) for key, r in stored.items() if r is not None}
     top, low = max(current.values()), min(current.values())
