@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -30,6 +31,7 @@ from local.samples import make_image
 from shared import table_layout as layout
 from tests.support.builders import notification_body, s3_removal_record
 from tests.support.harness import Harness
+from tests.support.table_writes import is_mark
 
 SCRATCH = make_image({"scratch": (0.1, 0.1, 0.3, 0.3)})
 DENT = make_image({"dent": (0.5, 0.5, 0.4, 0.4), "scratch": (0.1, 0.1, 0.2, 0.2)})
@@ -86,21 +88,40 @@ def _describe(service: str, operation: str, kwargs: dict[str, Any]) -> tuple[Any
     )
 
 
+def _any(_kwargs: dict[str, Any]) -> bool:
+    return True
+
+
+def _server_error(operation: str) -> Exception:
+    return ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, operation)
+
+
+def _bug(operation: str) -> Exception:
+    return RuntimeError(f"injected bug in {operation}")
+
+
+Failure = tuple[int, Callable[[dict[str, Any]], bool], Callable[[str], Exception]]
+
+
 class Recorder:
     def __init__(self) -> None:
         self.trace: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
 
-    def fault(self, service: str, operation: str, fail_first: int = 0) -> Any:
-        remaining = [fail_first]
+    def fault(self, service: str, operation: str, failure: Failure | None = None) -> Any:
+        """Record each call; ``failure``: (how many, which calls, what is raised) to fail first."""
+        times, picks, error = failure or (0, _any, _server_error)
+        remaining = [times]
 
         def record(kwargs: dict[str, Any], call: Any) -> Any:
             with self._lock:
                 self.trace.append((service, *_describe(service, operation, kwargs)))
-                failing = remaining[0] > 0
-                remaining[0] -= int(failing)
+                failing = remaining[0] > 0 and picks(kwargs)
+                if failing:
+                    remaining[0] -= 1
+                    self.trace.append(("injected", operation))
             if failing:
-                raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, operation)
+                raise error(operation)
             return call(**kwargs)
 
         return record
@@ -110,11 +131,11 @@ class Recorder:
         return trace
 
 
-def _record_all(harness: Harness, recorder: Recorder, *, fail: dict[tuple[str, str], int] | None = None) -> None:
+def _record_all(harness: Harness, recorder: Recorder, *, fail: dict[tuple[str, str], Failure] | None = None) -> None:
     fail = fail or {}
     for operation in ("batch_get_item", "batch_write_item", "put_item", "update_item", "query"):
-        harness.dynamodb.faults[operation] = recorder.fault("dynamodb", operation, fail.get(("dynamodb", operation), 0))
-    harness.events.faults["put_events"] = recorder.fault("events", "put_events", fail.get(("events", "put_events"), 0))
+        harness.dynamodb.faults[operation] = recorder.fault("dynamodb", operation, fail.get(("dynamodb", operation)))
+    harness.events.faults["put_events"] = recorder.fault("events", "put_events", fail.get(("events", "put_events")))
 
 
 def _with_deletions(harness: Harness) -> None:
@@ -139,7 +160,7 @@ def test_the_writes_their_order_and_conditions_are_those_of_before_the_restructu
     harness.run()
     traces["replacement"] = recorder.take() + _metrics(capsys.readouterr().out)
 
-    _record_all(harness, recorder, fail={("events", "put_events"): 1})
+    _record_all(harness, recorder, fail={("events", "put_events"): (1, _any, _server_error)})
     harness.upload("b.png", PLAIN)
     harness.run()
     traces["publish fails, then recovered"] = recorder.take() + _metrics(capsys.readouterr().out)
@@ -160,6 +181,39 @@ def test_the_writes_their_order_and_conditions_are_those_of_before_the_restructu
     assert harness.rekognition_calls() == 3  # the recovered result was not labeled again
 
     assert traces == EXPECTED, _pretty(traces)
+
+
+def _is_claim(kwargs: dict[str, Any]) -> bool:
+    return kwargs.get("ReturnValues") == "ALL_OLD"  # the claim of a stored result (recovery)
+
+
+def test_the_fault_paths_retry_and_count_as_before_the_restructure(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """AWS errors (StoreError), a bug (an unexpected exception) and a refused mark: same calls, same figures."""
+    recorder = Recorder()
+    traces: dict[str, list[tuple[Any, ...]]] = {}
+    scenarios: list[tuple[str, str, dict[tuple[str, str], Failure]]] = [
+        ("batch read refused", "c.png", {("dynamodb", "batch_get_item"): (1, _any, _server_error)}),
+        ("result write refused", "d.png", {("dynamodb", "put_item"): (1, _any, _server_error)}),
+        ("mark refused twice", "e.png", {("dynamodb", "batch_write_item"): (2, is_mark, _server_error)}),
+        (
+            "a bug in the claim of a stored result",
+            "f.png",
+            {("events", "put_events"): (1, _any, _server_error), ("dynamodb", "update_item"): (1, _is_claim, _bug)},
+        ),
+    ]
+    for name, key, fail in scenarios:
+        _record_all(harness, recorder, fail=fail)
+        harness.upload(key, SCRATCH)
+        harness.run()
+        traces[name] = recorder.take() + _metrics(capsys.readouterr().out)
+
+    events = harness.new_events()
+    assert sorted(e["detail"]["key"] for e in events) == ["c.png", "d.png", "e.png", "f.png"]
+    assert not harness.dead_letters()
+
+    assert traces == EXPECTED_FAULTS, _pretty(traces)
 
 
 def _metrics(stdout: str) -> list[tuple[Any, ...]]:
@@ -183,7 +237,7 @@ def _pretty(traces: dict[str, list[tuple[Any, ...]]]) -> str:
     return "\n".join(lines)
 
 
-# Recorded at 175efd8 (before the restructure) by this same scenario.
+# Recorded at 175efd8 (before the restructure) by these same scenarios.
 EXPECTED: dict[str, list[tuple[Any, ...]]] = {
     "new result": [
         (
@@ -344,6 +398,7 @@ EXPECTED: dict[str, list[tuple[Any, ...]]] = {
         ("dynamodb", "put_item", "RESULT", "attribute_not_exists(#pk)", None, None, (("#pk", "pk"),)),
         ("dynamodb", "batch_write_item", (("put", "LABEL"),)),
         ("events", "put_events", ("Custom Labels Detected",)),
+        ("injected", "put_events"),
         (
             "dynamodb",
             "update_item",
@@ -564,6 +619,566 @@ EXPECTED: dict[str, list[tuple[Any, ...]]] = {
                 ("ResultsRemoved", [1.0]),
                 ("DeletionsNotAnnounced", [0.0]),
                 ("LabelsDiscarded", [0.0]),
+            ),
+        ),
+    ],
+}
+
+EXPECTED_FAULTS: dict[str, list[tuple[Any, ...]]] = {
+    "batch read refused": [
+        (
+            "dynamodb",
+            "batch_get_item",
+            ("RESULT",),
+            True,
+            (
+                "resultId",
+                "sequencer",
+                "processedAt",
+                "eventPublished",
+                "publishClaimedAt",
+                "publishClaimedBy",
+                "publishUncertain",
+                "writeId",
+                "indexId",
+                "labelNames",
+                "customLabels",
+                "parts",
+                "status",
+                "versionId",
+                "etag",
+                "removalId",
+                "removalPublished",
+                "deletion",
+                "deletedAt",
+                "pk",
+                "sk",
+            ),
+        ),
+        ("injected", "batch_get_item"),
+        (
+            "dynamodb",
+            "batch_get_item",
+            ("RESULT",),
+            True,
+            (
+                "resultId",
+                "sequencer",
+                "processedAt",
+                "eventPublished",
+                "publishClaimedAt",
+                "publishClaimedBy",
+                "publishUncertain",
+                "writeId",
+                "indexId",
+                "labelNames",
+                "customLabels",
+                "parts",
+                "status",
+                "versionId",
+                "etag",
+                "removalId",
+                "removalPublished",
+                "deletion",
+                "deletedAt",
+                "pk",
+                "sk",
+            ),
+        ),
+        ("dynamodb", "put_item", "RESULT", "attribute_not_exists(#pk)", None, None, (("#pk", "pk"),)),
+        ("dynamodb", "batch_write_item", (("put", "LABEL"),)),
+        ("events", "put_events", ("Custom Labels Detected",)),
+        ("dynamodb", "batch_write_item", (("put", "PUBLISHED"),)),
+        (
+            "metrics",
+            (
+                ("ImagesLabeled", [0.0]),
+                ("ImagesFailed", [0.0]),
+                ("ImagesSkipped", [0.0]),
+                ("DuplicatesIgnored", [0.0]),
+                ("StaleEventsIgnored", [0.0]),
+                ("RecordsRetried", [1.0]),
+                ("RekognitionThrottles", [0.0]),
+                ("InvalidMessages", [0.0]),
+                ("RecordsOutOfTime", [0.0]),
+                ("UnexpectedErrors", [0.0]),
+                ("DeploymentFaults", [0.0]),
+                ("PublishMarksFailed", [0.0]),
+                ("AmbiguousPublishes", [0.0]),
+                ("RetryDelaysNotSet", [0.0]),
+                ("ResultsRemoved", [0.0]),
+                ("DeletionsNotAnnounced", [0.0]),
+                ("LabelsDiscarded", [0.0]),
+            ),
+        ),
+        (
+            "metrics",
+            (
+                ("ImagesLabeled", [1.0]),
+                ("ImagesFailed", [0.0]),
+                ("ImagesSkipped", [0.0]),
+                ("DuplicatesIgnored", [0.0]),
+                ("StaleEventsIgnored", [0.0]),
+                ("RecordsRetried", [0.0]),
+                ("RekognitionThrottles", [0.0]),
+                ("InvalidMessages", [0.0]),
+                ("RecordsOutOfTime", [0.0]),
+                ("UnexpectedErrors", [0.0]),
+                ("DeploymentFaults", [0.0]),
+                ("PublishMarksFailed", [0.0]),
+                ("AmbiguousPublishes", [0.0]),
+                ("RetryDelaysNotSet", [0.0]),
+                ("ResultsRemoved", [0.0]),
+                ("DeletionsNotAnnounced", [0.0]),
+                ("LabelsDiscarded", [0.0]),
+                ("LabelsPerImage", [1.0]),
+            ),
+        ),
+    ],
+    "result write refused": [
+        (
+            "dynamodb",
+            "batch_get_item",
+            ("RESULT",),
+            True,
+            (
+                "resultId",
+                "sequencer",
+                "processedAt",
+                "eventPublished",
+                "publishClaimedAt",
+                "publishClaimedBy",
+                "publishUncertain",
+                "writeId",
+                "indexId",
+                "labelNames",
+                "customLabels",
+                "parts",
+                "status",
+                "versionId",
+                "etag",
+                "removalId",
+                "removalPublished",
+                "deletion",
+                "deletedAt",
+                "pk",
+                "sk",
+            ),
+        ),
+        ("dynamodb", "put_item", "RESULT", "attribute_not_exists(#pk)", None, None, (("#pk", "pk"),)),
+        ("injected", "put_item"),
+        (
+            "dynamodb",
+            "batch_get_item",
+            ("RESULT",),
+            True,
+            (
+                "resultId",
+                "sequencer",
+                "processedAt",
+                "eventPublished",
+                "publishClaimedAt",
+                "publishClaimedBy",
+                "publishUncertain",
+                "writeId",
+                "indexId",
+                "labelNames",
+                "customLabels",
+                "parts",
+                "status",
+                "versionId",
+                "etag",
+                "removalId",
+                "removalPublished",
+                "deletion",
+                "deletedAt",
+                "pk",
+                "sk",
+            ),
+        ),
+        (
+            "dynamodb",
+            "batch_get_item",
+            ("RESULT",),
+            True,
+            (
+                "resultId",
+                "sequencer",
+                "processedAt",
+                "eventPublished",
+                "publishClaimedAt",
+                "publishClaimedBy",
+                "publishUncertain",
+                "writeId",
+                "indexId",
+                "labelNames",
+                "customLabels",
+                "parts",
+                "status",
+                "versionId",
+                "etag",
+                "removalId",
+                "removalPublished",
+                "deletion",
+                "deletedAt",
+                "pk",
+                "sk",
+            ),
+        ),
+        ("dynamodb", "put_item", "RESULT", "attribute_not_exists(#pk)", None, None, (("#pk", "pk"),)),
+        ("dynamodb", "batch_write_item", (("put", "LABEL"),)),
+        ("events", "put_events", ("Custom Labels Detected",)),
+        ("dynamodb", "batch_write_item", (("put", "PUBLISHED"),)),
+        (
+            "metrics",
+            (
+                ("ImagesLabeled", [0.0]),
+                ("ImagesFailed", [0.0]),
+                ("ImagesSkipped", [0.0]),
+                ("DuplicatesIgnored", [0.0]),
+                ("StaleEventsIgnored", [0.0]),
+                ("RecordsRetried", [1.0]),
+                ("RekognitionThrottles", [0.0]),
+                ("InvalidMessages", [0.0]),
+                ("RecordsOutOfTime", [0.0]),
+                ("UnexpectedErrors", [0.0]),
+                ("DeploymentFaults", [0.0]),
+                ("PublishMarksFailed", [0.0]),
+                ("AmbiguousPublishes", [0.0]),
+                ("RetryDelaysNotSet", [0.0]),
+                ("ResultsRemoved", [0.0]),
+                ("DeletionsNotAnnounced", [0.0]),
+                ("LabelsDiscarded", [0.0]),
+            ),
+        ),
+        (
+            "metrics",
+            (
+                ("ImagesLabeled", [1.0]),
+                ("ImagesFailed", [0.0]),
+                ("ImagesSkipped", [0.0]),
+                ("DuplicatesIgnored", [0.0]),
+                ("StaleEventsIgnored", [0.0]),
+                ("RecordsRetried", [0.0]),
+                ("RekognitionThrottles", [0.0]),
+                ("InvalidMessages", [0.0]),
+                ("RecordsOutOfTime", [0.0]),
+                ("UnexpectedErrors", [0.0]),
+                ("DeploymentFaults", [0.0]),
+                ("PublishMarksFailed", [0.0]),
+                ("AmbiguousPublishes", [0.0]),
+                ("RetryDelaysNotSet", [0.0]),
+                ("ResultsRemoved", [0.0]),
+                ("DeletionsNotAnnounced", [0.0]),
+                ("LabelsDiscarded", [0.0]),
+                ("LabelsPerImage", [1.0]),
+            ),
+        ),
+    ],
+    "mark refused twice": [
+        (
+            "dynamodb",
+            "batch_get_item",
+            ("RESULT",),
+            True,
+            (
+                "resultId",
+                "sequencer",
+                "processedAt",
+                "eventPublished",
+                "publishClaimedAt",
+                "publishClaimedBy",
+                "publishUncertain",
+                "writeId",
+                "indexId",
+                "labelNames",
+                "customLabels",
+                "parts",
+                "status",
+                "versionId",
+                "etag",
+                "removalId",
+                "removalPublished",
+                "deletion",
+                "deletedAt",
+                "pk",
+                "sk",
+            ),
+        ),
+        ("dynamodb", "put_item", "RESULT", "attribute_not_exists(#pk)", None, None, (("#pk", "pk"),)),
+        ("dynamodb", "batch_write_item", (("put", "LABEL"),)),
+        ("events", "put_events", ("Custom Labels Detected",)),
+        ("dynamodb", "batch_write_item", (("put", "PUBLISHED"),)),
+        ("injected", "batch_write_item"),
+        ("dynamodb", "batch_write_item", (("put", "PUBLISHED"),)),
+        ("injected", "batch_write_item"),
+        ("dynamodb", "batch_write_item", (("put", "PUBLISHED"),)),
+        (
+            "metrics",
+            (
+                ("ImagesLabeled", [1.0]),
+                ("ImagesFailed", [0.0]),
+                ("ImagesSkipped", [0.0]),
+                ("DuplicatesIgnored", [0.0]),
+                ("StaleEventsIgnored", [0.0]),
+                ("RecordsRetried", [0.0]),
+                ("RekognitionThrottles", [0.0]),
+                ("InvalidMessages", [0.0]),
+                ("RecordsOutOfTime", [0.0]),
+                ("UnexpectedErrors", [0.0]),
+                ("DeploymentFaults", [0.0]),
+                ("PublishMarksFailed", [0.0]),
+                ("AmbiguousPublishes", [0.0]),
+                ("RetryDelaysNotSet", [0.0]),
+                ("ResultsRemoved", [0.0]),
+                ("DeletionsNotAnnounced", [0.0]),
+                ("LabelsDiscarded", [0.0]),
+                ("LabelsPerImage", [1.0]),
+            ),
+        ),
+    ],
+    "a bug in the claim of a stored result": [
+        (
+            "dynamodb",
+            "batch_get_item",
+            ("RESULT",),
+            True,
+            (
+                "resultId",
+                "sequencer",
+                "processedAt",
+                "eventPublished",
+                "publishClaimedAt",
+                "publishClaimedBy",
+                "publishUncertain",
+                "writeId",
+                "indexId",
+                "labelNames",
+                "customLabels",
+                "parts",
+                "status",
+                "versionId",
+                "etag",
+                "removalId",
+                "removalPublished",
+                "deletion",
+                "deletedAt",
+                "pk",
+                "sk",
+            ),
+        ),
+        ("dynamodb", "put_item", "RESULT", "attribute_not_exists(#pk)", None, None, (("#pk", "pk"),)),
+        ("dynamodb", "batch_write_item", (("put", "LABEL"),)),
+        ("events", "put_events", ("Custom Labels Detected",)),
+        ("injected", "put_events"),
+        (
+            "dynamodb",
+            "update_item",
+            "RESULT",
+            "#rid = :rid AND attribute_not_exists(#rm) AND #pub = :false AND #by = :me",
+            "REMOVE #claim, #by",
+            None,
+            (
+                ("#by", "publishClaimedBy"),
+                ("#claim", "publishClaimedAt"),
+                ("#pub", "eventPublished"),
+                ("#rid", "resultId"),
+                ("#rm", "removalId"),
+            ),
+        ),
+        (
+            "dynamodb",
+            "batch_get_item",
+            ("RESULT",),
+            True,
+            (
+                "resultId",
+                "sequencer",
+                "processedAt",
+                "eventPublished",
+                "publishClaimedAt",
+                "publishClaimedBy",
+                "publishUncertain",
+                "writeId",
+                "indexId",
+                "labelNames",
+                "customLabels",
+                "parts",
+                "status",
+                "versionId",
+                "etag",
+                "removalId",
+                "removalPublished",
+                "deletion",
+                "deletedAt",
+                "pk",
+                "sk",
+            ),
+        ),
+        ("dynamodb", "batch_get_item", ("PUBLISHED",), True, ("itemType", "pk", "sk")),
+        (
+            "dynamodb",
+            "update_item",
+            "RESULT",
+            "#rid = :rid AND attribute_not_exists(#rm) AND #pub = :false AND (attribute_not_exists(#claim) OR #claim < :stale OR #by = :me)",
+            "SET #claim = :now, #by = :me, #unc = if_not_exists(#unc, :false)",
+            "ALL_OLD",
+            (
+                ("#by", "publishClaimedBy"),
+                ("#claim", "publishClaimedAt"),
+                ("#pub", "eventPublished"),
+                ("#rid", "resultId"),
+                ("#rm", "removalId"),
+                ("#unc", "publishUncertain"),
+            ),
+        ),
+        ("injected", "update_item"),
+        (
+            "dynamodb",
+            "batch_get_item",
+            ("RESULT",),
+            True,
+            (
+                "resultId",
+                "sequencer",
+                "processedAt",
+                "eventPublished",
+                "publishClaimedAt",
+                "publishClaimedBy",
+                "publishUncertain",
+                "writeId",
+                "indexId",
+                "labelNames",
+                "customLabels",
+                "parts",
+                "status",
+                "versionId",
+                "etag",
+                "removalId",
+                "removalPublished",
+                "deletion",
+                "deletedAt",
+                "pk",
+                "sk",
+            ),
+        ),
+        ("dynamodb", "batch_get_item", ("PUBLISHED",), True, ("itemType", "pk", "sk")),
+        (
+            "dynamodb",
+            "update_item",
+            "RESULT",
+            "#rid = :rid AND attribute_not_exists(#rm) AND #pub = :false AND (attribute_not_exists(#claim) OR #claim < :stale OR #by = :me)",
+            "SET #claim = :now, #by = :me, #unc = if_not_exists(#unc, :false)",
+            "ALL_OLD",
+            (
+                ("#by", "publishClaimedBy"),
+                ("#claim", "publishClaimedAt"),
+                ("#pub", "eventPublished"),
+                ("#rid", "resultId"),
+                ("#rm", "removalId"),
+                ("#unc", "publishUncertain"),
+            ),
+        ),
+        ("dynamodb", "batch_get_item", ("PUBLISHED",), True, ("itemType", "pk", "sk")),
+        ("dynamodb", "query", "#pk = :pk AND begins_with(#sk, :prefix)", None, True),
+        ("dynamodb", "batch_write_item", (("put", "LABEL"),)),
+        (
+            "dynamodb",
+            "batch_get_item",
+            ("RESULT",),
+            True,
+            (
+                "resultId",
+                "sequencer",
+                "processedAt",
+                "eventPublished",
+                "publishClaimedAt",
+                "publishClaimedBy",
+                "publishUncertain",
+                "writeId",
+                "indexId",
+                "labelNames",
+                "customLabels",
+                "parts",
+                "status",
+                "versionId",
+                "etag",
+                "removalId",
+                "removalPublished",
+                "deletion",
+                "deletedAt",
+                "pk",
+                "sk",
+            ),
+        ),
+        ("dynamodb", "batch_get_item", ("PUBLISHED",), True, ("itemType", "pk", "sk")),
+        ("events", "put_events", ("Custom Labels Detected",)),
+        ("dynamodb", "batch_write_item", (("put", "PUBLISHED"),)),
+        (
+            "metrics",
+            (
+                ("ImagesLabeled", [0.0]),
+                ("ImagesFailed", [0.0]),
+                ("ImagesSkipped", [0.0]),
+                ("DuplicatesIgnored", [0.0]),
+                ("StaleEventsIgnored", [0.0]),
+                ("RecordsRetried", [1.0]),
+                ("RekognitionThrottles", [0.0]),
+                ("InvalidMessages", [0.0]),
+                ("RecordsOutOfTime", [0.0]),
+                ("UnexpectedErrors", [0.0]),
+                ("DeploymentFaults", [0.0]),
+                ("PublishMarksFailed", [0.0]),
+                ("AmbiguousPublishes", [0.0]),
+                ("RetryDelaysNotSet", [0.0]),
+                ("ResultsRemoved", [0.0]),
+                ("DeletionsNotAnnounced", [0.0]),
+                ("LabelsDiscarded", [0.0]),
+            ),
+        ),
+        (
+            "metrics",
+            (
+                ("ImagesLabeled", [0.0]),
+                ("ImagesFailed", [0.0]),
+                ("ImagesSkipped", [0.0]),
+                ("DuplicatesIgnored", [0.0]),
+                ("StaleEventsIgnored", [0.0]),
+                ("RecordsRetried", [1.0]),
+                ("RekognitionThrottles", [0.0]),
+                ("InvalidMessages", [0.0]),
+                ("RecordsOutOfTime", [0.0]),
+                ("UnexpectedErrors", [1.0]),
+                ("DeploymentFaults", [0.0]),
+                ("PublishMarksFailed", [0.0]),
+                ("AmbiguousPublishes", [0.0]),
+                ("RetryDelaysNotSet", [0.0]),
+                ("ResultsRemoved", [0.0]),
+                ("DeletionsNotAnnounced", [0.0]),
+                ("LabelsDiscarded", [0.0]),
+            ),
+        ),
+        (
+            "metrics",
+            (
+                ("ImagesLabeled", [1.0]),
+                ("ImagesFailed", [0.0]),
+                ("ImagesSkipped", [0.0]),
+                ("DuplicatesIgnored", [0.0]),
+                ("StaleEventsIgnored", [0.0]),
+                ("RecordsRetried", [0.0]),
+                ("RekognitionThrottles", [0.0]),
+                ("InvalidMessages", [0.0]),
+                ("RecordsOutOfTime", [0.0]),
+                ("UnexpectedErrors", [0.0]),
+                ("DeploymentFaults", [0.0]),
+                ("PublishMarksFailed", [0.0]),
+                ("AmbiguousPublishes", [0.0]),
+                ("RetryDelaysNotSet", [0.0]),
+                ("ResultsRemoved", [0.0]),
+                ("DeletionsNotAnnounced", [0.0]),
+                ("LabelsDiscarded", [0.0]),
+                ("LabelsPerImage", [1.0]),
             ),
         ),
     ],
