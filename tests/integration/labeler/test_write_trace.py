@@ -131,9 +131,15 @@ class Recorder:
         return trace
 
 
-def _record_all(harness: Harness, recorder: Recorder, *, fail: dict[tuple[str, str], Failure] | None = None) -> None:
+def _record_all(
+    harness: Harness,
+    recorder: Recorder,
+    *,
+    fail: dict[tuple[str, str], Failure] | None = None,
+    operations: tuple[str, ...] = ("batch_get_item", "batch_write_item", "put_item", "update_item", "query"),
+) -> None:
     fail = fail or {}
-    for operation in ("batch_get_item", "batch_write_item", "put_item", "update_item", "query"):
+    for operation in operations:  # only operations the scenario calls: the harness checks each fault fires
         harness.dynamodb.faults[operation] = recorder.fault("dynamodb", operation, fail.get(("dynamodb", operation)))
     harness.events.faults["put_events"] = recorder.fault("events", "put_events", fail.get(("events", "put_events")))
 
@@ -214,6 +220,29 @@ def test_the_fault_paths_retry_and_count_as_before_the_restructure(
     assert not harness.dead_letters()
 
     assert traces == EXPECTED_FAULTS, _pretty(traces)
+
+
+def test_a_batch_of_ten_reads_once_writes_concurrently_and_publishes_in_one_request(harness: Harness) -> None:
+    """The batch wins: one BatchGetItem, a conditional PutItem each, one shared index write, one PutEvents of 10."""
+    recorder = Recorder()
+    _record_all(harness, recorder, operations=("batch_get_item", "batch_write_item", "put_item"))
+    keys = [f"batch/{n}.png" for n in range(10)]
+    records = [harness.record_for(key, harness.upload_quietly(key, SCRATCH)) for key in keys]
+    harness.send(notification_body(*records))
+    harness.run()
+    trace = recorder.take()
+
+    operations = [call[1] if call[0] != "injected" else "injected" for call in trace]
+    assert operations.count("batch_get_item") == 1
+    assert trace[0][2] == ("RESULT",) * 10
+    puts = [i for i, op in enumerate(operations) if op == "put_item"]
+    assert len(puts) == 10
+    writes = [i for i, op in enumerate(operations) if op == "batch_write_item"]
+    assert [trace[i][2] for i in writes] == [(("put", "LABEL"),) * 10, (("put", "PUBLISHED"),) * 10]
+    (publish,) = [i for i, op in enumerate(operations) if op == "put_events"]
+    assert trace[publish][2] == ("Custom Labels Detected",) * 10
+    assert max(puts) < writes[0] < publish < writes[1]  # results, their index, the events, then the marks
+    assert len(harness.new_events()) == 10
 
 
 def _metrics(stdout: str) -> list[tuple[Any, ...]]:
