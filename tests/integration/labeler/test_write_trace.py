@@ -96,6 +96,10 @@ def _server_error(operation: str) -> Exception:
     return ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, operation)
 
 
+def _lost_answer(operation: str) -> Exception:
+    return ClientError({"Error": {"Code": "RequestTimeout", "Message": "injected: answer lost"}}, operation)
+
+
 def _bug(operation: str) -> Exception:
     return RuntimeError(f"injected bug in {operation}")
 
@@ -121,6 +125,8 @@ class Recorder:
                     remaining[0] -= 1
                     self.trace.append(("injected", operation))
             if failing:
+                if error is _lost_answer:  # the write goes in, its answer is lost
+                    call(**kwargs)
                 raise error(operation)
             return call(**kwargs)
 
@@ -243,6 +249,33 @@ def test_a_batch_of_ten_reads_once_writes_concurrently_and_publishes_in_one_requ
     assert trace[publish][2] == ("Custom Labels Detected",) * 10
     assert max(puts) < writes[0] < publish < writes[1]  # results, their index, the events, then the marks
     assert len(harness.new_events()) == 10
+
+
+def test_a_lost_answer_is_finished_and_published_as_before_the_restructure(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The result write and the deletion went in, their answers were lost: each is recognised as our own write,
+    finished (its index) and announced, never written again nor labeled again."""
+    _with_deletions(harness)
+    recorder = Recorder()
+    traces: dict[str, list[tuple[Any, ...]]] = {}
+    _record_all(harness, recorder, fail={("dynamodb", "put_item"): (1, _any, _lost_answer)})
+    harness.upload("g.png", SCRATCH)
+    harness.run()
+    traces["result write's answer lost"] = recorder.take() + _metrics(capsys.readouterr().out)
+
+    _record_all(harness, recorder, fail={("dynamodb", "update_item"): (1, _any, _lost_answer)})
+    harness.s3.delete_object(Bucket=harness.resources.bucket, Key="g.png")
+    harness.discard_notifications()
+    removal = s3_removal_record("g.png", bucket=harness.resources.bucket, sequencer="FFFFFFFFFFFFFFFFFF")
+    harness.send(notification_body(removal))
+    harness.run()
+    traces["deletion's answer lost"] = recorder.take() + _metrics(capsys.readouterr().out)
+
+    kinds = [e["detail-type"] for e in harness.new_events()]
+    assert kinds == ["Custom Labels Detected", "Custom Labels Removed"]
+    assert harness.rekognition_calls() == 1
+    assert traces == EXPECTED_LOST_ANSWERS, _pretty(traces)
 
 
 def _metrics(stdout: str) -> list[tuple[Any, ...]]:
@@ -1208,6 +1241,211 @@ EXPECTED_FAULTS: dict[str, list[tuple[Any, ...]]] = {
                 ("DeletionsNotAnnounced", [0.0]),
                 ("LabelsDiscarded", [0.0]),
                 ("LabelsPerImage", [1.0]),
+            ),
+        ),
+    ],
+}
+
+EXPECTED_LOST_ANSWERS: dict[str, list[tuple[Any, ...]]] = {
+    "result write's answer lost": [
+        (
+            "dynamodb",
+            "batch_get_item",
+            ("RESULT",),
+            True,
+            (
+                "resultId",
+                "sequencer",
+                "processedAt",
+                "eventPublished",
+                "publishClaimedAt",
+                "publishClaimedBy",
+                "publishUncertain",
+                "writeId",
+                "indexId",
+                "labelNames",
+                "customLabels",
+                "parts",
+                "status",
+                "versionId",
+                "etag",
+                "removalId",
+                "removalPublished",
+                "deletion",
+                "deletedAt",
+                "pk",
+                "sk",
+            ),
+        ),
+        ("dynamodb", "put_item", "RESULT", "attribute_not_exists(#pk)", None, None, (("#pk", "pk"),)),
+        ("injected", "put_item"),
+        (
+            "dynamodb",
+            "batch_get_item",
+            ("RESULT",),
+            True,
+            (
+                "resultId",
+                "sequencer",
+                "processedAt",
+                "eventPublished",
+                "publishClaimedAt",
+                "publishClaimedBy",
+                "publishUncertain",
+                "writeId",
+                "indexId",
+                "labelNames",
+                "customLabels",
+                "parts",
+                "status",
+                "versionId",
+                "etag",
+                "removalId",
+                "removalPublished",
+                "deletion",
+                "deletedAt",
+                "pk",
+                "sk",
+            ),
+        ),
+        ("dynamodb", "batch_get_item", ("PUBLISHED",), True, ("itemType", "pk", "sk")),
+        ("dynamodb", "batch_write_item", (("put", "LABEL"),)),
+        ("events", "put_events", ("Custom Labels Detected",)),
+        ("dynamodb", "batch_write_item", (("put", "PUBLISHED"),)),
+        (
+            "metrics",
+            (
+                ("ImagesLabeled", [1.0]),
+                ("ImagesFailed", [0.0]),
+                ("ImagesSkipped", [0.0]),
+                ("DuplicatesIgnored", [0.0]),
+                ("StaleEventsIgnored", [0.0]),
+                ("RecordsRetried", [0.0]),
+                ("RekognitionThrottles", [0.0]),
+                ("InvalidMessages", [0.0]),
+                ("RecordsOutOfTime", [0.0]),
+                ("UnexpectedErrors", [0.0]),
+                ("DeploymentFaults", [0.0]),
+                ("PublishMarksFailed", [0.0]),
+                ("AmbiguousPublishes", [0.0]),
+                ("RetryDelaysNotSet", [0.0]),
+                ("ResultsRemoved", [0.0]),
+                ("DeletionsNotAnnounced", [0.0]),
+                ("LabelsDiscarded", [0.0]),
+                ("LabelsPerImage", [1.0]),
+            ),
+        ),
+    ],
+    "deletion's answer lost": [
+        ("dynamodb", "query", "#pk = :pk AND begins_with(#sk, :prefix)", "#type = :result", True),
+        (
+            "dynamodb",
+            "batch_get_item",
+            ("RESULT",),
+            True,
+            (
+                "resultId",
+                "sequencer",
+                "processedAt",
+                "eventPublished",
+                "publishClaimedAt",
+                "publishClaimedBy",
+                "publishUncertain",
+                "writeId",
+                "indexId",
+                "labelNames",
+                "customLabels",
+                "parts",
+                "status",
+                "versionId",
+                "etag",
+                "removalId",
+                "removalPublished",
+                "deletion",
+                "deletedAt",
+                "pk",
+                "sk",
+            ),
+        ),
+        ("dynamodb", "batch_get_item", ("PUBLISHED",), True, ("itemType", "pk", "sk")),
+        (
+            "dynamodb",
+            "update_item",
+            "RESULT",
+            "#rid = :rid AND #at = :at AND attribute_not_exists(#rm) AND attribute_not_exists(#seq) AND #by = :claimedBy",
+            "SET #d0 = :d0, #d1 = :d1, #d2 = :d2, #d3 = :d3, #d4 = :d4, #wid = :me, #claim = :now, #by = :me REMOVE #unc",
+            None,
+            (
+                ("#at", "processedAt"),
+                ("#by", "publishClaimedBy"),
+                ("#claim", "publishClaimedAt"),
+                ("#d0", "status"),
+                ("#d1", "deletedAt"),
+                ("#d2", "deletion"),
+                ("#d3", "removalId"),
+                ("#d4", "removalPublished"),
+                ("#rid", "resultId"),
+                ("#rm", "removalId"),
+                ("#seq", "sequencer"),
+                ("#unc", "publishUncertain"),
+                ("#wid", "writeId"),
+            ),
+        ),
+        ("injected", "update_item"),
+        (
+            "dynamodb",
+            "batch_get_item",
+            ("RESULT",),
+            True,
+            (
+                "resultId",
+                "sequencer",
+                "processedAt",
+                "eventPublished",
+                "publishClaimedAt",
+                "publishClaimedBy",
+                "publishUncertain",
+                "writeId",
+                "indexId",
+                "labelNames",
+                "customLabels",
+                "parts",
+                "status",
+                "versionId",
+                "etag",
+                "removalId",
+                "removalPublished",
+                "deletion",
+                "deletedAt",
+                "pk",
+                "sk",
+            ),
+        ),
+        ("dynamodb", "batch_get_item", ("PUBLISHED",), True, ("itemType", "pk", "sk")),
+        ("dynamodb", "query", "#pk = :pk AND begins_with(#sk, :prefix)", None, True),
+        ("dynamodb", "batch_write_item", (("delete", "LABEL"),)),
+        ("events", "put_events", ("Custom Labels Removed",)),
+        ("dynamodb", "batch_write_item", (("put", "PUBLISHED"),)),
+        (
+            "metrics",
+            (
+                ("ImagesLabeled", [0.0]),
+                ("ImagesFailed", [0.0]),
+                ("ImagesSkipped", [0.0]),
+                ("DuplicatesIgnored", [0.0]),
+                ("StaleEventsIgnored", [0.0]),
+                ("RecordsRetried", [0.0]),
+                ("RekognitionThrottles", [0.0]),
+                ("InvalidMessages", [0.0]),
+                ("RecordsOutOfTime", [0.0]),
+                ("UnexpectedErrors", [0.0]),
+                ("DeploymentFaults", [0.0]),
+                ("PublishMarksFailed", [0.0]),
+                ("AmbiguousPublishes", [0.0]),
+                ("RetryDelaysNotSet", [0.0]),
+                ("ResultsRemoved", [1.0]),
+                ("DeletionsNotAnnounced", [0.0]),
+                ("LabelsDiscarded", [0.0]),
             ),
         ),
     ],
