@@ -278,6 +278,27 @@ def test_a_lost_answer_is_finished_and_published_as_before_the_restructure(
     assert traces == EXPECTED_LOST_ANSWERS, _pretty(traces)
 
 
+def test_a_claim_refused_once_is_taken_again_at_once(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    """take_claim retries a StoreError once (idempotent for our token): the recovery needs no third delivery."""
+    recorder = Recorder()
+    _record_all(
+        harness,
+        recorder,
+        fail={
+            ("events", "put_events"): (1, _any, _server_error),
+            ("dynamodb", "update_item"): (1, _is_claim, _server_error),
+        },
+    )
+    harness.upload("h.png", SCRATCH)
+    harness.run()
+    trace = recorder.take()
+    claims = [i for i, call in enumerate(trace) if call[:2] == ("dynamodb", "update_item") and call[5] == "ALL_OLD"]
+    assert len(claims) == 2 and claims[1] == claims[0] + 2 and trace[claims[0] + 1] == ("injected", "update_item")
+    retried = [figures for _, figures in _metrics(capsys.readouterr().out)]
+    assert [dict(f)["RecordsRetried"] for f in retried] == [[1.0], [0.0]]  # the refused PutEvents only
+    assert [e["detail"]["key"] for e in harness.new_events()] == ["h.png"]
+
+
 def _metrics(stdout: str) -> list[tuple[Any, ...]]:
     """The EMF figures the handler emitted, one entry per invocation (latencies left out: they vary)."""
     figures = []
