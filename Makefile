@@ -57,7 +57,7 @@ typecheck: $(PY_STAMP)
 # versions of some scenarios (marked slow) run with make soak.
 PYTEST_WORKERS ?= 2
 pytest: setup
-	$(PY) -m pytest -n $(PYTEST_WORKERS) -m "not serial and not slow"
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -m "not serial and not slow" --durations=15
 	$(PY) -m pytest -m "serial and not slow"
 
 test: lint typecheck pytest

@@ -11,12 +11,19 @@ pytestmark = pytest.mark.serial  # paced by real time: alone, after the rest of 
 
 @pytest.mark.enable_socket
 @pytest.mark.allow_hosts(["127.0.0.1"])
-def test_small_soak_accounts_for_every_object(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "images",
+    [
+        pytest.param(40, id="40-images"),
+        pytest.param(80, id="80-images", marks=pytest.mark.slow),  # make soak
+    ],
+)
+def test_small_soak_accounts_for_every_object(images: int) -> None:
     # Fault rates well above the defaults so that a small N still meets each fault;
     # a faster clock (function timeout 6 s, publish-claim lease 12 s) and a visibility timeout of
     # 6 s (the stack's is 6x the function timeout) keep it short.
     config = SoakConfig(
-        images=80,
+        images=images,
         seed=11,
         time_scale=0.1,
         visibility_timeout_seconds=6,
@@ -43,7 +50,9 @@ def test_small_soak_accounts_for_every_object(capsys: pytest.CaptureFixture[str]
         not_ready_seconds=0.5,
         burst_every_seconds=15.0,
         burst_seconds=0.3,
-        max_seconds=240.0,
+        # A guard against a hang, not a speed check: the pacing is real time, so a busy machine
+        # takes longer (one loaded CI run needed more than 240 s for 80 images).
+        max_seconds=900.0,
         outage_scale=288.0,  # the outage phase: 14.5 days against a 24 h grace and 14-day retention, in seconds
         manager_state_failure_rate=0.2,
         manager_death_after_start_rate=0.5,
@@ -63,4 +72,4 @@ def test_small_soak_accounts_for_every_object(capsys: pytest.CaptureFixture[str]
     labeled = sum(count for (kind, outcome), count in account.rows.items() if outcome.startswith("LABELED"))
     # The soak did real work. How many records exhaust their receives under these fault rates varies
     # from run to run (18 of 80 in one CI run, leaving 40 labeled); what must hold is account.ok above.
-    assert labeled >= 30
+    assert labeled >= images * 3 // 8
