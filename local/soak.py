@@ -51,7 +51,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import boto3
 
@@ -846,20 +846,27 @@ def run(config: SoakConfig) -> Accounting:
     return account
 
 
-def _dead_letters(sqs: Any, dlq_url: str) -> tuple[Counter[tuple[str, str]], int]:
-    """(object versions whose notification is in the DLQ, count of invalid messages there)."""
+class DeadLetters(NamedTuple):
+    versions: Counter[tuple[str, str]]  # object versions whose notification is in the DLQ ("": unversioned)
+    sequencers: set[tuple[str, str]]  # (key, sequencer) of those notifications: which upload of a key
+    invalid: int  # messages that are no S3 notification
+
+
+def _dead_letters(sqs: Any, dlq_url: str) -> DeadLetters:
     from urllib.parse import unquote_plus
 
-    versions: Counter[tuple[str, str]] = Counter()
+    dead = DeadLetters(Counter(), set(), 0)
     invalid = 0
     for message in drain_queue(sqs, dlq_url):
         try:
             for record in json.loads(message["Body"])["Records"]:
                 obj = record["s3"]["object"]
-                versions[(unquote_plus(obj["key"]), obj.get("versionId", ""))] += 1  # "": unversioned
+                key = unquote_plus(obj["key"])
+                dead.versions[(key, obj.get("versionId", ""))] += 1
+                dead.sequencers.add((key, obj.get("sequencer", "")))
         except (ValueError, KeyError, TypeError):
             invalid += 1
-    return versions, invalid
+    return dead._replace(invalid=invalid)
 
 
 def _classify(
@@ -1088,7 +1095,8 @@ def _account(
         account.processing_seconds = (last - first).total_seconds()
     by_result, removed = _by_result(account, events, versions, reuploads, resources.bucket)
     account.removed_events = sum(len(each) for each in removed.values())
-    dead_versions, invalid_in_dlq = _dead_letters(sqs, resources.dead_letter_queue_url)
+    dead = _dead_letters(sqs, resources.dead_letter_queue_url)
+    dead_versions, invalid_in_dlq = dead.versions, dead.invalid
     account.dlq = sum(dead_versions.values()) + invalid_in_dlq
     account.rows[("invalid message", "DLQ")] = invalid_in_dlq
     if invalid_in_dlq != config.invalid_messages:
@@ -1143,14 +1151,14 @@ def _account(
                 f"{version.key} {version.version_id} (sequencer {version.sequencer}): an older version is current"
             )
     for group in reuploads:
-        currents[group.first.key] = _account_reupload(
+        currents[group.first.key], outcomes[group.first.key] = _account_reupload(
             account,
             group,
             resources=resources,
             ddb=ddb,
             by_result=by_result,
             removed=removed,
-            dead_versions=dead_versions,
+            dead=dead,
             excused=lost_response | died_after,
         )
     unfinished = {key for key, outcome in outcomes.items() if outcome.startswith("DLQ")}
@@ -1165,14 +1173,17 @@ def _account_reupload(
     ddb: Any,
     by_result: dict[str, list[dict[str, Any]]],
     removed: dict[str, list[dict[str, Any]]],
-    dead_versions: Counter[tuple[str, str]],
+    dead: DeadLetters,
     excused: set[str],
-) -> dict[str, Any] | None:
+) -> tuple[dict[str, Any] | None, str]:
     """One re-upload group: S3 holds X, so the current result must be X's, labeled, not deleted.
 
     X may be announced once per upload of X (twice when Y, or the deletion, was
     processed between them), Y at most once, the deletion at most once.
-    Returns the current result (for the label-index check).
+    X stored but never announced is unfinished, not lost, while the notification of X's second
+    upload is in the DLQ: redriven, it finds X stored and announces it (behaviour.md#delivery-guarantee).
+    Had that notification finished, X would have been announced: otherwise X is lost.
+    Returns the current result (for the label-index check) and the outcome.
     """
     from labeler.queries import get_result
 
@@ -1187,17 +1198,18 @@ def _account_reupload(
     x_current = current is not None and current["resultId"] == x_id and "deletedAt" not in current
     if x_current and current is not None and current["status"] == "LABELED":
         outcome = "X current" if not too_many or x_id in excused or y_id in excused else "DUPLICATED"
-    elif dead_versions.get((key, ""), 0):
+        if not x_events:
+            again_dead = (key, group.again.sequencer) in dead.sequencers
+            outcome = "DLQ (retries exhausted): X stored" if again_dead else "LOST: X never announced"
+    elif dead.versions.get((key, ""), 0):
         outcome = "DLQ (retries exhausted)"
     else:
         older = "Y" if current is not None and current["resultId"] == y_id else (current or {}).get("status", "no row")
         outcome = f"WRONG: {older} current"
-    if outcome == "X current" and not x_events:
-        outcome = "LOST: X never announced"
     account.rows[(group.kind, outcome)] += 1
     if outcome.startswith(("WRONG", "LOST", "DUPLICATED")):
         account.problems.append(f"{key}: {group.kind}: {outcome} (S3 holds X, sequencer {group.again.sequencer})")
-    return current
+    return current, outcome
 
 
 class _ManagerDied(BaseException):
