@@ -30,6 +30,17 @@ logger = Logger(service=LABELER_SERVICE, child=True)
 MARK_ATTEMPTS = 10
 MARK_BACKOFF_SECONDS = (0.05, 1.0)  # first, cap
 
+# The records acknowledged without an event: the BatchReport counter each adds to, and what is logged.
+ACKNOWLEDGED: dict[Action, tuple[str, str]] = {
+    Action.DUPLICATE: ("duplicates", "Duplicate delivery; already labeled and published"),
+    Action.STALE: ("stale", "Older event than the stored result; acknowledged"),
+    Action.UNRELATED: ("ignored_events", "Deleted version is not the labeled one; acknowledged"),
+    Action.RECORD_DELETION: (
+        "deletions_not_announced",
+        "Deletion recorded; nothing to announce (no result, or already announced removed)",
+    ),
+}
+
 
 class Publishing:
     def __init__(self, ctx: BatchContext) -> None:
@@ -57,46 +68,25 @@ class Publishing:
                 report.rekognition_latencies_ms.append(outcome.latency_ms)
             report.labels_discarded += int(outcome.discarded_label)
             if outcome.retry_reason is not None:
-                retry_record(
-                    self._ctx,
-                    task,
-                    outcome.retry_reason,
-                    report,
-                    soon=not outcome.deployment_fault,  # a wrong deployment waits for its fix: no hurry
-                    not_before=outcome.retry_not_before,
-                )
-                report.throttles += int(outcome.throttled)
-                report.out_of_time += int(outcome.out_of_time)
-                report.deployment_faults += int(outcome.deployment_fault)
-            elif outcome.action is Action.DUPLICATE:
-                report.duplicates += 1
-                logger.info(
-                    "Duplicate delivery; already labeled and published",
-                    extra={"objectKey": task.obj.key, "messageId": ",".join(task.message_ids)},
-                )
-            elif outcome.action is Action.STALE:
-                report.stale += 1
-                logger.info(
-                    "Older event than the stored result; acknowledged",
-                    extra={"objectKey": task.obj.key, "messageId": ",".join(task.message_ids)},
-                )
-            elif outcome.action is Action.UNRELATED:
-                report.ignored_events += 1
-                logger.info(
-                    "Deleted version is not the labeled one; acknowledged",
-                    extra={"objectKey": task.obj.key, "messageId": ",".join(task.message_ids)},
-                )
-            elif outcome.action is Action.RECORD_DELETION:
-                report.deletions_not_announced += 1
-                logger.info(
-                    "Deletion recorded; nothing to announce (no result, or already announced removed)",
-                    extra={"objectKey": task.obj.key, "messageId": ",".join(task.message_ids)},
-                )
+                self._retry(task, outcome, outcome.retry_reason, report)
+            elif outcome.action in ACKNOWLEDGED:
+                counter, message = ACKNOWLEDGED[outcome.action]
+                setattr(report, counter, getattr(report, counter) + 1)
+                logger.info(message, extra={"objectKey": task.obj.key, "messageId": ",".join(task.message_ids)})
             elif outcome.removal is not None:
                 ready.append((task, outcome, build_removed_entry(outcome.removal, self._ctx.config.event_source)))
             elif outcome.result is not None:
                 ready.append((task, outcome, build_entry(outcome.result, self._ctx.config.event_source)))
         return ready
+
+    def _retry(self, task: Task, outcome: Outcome, reason: str, report: BatchReport) -> None:
+        """A record an earlier phase gave back: retried, and counted by why."""
+        # A wrong deployment waits for its fix: no hurry.
+        soon = not outcome.deployment_fault
+        retry_record(self._ctx, task, reason, report, soon=soon, not_before=outcome.retry_not_before)
+        report.throttles += int(outcome.throttled)
+        report.out_of_time += int(outcome.out_of_time)
+        report.deployment_faults += int(outcome.deployment_fault)
 
     def _announce(self, ready: list[tuple[Task, Outcome, EventEntry]], report: BatchReport) -> None:
         entries = [entry for _, _, entry in ready]
