@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -109,33 +110,19 @@ class Publishing:
                 report.ambiguous_publishes += 1
                 logger.warning("Published a result that may already have been announced", extra=extra)
             if refusal is not None:
-                if unknown:
-                    logger.warning("PutEvents outcome unknown; the retry may announce this result twice", extra=extra)
-                    task.uncertain = True  # kept on the result by the release: its next publication counts
-                logger.warning("Event not accepted by EventBridge; retrying record", extra={**extra, "error": refusal})
-                retry_record(self._ctx, task, refusal, report)
+                self._refused(task, refusal, unknown, extra, report)
                 continue
-            if outcome.removal is not None:
-                published.append((task.ref, task.write_id or task.token, task.result_id))
-                report.removed += 1
-                logger.info(
-                    "Deletion stored and published", extra={**extra, "removedResultId": outcome.removal.result_id}
-                )
-                continue
-            result = outcome.result
-            assert result is not None  # _ready_to_publish: a removal or a result
             published.append((task.ref, task.write_id or task.token, task.result_id))
-            if result.status == LABELED:
-                report.labeled += 1
-                report.labels_per_image.append(result.label_count)
-            else:
-                report.failed_images += 1
-            logger.info(
-                "Result stored and published",
-                extra={**extra, "status": result.status, "labelCount": result.label_count},
-            )
+            _count_accepted(outcome, extra, report)
         if published:
             self._mark_published(published, report)
+
+    def _refused(self, task: Task, refusal: str, unknown: bool, extra: dict[str, Any], report: BatchReport) -> None:
+        if unknown:
+            logger.warning("PutEvents outcome unknown; the retry may announce this result twice", extra=extra)
+            task.uncertain = True  # kept on the result by the release: its next publication counts
+        logger.warning("Event not accepted by EventBridge; retrying record", extra={**extra, "error": refusal})
+        retry_record(self._ctx, task, refusal, report)
 
     def _mark_published(self, published: list[Publication], report: BatchReport) -> None:
         """Record the accepted events, retrying within the invocation; never raises.
@@ -161,3 +148,22 @@ class Publishing:
                 logger.warning("Mark published failed; retrying", extra={"error": str(error), "attempt": attempt})
                 self._ctx.sleep(wait)
                 delay = min(delay * 2, cap)
+
+
+def _count_accepted(outcome: Outcome, extra: dict[str, Any], report: BatchReport) -> None:
+    """An accepted event: a removal, or a result labeled or failed."""
+    if outcome.removal is not None:
+        report.removed += 1
+        logger.info("Deletion stored and published", extra={**extra, "removedResultId": outcome.removal.result_id})
+        return
+    result = outcome.result
+    assert result is not None  # _ready_to_publish: a removal or a result
+    if result.status == LABELED:
+        report.labeled += 1
+        report.labels_per_image.append(result.label_count)
+    else:
+        report.failed_images += 1
+    logger.info(
+        "Result stored and published",
+        extra={**extra, "status": result.status, "labelCount": result.label_count},
+    )
