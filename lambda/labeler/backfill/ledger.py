@@ -15,6 +15,8 @@ from labeler.backfill.job_input import Job
 # What became of a listed object (the ledger's "outcome").
 ENQUEUED, SKIPPED = "enqueued", "skipped"
 SENDING = "sending"  # written before the send; "enqueued" once every message was accepted
+# What the reconcile and the report count: listed = skipped + labeled + failed + deadLettered.
+COUNTS = ("listed", "skipped", "labeled", "failed", "deadLettered")
 
 
 @dataclass

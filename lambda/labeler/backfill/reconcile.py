@@ -12,13 +12,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from labeler.backfill.job_input import Job, JobConfig
-from labeler.backfill.ledger import ENQUEUED, SENDING, SKIPPED, json_line
+from labeler.backfill.ledger import COUNTS, ENQUEUED, SENDING, SKIPPED, json_line
 from labeler.backfill.ports import JobPorts
 from labeler.domain import backfill_rules as rules
 from labeler.domain.backfill_request import backfill_request, forced_result_id
 from labeler.domain.label_result import FAILED, LABELED
 
-COUNTS = ("listed", "skipped", "labeled", "failed", "deadLettered")
 PUBLIC_COLUMNS = ("key", "versionId", "etag", "size", "counted", "reason")
 STORED_COLUMNS = ("resultId", "status", "versionId", "etag", "error", "key")
 SEND_INCOMPLETE = "its batch failed while sending (engine-failures.jsonl names the engine's error)"

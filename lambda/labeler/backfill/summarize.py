@@ -13,9 +13,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from labeler.backfill.job_input import REPORT_ROOT, Job
-from labeler.backfill.ledger import Item, Outcome, json_line, ledger_key
+from labeler.backfill.ledger import COUNTS, Item, Outcome, json_line, ledger_key
 from labeler.backfill.ports import Reports
-from labeler.backfill.reconcile import COUNTS
 
 
 def summarize(event: Mapping[str, Any], reports: Reports) -> dict[str, Any]:
