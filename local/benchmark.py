@@ -38,7 +38,7 @@ from labeler import handler
 from labeler.adapters.clients import AwsClients
 from labeler.config import LabelerConfig
 from labeler.wiring import build_pipeline
-from local.fakes.fake_model import synthetic_labels
+from local.fakes.canned_models import CannedLabelsModel, FixedLatencyModel
 from local.fakes.faults import FaultyClient
 from local.moto_process import moto_server_process
 from local.peer import PEER_TABLE_KEY, PeerClients, peer_handler, s3_event
@@ -128,41 +128,6 @@ def quiet() -> Iterator[None]:
             yield
     finally:
         log_handler.setStream(previous)  # type: ignore[attr-defined]
-
-
-class FixedLatencyModel:
-    """DetectCustomLabels that answers a canned result after a fixed latency (no image decoding:
-    the emulated model's pixel loop would hold the GIL and measure itself, not the handler)."""
-
-    ANSWER = {
-        "CustomLabels": [
-            {
-                "Name": "scratch",
-                "Confidence": 97.5,
-                "Geometry": {"BoundingBox": {"Width": 0.3, "Height": 0.3, "Left": 0.1, "Top": 0.1}},
-            }
-        ]
-    }
-
-    def __init__(self, latency: float) -> None:
-        self.latency = latency
-        self.calls = 0
-
-    def detect_custom_labels(self, **_request: Any) -> dict[str, Any]:
-        self.calls += 1
-        time.sleep(self.latency)
-        return self.ANSWER
-
-
-class CannedLabelsModel:
-    """DetectCustomLabels answering ``count`` distinct labels at once (a third with polygons), for P7."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-
-    def detect_custom_labels(self, **request: Any) -> dict[str, Any]:
-        s3_object = request["Image"]["S3Object"]
-        return {"CustomLabels": synthetic_labels(s3_object, self.count) if self.count else []}
 
 
 class Bench:

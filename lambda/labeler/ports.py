@@ -10,6 +10,11 @@ the implementations. Each port says what a failure means to the caller:
 - the detector raises ``PermanentImageError`` (a FAILED result, never
   retried) or ``RetryableDetectionError`` (retry the record later);
 - the publisher and the retry queue never raise for a refusal: they report it.
+
+Under the detector and the publisher, the clients they wrap are ports too
+(``CustomLabelsClient``, ``EventsClient``): a boto3 client, moto, or one of the
+fakes in ``local/fakes``, which declare the protocol they fill so that mypy
+checks them against it.
 """
 
 from __future__ import annotations
@@ -131,3 +136,15 @@ class RetryQueue(Protocol):
     """The queue the batch came from: shortens the wait of retried messages (best effort)."""
 
     def delay(self, delays: Sequence[RetryDelay]) -> int: ...
+
+
+class CustomLabelsClient(Protocol):
+    """What ``CustomLabelsDetector`` calls: Rekognition's DetectCustomLabels (a boto3 client or a fake model)."""
+
+    def detect_custom_labels(self, **request: Any) -> dict[str, Any]: ...
+
+
+class EventsClient(Protocol):
+    """What the publisher calls: EventBridge's PutEvents (a boto3 client or a recording fake)."""
+
+    def put_events(self, *, Entries: Sequence[dict[str, Any]]) -> dict[str, Any]: ...

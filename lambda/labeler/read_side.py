@@ -10,7 +10,7 @@ The batch reads are the same consistent reads the pipeline decides on
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from labeler.adapters.dynamo_table import ResultsTableAccess, batch_get, query_partition, result_key
@@ -33,6 +33,10 @@ class ResultsReader(DynamoResultReads):
         An AWS error is raised as it came (the public queries pass it on).
         """
         return query_partition(self._table.client, self._table.name, layout.object_partition(bucket, key), None)
+
+    def result_items(self, refs: Sequence[ObjectKey], projection: Sequence[str]) -> list[dict[str, Any]]:
+        """The result items found of ``refs`` (plain values, ``projection`` only): the backfill's reconcile."""
+        return self._table.batch_get([result_key(*ref) for ref in refs], projection=projection)
 
     def label_entries(
         self, label: str, min_confidence: float, *, page_size: int | None, start: dict[str, Any] | None

@@ -23,6 +23,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from PIL import Image, UnidentifiedImageError
 
+from labeler.ports import CustomLabelsClient
 from local.fakes.faults import client_error
 
 OPERATION = "DetectCustomLabels"
@@ -44,7 +45,7 @@ Fault = Callable[[dict[str, Any]], Exception | None]
 ExtraLabels = Callable[[dict[str, Any]], int]
 
 
-class FakeCustomLabelsModel:
+class FakeCustomLabelsModel(CustomLabelsClient):
     """Duck-types the boto3 Rekognition client's ``detect_custom_labels``."""
 
     def __init__(

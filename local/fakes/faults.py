@@ -243,6 +243,34 @@ def with_faults(client: Any, operations: Sequence[str], switch: FaultSwitch, end
     return FaultyClient(client, {operation: hook(operation) for operation in operations})
 
 
+DYNAMODB_ENDPOINT = "https://dynamodb.us-east-1.amazonaws.com"
+EVENTS_ENDPOINT = "https://events.us-east-1.amazonaws.com"
+
+
+def objects_concerned(bucket: str, keys: Sequence[str]) -> Concerns:
+    """Which of ``keys`` (by index) a DynamoDB request or a PutEvents request concerns: a FaultPlan's ``concerns``."""
+    partitions = [json.dumps(f"{bucket}/{key}") for key in keys]
+    key_attributes = [f'"key": {json.dumps({"S": key})}' for key in keys]
+
+    def concerns(operation: str, kwargs: dict[str, Any]) -> list[int]:
+        if operation == "put_events":
+            details = [json.loads(entry["Detail"]) for entry in kwargs.get("Entries", [])]
+            return [
+                index
+                for index, key in enumerate(keys)
+                if any(d.get("bucket") == bucket and d.get("key") == key for d in details)
+            ]
+        text = json.dumps(kwargs, default=str)
+        # An object's own partition, or a label-index entry naming it (in its label's partition).
+        return [
+            index
+            for index, (partition, attribute) in enumerate(zip(partitions, key_attributes, strict=True))
+            if partition in text or attribute in text
+        ]
+
+    return concerns
+
+
 # -- process-level faults: a journal that survives os._exit, transport faults, kill points -----------
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from labeler.ports import CustomLabelsClient
 from local.fakes.fake_model import OPERATION, ExtraLabels, Fault
 from local.fakes.faults import client_error
 from local.server_process import server_process
@@ -118,7 +119,7 @@ def serve(port: int, latency: float, cap: float) -> None:
     server.serve_forever()
 
 
-class RemoteModel:
+class RemoteModel(CustomLabelsClient):
     """``detect_custom_labels`` answered by a model server; faults decided (and journaled) here."""
 
     def __init__(

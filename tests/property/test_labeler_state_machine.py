@@ -77,21 +77,24 @@ from labeler.logic.pipeline import LabelingPipeline
 from labeler.queries import find_by_label, get_result
 from labeler.wiring import build_pipeline
 from local.emulator import create_table
-from local.fakes.faults import FaultKind, FaultPlan, FaultSwitch, PlannedFault, with_faults
+from local.fakes.canned_models import ScriptedRekognition
+from local.fakes.faults import (
+    DYNAMODB_ENDPOINT,
+    EVENTS_ENDPOINT,
+    FaultKind,
+    FaultPlan,
+    FaultSwitch,
+    PlannedFault,
+    objects_concerned,
+    with_faults,
+)
+from local.fakes.recorders import FakeClock, RecordingEventBus
 from local.poller import FakeLambdaContext
 from local.stack_template import StackFacts
 from shared import table_layout as layout
 from shared.dynamo_codec import serialize_item
 from shared.names import LABELER_SERVICE
 from tests.support.builders import notification_body, s3_record, s3_removal_record, sqs_messages_event
-from tests.support.doubles import (
-    DYNAMODB_ENDPOINT,
-    EVENTS_ENDPOINT,
-    FakeClock,
-    RecordingEventBus,
-    ScriptedRekognition,
-    objects_concerned,
-)
 from tests.support.reference import LABEL_POOL, LabelSpec, Version, best_confidences, is_newer, next_sequencer
 
 ARN = "arn:aws:rekognition:us-east-1:123456789012:project/props/version/props.1/1700000000000"

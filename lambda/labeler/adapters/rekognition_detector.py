@@ -9,7 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from labeler.config import LabelerConfig
 from labeler.domain.s3_notification import S3ObjectEvent
-from labeler.ports import Detection, PermanentImageError, RetryableDetectionError
+from labeler.ports import CustomLabelsClient, Detection, PermanentImageError, RetryableDetectionError
 
 # Rekognition cannot label these images: a FAILED result, never retried.
 PERMANENT_ERROR_CODES = frozenset(
@@ -41,7 +41,7 @@ def precheck(obj: S3ObjectEvent) -> None:
 
 
 class CustomLabelsDetector:
-    def __init__(self, client: Any, config: LabelerConfig) -> None:
+    def __init__(self, client: CustomLabelsClient, config: LabelerConfig) -> None:
         self._client = client
         self._config = config
 

@@ -106,10 +106,31 @@ def deletion_attributes(deletion: Deletion) -> dict[str, Any]:
     return {
         "status": DELETED,
         "deletedAt": deletion.deleted_at,
-        "deletion": deletion.stored(),
+        "deletion": deletion_map(deletion),
         "removalId": deletion.removal_id,
         "removalPublished": False,
     }
+
+
+def deletion_map(deletion: Deletion) -> dict[str, Any]:
+    """The ``deletion`` map of the result item (absent values left out)."""
+    fields = {"eventName": deletion.event_name, "versionId": deletion.version_id, "sequencer": deletion.sequencer}
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def deletion_of(item: dict[str, Any]) -> Deletion | None:
+    """The deletion recorded on a result item (plain values), or None: the inverse of ``deletion_attributes``."""
+    removal_id = item.get("removalId")
+    if not removal_id:
+        return None
+    stored = item.get("deletion") or {}
+    return Deletion(
+        removal_id=str(removal_id),
+        deleted_at=str(item.get("deletedAt", "")),
+        event_name=str(stored.get("eventName", "")),
+        version_id=stored.get("versionId"),
+        sequencer=stored.get("sequencer"),
+    )
 
 
 def tombstone_item(ref: ObjectRef, deletion: Deletion, token: str) -> dict[str, Any]:
@@ -278,7 +299,7 @@ def to_result(item: dict[str, Any]) -> LabelResult:
         processed_at=item["processedAt"],
         custom_labels=list(item.get("customLabels", [])),
         error=item.get("error"),
-        deletion=Deletion.from_item(item),
+        deletion=deletion_of(item),
     )
 
 
@@ -306,7 +327,7 @@ def stored_state_of(item: dict[str, Any], *, marked: bool = False) -> StoredStat
         removal_id=item.get("removalId"),
         removal_published=bool(item.get("removalPublished", False)) or (marked and deleted),
         deletion_sequencer=deletion.get("sequencer"),
-        deletion=Deletion.from_item(item),
+        deletion=deletion_of(item),
         index_id=item.get(layout.INDEX_ID),
         custom_labels=tuple(item.get("customLabels", [])),
     )

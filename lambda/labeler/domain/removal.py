@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from labeler.domain.s3_notification import DELETE, S3ObjectEvent
 from labeler.domain.timestamps import iso_timestamp
@@ -22,7 +21,7 @@ DELETED = "DELETED"
 
 @dataclass(frozen=True)
 class Deletion:
-    """The deletion event as stored on the result item (``deletion`` map) and announced."""
+    """The deletion event as stored on the result item and announced (its item form: ``adapters.result_items``)."""
 
     removal_id: str
     deleted_at: str
@@ -40,26 +39,6 @@ class Deletion:
     def removes_one_version(self) -> bool:
         """A permanent delete of one version: it orders that version's creation only."""
         return self.event_name == DELETE and self.version_id is not None
-
-    def stored(self) -> dict[str, Any]:
-        """The ``deletion`` map of the result item (absent values left out)."""
-        fields = {"eventName": self.event_name, "versionId": self.version_id, "sequencer": self.sequencer}
-        return {name: value for name, value in fields.items() if value is not None}
-
-    @classmethod
-    def from_item(cls, item: dict[str, Any]) -> Deletion | None:
-        """The deletion recorded on a result item (plain values), or None."""
-        removal_id = item.get("removalId")
-        if not removal_id:
-            return None
-        stored = item.get("deletion") or {}
-        return cls(
-            removal_id=str(removal_id),
-            deleted_at=str(item.get("deletedAt", "")),
-            event_name=str(stored.get("eventName", "")),
-            version_id=stored.get("versionId"),
-            sequencer=stored.get("sequencer"),
-        )
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -29,6 +30,17 @@ logger = Logger(service=LABELER_SERVICE, child=True)
 # jittered backoff while the invocation has time, at most this often.
 MARK_ATTEMPTS = 10
 MARK_BACKOFF_SECONDS = (0.05, 1.0)  # first, cap
+
+# The records acknowledged without an event: the BatchReport counter each adds to, and what is logged.
+ACKNOWLEDGED: dict[Action, tuple[str, str]] = {
+    Action.DUPLICATE: ("duplicates", "Duplicate delivery; already labeled and published"),
+    Action.STALE: ("stale", "Older event than the stored result; acknowledged"),
+    Action.UNRELATED: ("ignored_events", "Deleted version is not the labeled one; acknowledged"),
+    Action.RECORD_DELETION: (
+        "deletions_not_announced",
+        "Deletion recorded; nothing to announce (no result, or already announced removed)",
+    ),
+}
 
 
 class Publishing:
@@ -57,46 +69,25 @@ class Publishing:
                 report.rekognition_latencies_ms.append(outcome.latency_ms)
             report.labels_discarded += int(outcome.discarded_label)
             if outcome.retry_reason is not None:
-                retry_record(
-                    self._ctx,
-                    task,
-                    outcome.retry_reason,
-                    report,
-                    soon=not outcome.deployment_fault,  # a wrong deployment waits for its fix: no hurry
-                    not_before=outcome.retry_not_before,
-                )
-                report.throttles += int(outcome.throttled)
-                report.out_of_time += int(outcome.out_of_time)
-                report.deployment_faults += int(outcome.deployment_fault)
-            elif outcome.action is Action.DUPLICATE:
-                report.duplicates += 1
-                logger.info(
-                    "Duplicate delivery; already labeled and published",
-                    extra={"objectKey": task.obj.key, "messageId": ",".join(task.message_ids)},
-                )
-            elif outcome.action is Action.STALE:
-                report.stale += 1
-                logger.info(
-                    "Older event than the stored result; acknowledged",
-                    extra={"objectKey": task.obj.key, "messageId": ",".join(task.message_ids)},
-                )
-            elif outcome.action is Action.UNRELATED:
-                report.ignored_events += 1
-                logger.info(
-                    "Deleted version is not the labeled one; acknowledged",
-                    extra={"objectKey": task.obj.key, "messageId": ",".join(task.message_ids)},
-                )
-            elif outcome.action is Action.RECORD_DELETION:
-                report.deletions_not_announced += 1
-                logger.info(
-                    "Deletion recorded; nothing to announce (no result, or already announced removed)",
-                    extra={"objectKey": task.obj.key, "messageId": ",".join(task.message_ids)},
-                )
+                self._retry(task, outcome, outcome.retry_reason, report)
+            elif outcome.action in ACKNOWLEDGED:
+                counter, message = ACKNOWLEDGED[outcome.action]
+                setattr(report, counter, getattr(report, counter) + 1)
+                logger.info(message, extra={"objectKey": task.obj.key, "messageId": ",".join(task.message_ids)})
             elif outcome.removal is not None:
                 ready.append((task, outcome, build_removed_entry(outcome.removal, self._ctx.config.event_source)))
             elif outcome.result is not None:
                 ready.append((task, outcome, build_entry(outcome.result, self._ctx.config.event_source)))
         return ready
+
+    def _retry(self, task: Task, outcome: Outcome, reason: str, report: BatchReport) -> None:
+        """A record an earlier phase gave back: retried, and counted by why."""
+        # A wrong deployment waits for its fix: no hurry.
+        soon = not outcome.deployment_fault
+        retry_record(self._ctx, task, reason, report, soon=soon, not_before=outcome.retry_not_before)
+        report.throttles += int(outcome.throttled)
+        report.out_of_time += int(outcome.out_of_time)
+        report.deployment_faults += int(outcome.deployment_fault)
 
     def _announce(self, ready: list[tuple[Task, Outcome, EventEntry]], report: BatchReport) -> None:
         entries = [entry for _, _, entry in ready]
@@ -119,33 +110,19 @@ class Publishing:
                 report.ambiguous_publishes += 1
                 logger.warning("Published a result that may already have been announced", extra=extra)
             if refusal is not None:
-                if unknown:
-                    logger.warning("PutEvents outcome unknown; the retry may announce this result twice", extra=extra)
-                    task.uncertain = True  # kept on the result by the release: its next publication counts
-                logger.warning("Event not accepted by EventBridge; retrying record", extra={**extra, "error": refusal})
-                retry_record(self._ctx, task, refusal, report)
+                self._refused(task, refusal, unknown, extra, report)
                 continue
-            if outcome.removal is not None:
-                published.append((task.ref, task.write_id or task.token, task.result_id))
-                report.removed += 1
-                logger.info(
-                    "Deletion stored and published", extra={**extra, "removedResultId": outcome.removal.result_id}
-                )
-                continue
-            result = outcome.result
-            assert result is not None  # _ready_to_publish: a removal or a result
             published.append((task.ref, task.write_id or task.token, task.result_id))
-            if result.status == LABELED:
-                report.labeled += 1
-                report.labels_per_image.append(result.label_count)
-            else:
-                report.failed_images += 1
-            logger.info(
-                "Result stored and published",
-                extra={**extra, "status": result.status, "labelCount": result.label_count},
-            )
+            _count_accepted(outcome, extra, report)
         if published:
             self._mark_published(published, report)
+
+    def _refused(self, task: Task, refusal: str, unknown: bool, extra: dict[str, Any], report: BatchReport) -> None:
+        if unknown:
+            logger.warning("PutEvents outcome unknown; the retry may announce this result twice", extra=extra)
+            task.uncertain = True  # kept on the result by the release: its next publication counts
+        logger.warning("Event not accepted by EventBridge; retrying record", extra={**extra, "error": refusal})
+        retry_record(self._ctx, task, refusal, report)
 
     def _mark_published(self, published: list[Publication], report: BatchReport) -> None:
         """Record the accepted events, retrying within the invocation; never raises.
@@ -171,3 +148,22 @@ class Publishing:
                 logger.warning("Mark published failed; retrying", extra={"error": str(error), "attempt": attempt})
                 self._ctx.sleep(wait)
                 delay = min(delay * 2, cap)
+
+
+def _count_accepted(outcome: Outcome, extra: dict[str, Any], report: BatchReport) -> None:
+    """An accepted event: a removal, or a result labeled or failed."""
+    if outcome.removal is not None:
+        report.removed += 1
+        logger.info("Deletion stored and published", extra={**extra, "removedResultId": outcome.removal.result_id})
+        return
+    result = outcome.result
+    assert result is not None  # _ready_to_publish: a removal or a result
+    if result.status == LABELED:
+        report.labeled += 1
+        report.labels_per_image.append(result.label_count)
+    else:
+        report.failed_images += 1
+    logger.info(
+        "Result stored and published",
+        extra={**extra, "status": result.status, "labelCount": result.label_count},
+    )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.big_results import SCALES, BigResultModel, big_result_model
+from local.fakes.canned_models import BigResultModel
+from tests.support.big_results import SCALES, big_result_model
 
 
 @pytest.fixture(params=SCALES)

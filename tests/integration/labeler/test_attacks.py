@@ -16,6 +16,7 @@ import pytest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
 
 from labeler.logic.pipeline import BatchReport, InboundMessage, LabelingPipeline
+from local.fakes.canned_models import BigResultModel
 from local.fakes.faults import Call, client_error, fail_times
 from local.samples import make_image
 from tests.integration.labeler.test_fault_scenarios import (
@@ -24,7 +25,6 @@ from tests.integration.labeler.test_fault_scenarios import (
     many_labels_harness,
     read_timeout,
 )
-from tests.support.big_results import BigResultModel
 from tests.support.builders import notification_body
 from tests.support.harness import Harness
 from tests.support.table_writes import is_index_only_write, is_mark

@@ -18,6 +18,7 @@ from labeler.adapters.clients import AwsClients
 from labeler.logic.pipeline import BatchReport, InboundMessage, LabelingPipeline
 from labeler.wiring import build_pipeline
 from local.fakes.faults import Call, FaultyClient, client_error, put_events_rejecting
+from local.fakes.recorders import RecordedDelays
 from local.samples import make_image
 from tests.integration.labeler.test_formats_and_deletions import REMOVED, of_type, with_deletions
 from tests.support.builders import eventbridge_body, notification_body, s3_removal_record, sns_body
@@ -90,17 +91,6 @@ def test_newer_deletion_after_an_unknown_removed_outcome_counts_the_repeat(harne
 
 
 # -- 2. short retry delays spend the receives of a message in about a minute --------------
-
-
-class RecordedDelays:
-    """An ingest queue that records the visibility timeouts the pipeline sets."""
-
-    def __init__(self) -> None:
-        self.seconds: list[int] = []
-
-    def delay(self, delays: Any) -> int:
-        self.seconds.extend(d.seconds for d in delays)
-        return 0
 
 
 class ThrottledUntil:

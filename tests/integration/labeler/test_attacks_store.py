@@ -22,11 +22,11 @@ from botocore.exceptions import ClientError
 
 from labeler.adapters.result_items import IncompleteResultError
 from labeler.logic.pipeline import BatchReport, InboundMessage, LabelingPipeline
+from local.fakes.canned_models import BigResultModel
 from local.fakes.faults import Call
 from local.samples import make_image
 from shared import table_layout as layout
 from tests.integration.labeler.test_attacks import part_items
-from tests.support.big_results import BigResultModel
 from tests.support.builders import notification_body
 from tests.support.harness import Harness
 from tests.support.table_writes import batch_write_keys, is_mark

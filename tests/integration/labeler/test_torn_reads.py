@@ -16,10 +16,10 @@ import pytest
 
 from labeler.adapters.result_items import IncompleteResultError
 from labeler.queries import MAX_RESULT_READS, get_result
+from local.fakes.canned_models import BigResultModel
 from shared import table_layout as layout
 from tests.integration.labeler.test_attacks import part_items
 from tests.integration.labeler.test_attacks_store import run, unversioned_body
-from tests.support.big_results import BigResultModel
 from tests.support.harness import ARN, Harness
 
 
