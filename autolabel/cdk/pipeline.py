@@ -124,8 +124,6 @@ class AutolabelPipeline(Construct):
             raise PipelineError(
                 "backfill_job=True takes one model route: the backfill job does not route listed objects by key yet"
             )
-        if several and settings.model_manager:
-            raise PipelineError("several model routes need model_manager=None for now (the manager runs one model)")
         super().__init__(scope, construct_id)
         self.settings: PipelineSettings = settings
         self.models: tuple[ModelRoute, ...] = tuple(models)
@@ -188,6 +186,7 @@ class AutolabelPipeline(Construct):
                 backfill_event_source_mapping_id=self.labeler.backfill_event_source.event_source_mapping_id,
                 backfill_event_source_mapping_arn=self.labeler.backfill_event_source.event_source_mapping_arn,
                 bus=self.bus,
+                other_lanes=self.lanes[1:],
             )
         self.backfill_job: BackfillJob | None = None
         if backfill_job or (backfill_job is None and not several):

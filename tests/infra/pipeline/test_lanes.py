@@ -23,7 +23,7 @@ def two_route_stack(**props: Any) -> tuple[Stack, AutolabelPipeline]:
     app = App(context={"aws:cdk:bundling-stacks": []})
     stack = Stack(app, "Lanes")
     bucket = s3.Bucket.from_bucket_name(stack, "Photos", "acme-photos")
-    pipeline = AutolabelPipeline(stack, "P", bucket=bucket, models=ROUTES, **{"model_manager": None, **props})
+    pipeline = AutolabelPipeline(stack, "P", bucket=bucket, models=ROUTES, **props)
     return stack, pipeline
 
 
@@ -156,7 +156,6 @@ def test_a_lane_is_named_by_its_prefix_so_adding_a_route_keeps_the_others() -> N
         "P",
         bucket=bucket,
         models=[*ROUTES, ModelRoute("arn:aws:rekognition:us-east-1:123456789012:project/r/version/r.1/1", "line-3/")],
-        model_manager=None,
     )
     assert [lane.queue.node.path for lane in three.lanes[:2]] == [lane.queue.node.path for lane in pipeline.lanes]
 
@@ -169,3 +168,46 @@ def test_several_routes_refuse_the_backfill_job_with_one_clear_message() -> None
 def test_several_routes_refuse_sns_notifications_with_one_clear_message() -> None:
     with pytest.raises(PipelineError, match="notifications='sns' takes one model route"):
         two_route_stack(notifications="sns", notification_topic_arn="arn:aws:sns:us-east-1:123456789012:t")
+
+
+def test_the_manager_may_start_stop_and_describe_both_model_versions_only(lanes: Any) -> None:
+    _stack, pipeline, template = lanes
+    assert pipeline.model_manager is not None
+    statements = {
+        statement.get("Sid"): statement
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    }
+    assert sorted(statements["StartStopTheModelVersion"]["Resource"]) == sorted([ARN, OTHER_ARN])
+    assert sorted(statements["DescribeTheProject"]["Resource"]) == sorted([PROJECT_ARN, OTHER_PROJECT_ARN])
+    assert "FindTheProjectByName" not in statements
+
+
+def test_the_manager_may_pause_and_resume_each_lanes_trigger_and_no_other(lanes: Any) -> None:
+    _stack, _pipeline, template = lanes
+    [triggers] = [
+        statement
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement.get("Sid") == "PauseResumeTheLabelerTrigger"
+    ]
+    assert len(triggers["Resource"]) == 2
+
+
+def test_the_manager_gets_every_lane_in_its_environment(lanes: Any) -> None:
+    _stack, _pipeline, template = lanes
+    [manager] = [
+        f["Properties"]
+        for f in template.find_resources("AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "manager.handler.handler"
+    ]
+    variables = manager["Environment"]["Variables"]
+    assert "PROJECT_VERSION_ARN" not in variables and "QUEUE_URL" not in variables
+    lanes_json = json.dumps(variables["MODEL_LANES"])
+    assert ARN in lanes_json and OTHER_ARN in lanes_json
+
+
+def test_each_model_has_its_own_cost_guard(lanes: Any) -> None:
+    _stack, _pipeline, template = lanes
+    guards = [a for a in template.find_resources("AWS::CloudWatch::Alarm") if "ModelRunningIdle" in a]
+    assert len(guards) == 2
