@@ -1,6 +1,8 @@
 """Two models, two lanes, one bucket: model A stays down while model B's images are labeled and announced.
 
-``make local MODELS=2`` (``python -m local.two_models``). In moto: the bucket
+``make local MODELS=2`` (``python -m local.two_models``). The stack is the
+repository's app synthesized with two routes (the `models` context key, whose
+labeler environment gives the routes); in moto: the bucket
 notifies ``line-1/`` to lane A's queue and ``line-2/`` to lane B's; the real
 labeler handler reads each lane through its own trigger (an event source
 mapping poller that runs only while the manager has it enabled); the real
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -33,7 +36,12 @@ from local.fakes.faults import client_error
 from local.fakes.model_lifecycle import FakeModelLifecycle
 from local.poller import EventSourceMappingPoller
 from local.samples import make_image
-from local.stack_template import PLACEHOLDER_PROJECT_VERSION_ARN, default_facts
+from local.stack_template import (
+    PLACEHOLDER_PROJECT_VERSION_ARN,
+    StackFacts,
+    facts_from_template,
+    synthesize_template,
+)
 from local.wiring import deploy, install_labeler
 from manager.adapters import STATE_KEY
 from manager.config import ManagerConfig, ModelLane
@@ -180,9 +188,18 @@ def _lane_queue(sqs: Any, name: str, facts_visibility: int, max_receive_count: i
     return url, arn, dlq_url
 
 
+@functools.cache
+def two_model_facts() -> StackFacts:
+    """The repository's app synthesized with two routes (the `models` context key)."""
+    routes = [{"prefix": PREFIX_A, "projectVersionArn": MODEL_A}, {"prefix": PREFIX_B, "projectVersionArn": MODEL_B}]
+    return facts_from_template(
+        synthesize_template({"models": json.dumps(routes), "projectVersionArn": "", "projectArn": ""})
+    )
+
+
 def build(*, a_start_minutes: float) -> TwoModels:
     """Call inside ``mock_aws()``: two lanes on one bucket, the labeler and the manager wired to them."""
-    facts = default_facts()
+    facts = two_model_facts()
     resources = deploy(facts, visibility_timeout=2)
     sqs, s3 = boto3.client("sqs"), boto3.client("s3")
     # Lane A is the deployment's first lane (its queue); lane B gets its own queue and DLQ.
@@ -211,10 +228,9 @@ def build(*, a_start_minutes: float) -> TwoModels:
         },
         FakeCustomLabelsModel(s3),
     )
-    # The labeler as deployed with two routes: each record's model is its key's route's.
-    config = dataclasses.replace(
-        labeler_config(facts, resources), routes=(KeyRoute(PREFIX_A, MODEL_A), KeyRoute(PREFIX_B, MODEL_B))
-    )
+    # The labeler as deployed with two routes (its MODEL_ROUTES from the template): each record's model is its key's.
+    config = labeler_config(facts, resources)
+    assert config.routes == (KeyRoute(PREFIX_A, MODEL_A), KeyRoute(PREFIX_B, MODEL_B)), config.routes
     invoke = install_labeler(config, models)
     lanes = [
         Lane(
