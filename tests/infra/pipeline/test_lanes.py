@@ -211,3 +211,13 @@ def test_each_model_has_its_own_cost_guard(lanes: Any) -> None:
     _stack, _pipeline, template = lanes
     guards = [a for a in template.find_resources("AWS::CloudWatch::Alarm") if "ModelRunningIdle" in a]
     assert len(guards) == 2
+
+
+def test_cdk_nag_stays_clean_when_the_manager_finds_both_projects_by_name() -> None:
+    app = App(context={"aws:cdk:bundling-stacks": []})
+    stack = Stack(app, "ByName")
+    bucket = s3.Bucket.from_bucket_name(stack, "Photos", "acme-photos")
+    AutolabelPipeline(stack, "P", bucket=bucket, models=[ModelRoute(ARN, "line-1/"), ModelRoute(OTHER_ARN, "line-2/")])
+    Aspects.of(stack).add(AwsSolutionsChecks(verbose=True))
+    errors = Annotations.from_stack(stack).find_error("*", Match.string_like_regexp("AwsSolutions-.*"))
+    assert errors == []
