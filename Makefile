@@ -69,8 +69,14 @@ property: setup
 
 # make local SERVE=1 keeps the emulator running afterwards and prints the
 # environment to export for `autolabel` (and the aws CLI) in another shell.
+# make local MODELS=2: two models, two lanes; one model is stopped while the
+# other's images are labeled and announced (local/two_models.py).
 local: setup
+ifeq ($(MODELS),2)
+	$(PY) -m local.two_models
+else
 	$(PY) -m local.run $(if $(filter 1 true yes,$(SERVE)),--serve)
+endif
 
 # e.g. make synth CDK_ARGS="-c projectVersionArn=arn:... -c projectArn=arn:..."
 synth: setup

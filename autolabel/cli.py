@@ -112,6 +112,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _model_commands(model: argparse.ArgumentParser, add: Callable[..., argparse.ArgumentParser]) -> None:
+    actions = model.add_subparsers(dest="action", required=True, metavar="ACTION")
+    status = add(actions, "status", "model status, labeler trigger, queue and DLQ depth (every model)")
+    status.set_defaults(handler=_model_status, default_output="table")
+    start = add(actions, "start", "start the model (billed per inference-unit hour while it runs)")
+    start.add_argument("--min-units", type=int, default=1, help="inference units to start with (default 1)")
+    start.add_argument("--max-units", type=int, default=None, help="let Rekognition scale up to this many")
+    start.set_defaults(handler=_model_start, default_output="text")
+    stop = add(actions, "stop", "pause the labeler's trigger, then stop the model")
+    stop.set_defaults(handler=_model_stop, default_output="text")
+    for action in (status, start, stop):
+        action.add_argument(
+            "--model", metavar="ARN", help="this model version (several models: required by start and stop)"
+        )
+
+
 def _build_commands() -> argparse.ArgumentParser:
     common = _global_options()
     parser = _Parser(
@@ -172,6 +188,7 @@ def _build_commands() -> argparse.ArgumentParser:
     find.add_argument("label")
     find.add_argument("--min-confidence", type=float, default=0.0, help="0-100 (default 0)")
     find.add_argument("--limit", type=int, default=None, help="the N most confident")
+    find.add_argument("--model", metavar="ARN", help="only the results of this model version (default: every model)")
     find.set_defaults(handler=_find, default_output="table")
 
     render = add(commands, "render", "draw an object's stored labels on its image")
@@ -182,18 +199,7 @@ def _build_commands() -> argparse.ArgumentParser:
     render.add_argument("--model", metavar="ARN", help="the result of this model version (default: the latest)")
     render.set_defaults(handler=_render, default_output="table")
 
-    model = add(commands, "model", "the Custom Labels model version: status, start, stop")
-    actions = model.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add(actions, "status", "model status, labeler trigger, queue and DLQ depth").set_defaults(
-        handler=_model_status, default_output="table"
-    )
-    start = add(actions, "start", "start the model (billed per inference-unit hour while it runs)")
-    start.add_argument("--min-units", type=int, default=1, help="inference units to start with (default 1)")
-    start.add_argument("--max-units", type=int, default=None, help="let Rekognition scale up to this many")
-    start.set_defaults(handler=_model_start, default_output="text")
-    add(actions, "stop", "pause the labeler's trigger, then stop the model").set_defaults(
-        handler=_model_stop, default_output="text"
-    )
+    _model_commands(add(commands, "model", "the Custom Labels model version: status, start, stop"), add)
 
     dlq = add(commands, "dlq", "the dead-letter queue")
     dlq_actions = dlq.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -359,6 +365,12 @@ def _stack_outputs(ctx: AwsContext) -> operations.StackOutputs:
     return operations.StackOutputs.from_outputs(ctx.output, ctx.optional_output)
 
 
+def _models(ctx: AwsContext, args: argparse.Namespace, *, one: bool) -> list[operations.StackOutputs]:
+    """The deployment's models (its ModelRoutes, or the one model) that ``--model`` picks."""
+    every = operations.model_outputs(_stack_outputs(ctx), ctx.optional_output("ModelRoutes"))
+    return operations.select_models(every, getattr(args, "model", None), one=one)
+
+
 def _stored_result(ctx: AwsContext, uri: str, model: str | None) -> dict[str, Any]:
     bucket, key = parse_s3_uri(uri)
     result = get_result(ctx.output("ResultsTableName"), bucket, key, model, client=ctx.client("dynamodb"))
@@ -430,9 +442,11 @@ def _find(ctx: AwsContext, args: argparse.Namespace) -> int:
         ctx.output("ResultsTableName"),
         args.label,
         args.min_confidence,
-        limit=args.limit,
+        limit=None if args.model else args.limit,  # with --model: the N most confident of that model
         client=ctx.client("dynamodb"),
     )
+    if args.model:
+        found = [entry for entry in found if entry["projectVersionArn"] == args.model][: args.limit]
 
     def human(entries: list[dict[str, Any]]) -> str:
         if not entries:
@@ -480,20 +494,24 @@ NO_MODEL_LIFECYCLE = (
 
 def _model_status(ctx: AwsContext, args: argparse.Namespace) -> int:
     ctx.refuse_in_emulator(NO_MODEL_LIFECYCLE, MODEL_OUTPUTS)
-    outputs = _stack_outputs(ctx)
-    status = operations.model_status(
-        outputs,
-        rekognition=ctx.client("rekognition"),
-        sqs=ctx.client("sqs"),
-        lambda_client=ctx.client("lambda"),
-    )
-    _emit(args, status, human=lambda data: grid([[k, v] for k, v in data.items()], ["", ""]).split("\n", 2)[2])
+    models = _models(ctx, args, one=False)
+    statuses = [
+        operations.model_status(
+            outputs, rekognition=ctx.client("rekognition"), sqs=ctx.client("sqs"), lambda_client=ctx.client("lambda")
+        )
+        for outputs in models
+    ]
+    if models[0].prefix is None:  # one model: one status, as before
+        _emit(args, statuses[0], human=lambda data: grid([[k, v] for k, v in data.items()], ["", ""]).split("\n", 2)[2])
+        return 0
+    columns = list(statuses[0])
+    _emit(args, statuses, human=lambda rows: grid([[row[c] for c in columns] for row in rows], columns))
     return 0
 
 
 def _model_start(ctx: AwsContext, args: argparse.Namespace) -> int:
     ctx.refuse_in_emulator(NO_MODEL_LIFECYCLE, MODEL_OUTPUTS)
-    outputs = _stack_outputs(ctx)
+    [outputs] = _models(ctx, args, one=True)
     write_stdout(
         operations.model_start(
             outputs,
@@ -507,7 +525,7 @@ def _model_start(ctx: AwsContext, args: argparse.Namespace) -> int:
 
 def _model_stop(ctx: AwsContext, args: argparse.Namespace) -> int:
     ctx.refuse_in_emulator(NO_MODEL_LIFECYCLE, MODEL_OUTPUTS)
-    outputs = _stack_outputs(ctx)
+    [outputs] = _models(ctx, args, one=True)
     write_stdout(
         operations.model_stop(outputs, rekognition=ctx.client("rekognition"), lambda_client=ctx.client("lambda"))
     )

@@ -48,6 +48,7 @@ OUTPUT_ENVIRONMENT = {
     "BackfillDeadLetterQueueUrl": "AUTOLABEL_BACKFILL_DLQ_URL",
     "BackfillJobStateMachineArn": "AUTOLABEL_BACKFILL_JOB_ARN",
     "BackfillReportBucketName": "AUTOLABEL_BACKFILL_REPORT_BUCKET",
+    "ModelRoutes": "AUTOLABEL_MODEL_ROUTES",  # several models: every lane, as JSON
 }
 
 

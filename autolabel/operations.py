@@ -6,9 +6,10 @@ moto, botocore's Stubber and fakes; ``autolabel.cli`` wires them.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from autolabel.errors import ParameterError, ServiceError
@@ -33,6 +34,7 @@ class StackOutputs:
     dead_letter_queue_url: str
     event_source_mapping_id: str
     model_manager: bool
+    prefix: str | None = None  # the model's route (several models); None: the one model of the deployment
 
     @classmethod
     def from_outputs(cls, get: Callable[[str], str], get_optional: Callable[[str], str | None]) -> StackOutputs:
@@ -52,6 +54,41 @@ class StackOutputs:
         return cls.from_outputs(outputs.__getitem__, lambda key: outputs.get(key) or None)
 
 
+def model_outputs(outputs: StackOutputs, model_routes: str | None) -> list[StackOutputs]:
+    """Every model of the deployment: its lanes from ``ModelRoutes`` (several models), else the one model."""
+    if not model_routes:
+        return [outputs]
+    try:
+        lanes = json.loads(model_routes)
+        return [
+            replace(
+                outputs,
+                project_version_arn=str(lane["projectVersionArn"]),
+                project_arn=str(lane.get("projectArn") or "") or None,
+                queue_url=str(lane["ingestQueueUrl"]),
+                dead_letter_queue_url=str(lane["deadLetterQueueUrl"]),
+                event_source_mapping_id=str(lane["eventSourceMappingId"]),
+                prefix=str(lane.get("prefix", "")),
+            )
+            for lane in lanes
+        ]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ParameterError(f"the deployment's ModelRoutes is not a list of model lanes: {error}") from None
+
+
+def select_models(models: list[StackOutputs], model: str | None, *, one: bool) -> list[StackOutputs]:
+    """The models ``--model`` names (all when not given); ``one``: exactly one is needed."""
+    known = ", ".join(m.project_version_arn for m in models)
+    if model is not None:
+        chosen = [m for m in models if m.project_version_arn == model]
+        if not chosen:
+            raise ParameterError(f"--model {model} is none of this deployment's models: {known}")
+        return chosen
+    if one and len(models) > 1:
+        raise ParameterError(f"this deployment has {len(models)} models: pass --model ARN (one of: {known})")
+    return models
+
+
 def _model(rekognition: Any, outputs: StackOutputs) -> CustomLabelsModel:
     return CustomLabelsModel(rekognition, outputs.project_arn, outputs.project_version_arn)
 
@@ -69,6 +106,7 @@ def model_status(outputs: StackOutputs, *, rekognition: Any, sqs: Any, lambda_cl
         "inFlight": in_flight,
         "deadLetters": dead,
         "modelManager": "on" if outputs.model_manager else "off",
+        **({"prefix": outputs.prefix} if outputs.prefix is not None else {}),
     }
 
 

@@ -7,9 +7,11 @@ cdk.json; both are accepted. Every error names the context key.
 from __future__ import annotations
 
 import difflib
+import itertools
+import json
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.validation import (
@@ -46,6 +48,7 @@ class SettingsError(ConfigError):
 # -c or in cdk.json that is not here fails the synth, with the closest match.
 CONTEXT_KEYS = (
     "projectVersionArn",
+    "models",
     "minConfidence",
     "maxResults",
     "bucketName",
@@ -91,8 +94,23 @@ def check_context_keys(keys: Iterable[str]) -> None:
         raise SettingsError(f"unknown context key {key!r}; the keys are: {', '.join(CONTEXT_KEYS)}")
 
 
+# The keys of one route in the `models` context key.
+ROUTE_KEYS = ("prefix", "projectVersionArn", "projectArn")
+MODELS_EXAMPLE = '[{"prefix": "line-1/", "projectVersionArn": "arn:..."}, {"prefix": "line-2/", ...}]'
+
+
+@dataclass(frozen=True)
+class RouteSetting:
+    """One route of the `models` context key: the images under ``prefix`` to ``project_version_arn``."""
+
+    prefix: str
+    project_version_arn: str
+    project_arn: str | None = None
+
+
 @dataclass(frozen=True)
 class StackSettings:
+    # The one model (with `models`: the first route's).
     project_version_arn: str
     min_confidence: float | None = None
     max_results: int | None = None
@@ -117,6 +135,13 @@ class StackSettings:
     stop_models_started_elsewhere: bool = False
     model_outage_grace_hours: int = 24
     backfill_job: bool = True  # `autolabel backfill --in-aws` (docs/backfill.md); nothing of it costs while idle
+    # The `models` context key: several models, one lane each (empty: projectVersionArn, keyPrefix, projectArn).
+    models: tuple[RouteSetting, ...] = ()
+
+    @property
+    def routes(self) -> tuple[RouteSetting, ...]:
+        """Every model route: the `models` key's, or the one of projectVersionArn and keyPrefix."""
+        return self.models or (RouteSetting(self.key_prefix, self.project_version_arn, self.project_arn),)
 
     @property
     def queue_visibility_timeout_seconds(self) -> int:
@@ -130,9 +155,11 @@ class StackSettings:
             return None if value is None else str(value)
 
         try:
-            raw_arn = text("projectVersionArn")
+            models = _models(get("models"), get)
+            raw_arn = models[0].project_version_arn if models else text("projectVersionArn")
             if not (raw_arn or "").strip():
                 raise SettingsError(PLACEHOLDER_HINT)
+            several = len(models) > 1
             settings = cls(
                 project_version_arn=parse_project_version_arn(raw_arn, "projectVersionArn"),
                 min_confidence=parse_min_confidence(_scalar(get("minConfidence")), "minConfidence"),
@@ -149,9 +176,11 @@ class StackSettings:
                 notifications=(notifications := _notifications(_text(get("notifications")))),
                 notification_topic_arn=_topic_arn(_text(get("notificationTopicArn")), notifications),
                 deletions=parse_bool(_text(get("deletions")) or "true", "deletions"),
-                backfill_job=parse_bool(_text(get("backfillJob")) or "true", "backfillJob"),
+                backfill_job=parse_bool(_text(get("backfillJob")) or ("false" if several else "true"), "backfillJob"),
                 **_manager_settings(get, raw_arn),
             )
+            if models:
+                settings = replace(settings, models=models, project_arn=models[0].project_arn)
         except SettingsError:
             raise
         except ConfigError as error:
@@ -166,6 +195,12 @@ class StackSettings:
                 f"backfillMaxConcurrency must be between {MIN_ESM_CONCURRENCY} and {MAX_ESM_CONCURRENCY} "
                 f"(Lambda's SQS maximum concurrency), got {settings.backfill_max_concurrency}"
             )
+        if len(settings.routes) > 1 and settings.backfill_job:
+            raise SettingsError(
+                "backfillJob=true takes one model: the backfill job does not route listed objects by key yet"
+            )
+        if len(settings.routes) > 1 and settings.notifications == "sns":
+            raise SettingsError("notifications=sns takes one model: with models, use notifications=s3 or eventbridge")
         if settings.notifications == "sns" and settings.bucket_name is None:
             raise SettingsError(
                 "notifications=sns is for an existing bucket (bucketName) whose notifications already go to "
@@ -204,6 +239,58 @@ def _manager_settings(get: Callable[[str], Any], version_arn: str | None) -> dic
             get("modelOutageGraceHours"), "modelOutageGraceHours", 24, maximum=MAX_OUTAGE_GRACE_MINUTES // 60
         ),
     }
+
+
+def _models(value: Any, get: Callable[[str], Any]) -> tuple[RouteSetting, ...]:
+    """The `models` key: a JSON list of routes (a string from -c, a list from cdk.json); absent: ()."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return ()
+    for one_model_key in ("projectVersionArn", "keyPrefix", "projectArn"):
+        if get(one_model_key) not in (None, ""):
+            raise SettingsError(
+                f"models replaces projectVersionArn, keyPrefix and projectArn: give {one_model_key} "
+                "(one model) or models (one or more routes), not both"
+            )
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as error:
+            raise SettingsError(f"models must be a JSON list of routes like {MODELS_EXAMPLE}: {error}") from None
+    if not isinstance(value, list) or not value:
+        raise SettingsError(f"models must be a non-empty JSON list of routes like {MODELS_EXAMPLE}")
+    routes = [_route(number, item) for number, item in enumerate(value, start=1)]
+    versions = [route.project_version_arn for route in routes]
+    if len(set(versions)) < len(versions):
+        raise SettingsError("models: a model version has two routes; give each model version one route (one prefix)")
+    for first, second in itertools.pairwise(sorted(route.prefix for route in routes)):
+        if second.startswith(first):
+            raise SettingsError(
+                f"models: prefixes {first!r} and {second!r} overlap: every key must belong to one route"
+            )
+    return tuple(routes)
+
+
+def _route(number: int, item: Any) -> RouteSetting:
+    from manager.config import parse_project_arn
+
+    where = f"models route {number}"
+    if not isinstance(item, dict):
+        raise SettingsError(f'{where} must be an object like {{"prefix": "line-1/", "projectVersionArn": "arn:..."}}')
+    for key in item:
+        if key not in ROUTE_KEYS:
+            close = difflib.get_close_matches(str(key), ROUTE_KEYS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; the keys are: {', '.join(ROUTE_KEYS)}"
+            raise SettingsError(f"{where}: unknown key {key!r}{hint}")
+    version = parse_project_version_arn(_text(item.get("projectVersionArn")), f"{where} projectVersionArn")
+    prefix = item.get("prefix", "")
+    if not isinstance(prefix, str):
+        raise SettingsError(f"{where}: prefix must be a string, got {prefix!r}")
+    try:
+        prefix = _key_prefix(prefix)
+    except SettingsError as error:
+        raise SettingsError(f"{where}: {str(error).replace('keyPrefix', 'prefix')}") from None
+    project = parse_project_arn(_text(item.get("projectArn")), f"{where} projectArn", version)
+    return RouteSetting(prefix, version, project)
 
 
 def _text(value: Any) -> str | None:

@@ -29,7 +29,7 @@ class AutolabelStack(Stack):
             self,
             PIPELINE_ID,
             bucket=self.images.bucket,
-            models=[ModelRoute(settings.project_version_arn, settings.key_prefix, settings.project_arn)],
+            models=[ModelRoute(r.project_version_arn, r.prefix, r.project_arn) for r in settings.routes],
             min_confidence=settings.min_confidence,
             max_results=settings.max_results,
             event_source=settings.event_source,

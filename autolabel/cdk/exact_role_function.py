@@ -25,7 +25,11 @@ class Grant:
 
     sid: str
     actions: Sequence[str]
-    resource: str
+    resource: str | Sequence[str]  # one resource, or several exact ones (one statement either way)
+
+    @property
+    def resources(self) -> list[str]:
+        return [self.resource] if isinstance(self.resource, str) else list(self.resource)
 
 
 # An L2 helper granting exact actions on one resource, e.g. ``bus.grant_put_events_to``.
@@ -62,7 +66,7 @@ def exact_role_function(
         Grant("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], log_group.log_group_arn),
         *grants,
     ]:
-        role.add_to_policy(iam.PolicyStatement(sid=grant.sid, actions=list(grant.actions), resources=[grant.resource]))
+        role.add_to_policy(iam.PolicyStatement(sid=grant.sid, actions=list(grant.actions), resources=grant.resources))
     for l2_grant in l2_grants:
         l2_grant(role)
     function = lambda_.Function(

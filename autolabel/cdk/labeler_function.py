@@ -1,8 +1,17 @@
-"""The labeler Lambda, its own exact-action role, and its SQS event source."""
+"""The labeler Lambda, its own exact-action role, and its SQS event sources: one per model lane, and the backfill lane.
+
+One function serves every lane: each lane's trigger (event source mapping)
+has its own queue and concurrency share, and the manager pauses it alone, so a
+model that is not running holds back only its own lane. The function decides
+each record's model from its key (the routes' prefixes, ``MODEL_ROUTES``),
+the same rule that sent it to its lane.
+"""
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from collections.abc import Sequence
+
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda_event_sources as sources
@@ -34,7 +43,7 @@ class LabelerFunction(Construct):
         *,
         settings: PipelineSettings,
         bucket: s3.IBucket,
-        queue: sqs.IQueue,
+        queues: Sequence[sqs.IQueue],
         backfill_queue: sqs.IQueue,
         table: dynamodb.ITable,
         bus: events.IEventBus,
@@ -48,6 +57,11 @@ class LabelerFunction(Construct):
             "DELETIONS": "true" if settings.deletions else "false",
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
+        if len(settings.routes) > 1:
+            # Several models: each record's model is the route its key falls under (labeler/config.py).
+            environment["MODEL_ROUTES"] = Stack.of(self).to_json_string(
+                [{"prefix": route.prefix, "projectVersionArn": route.project_version_arn} for route in settings.routes]
+            )
         if settings.min_confidence is not None:
             environment["MIN_CONFIDENCE"] = _number(settings.min_confidence)
         if settings.max_results is not None:
@@ -60,13 +74,15 @@ class LabelerFunction(Construct):
             handler=HANDLER,
             grants=[
                 Grant(
-                    "DetectWithConfiguredModelVersion", ["rekognition:DetectCustomLabels"], settings.project_version_arn
+                    "DetectWithConfiguredModelVersion",
+                    ["rekognition:DetectCustomLabels"],
+                    _one_or_all([route.project_version_arn for route in settings.routes]),
                 ),
                 # Rekognition reads the image with the caller's credentials.
                 Grant(
                     "ReadUploadedImages",
                     ["s3:GetObject", "s3:GetObjectVersion"],
-                    bucket.arn_for_objects(f"{settings.key_prefix}*"),
+                    _one_or_all([bucket.arn_for_objects(f"{route.prefix}*") for route in settings.routes]),
                 ),
                 # Explicit, exact actions on the table alone (table.grant would also cover its indexes).
                 Grant("ResultsTable", TABLE_ACTIONS, table.table_arn),
@@ -77,17 +93,23 @@ class LabelerFunction(Construct):
             timeout=Duration.seconds(settings.function_timeout_seconds),
         )
         self.function, self.role, self.log_group = built.function, built.role, built.log_group
-        self.event_source = sources.SqsEventSource(
-            queue,
-            batch_size=settings.batch_size,
-            report_batch_item_failures=True,
-            max_concurrency=settings.max_concurrency,
-            # With the model manager, the trigger starts paused: the manager
-            # resumes it once the model is RUNNING (and pauses it again).
-            enabled=not settings.model_manager,
-        )
-        # Also grants the role the queue's consume actions, on that queue only.
-        self.function.add_event_source(self.event_source)
+        # One trigger per model lane, each with its own concurrency share. With the
+        # model manager, they start paused: the manager resumes a lane's trigger
+        # once its model is RUNNING (and pauses it again).
+        self.event_sources = [
+            sources.SqsEventSource(
+                queue,
+                batch_size=settings.batch_size,
+                report_batch_item_failures=True,
+                max_concurrency=settings.max_concurrency,
+                enabled=not settings.model_manager,
+            )
+            for queue in queues
+        ]
+        for event_source in self.event_sources:
+            # Also grants the role the queue's consume actions, on that queue only.
+            self.function.add_event_source(event_source)
+        self.event_source = self.event_sources[0]
         # The backfill lane: its own mapping and concurrency share, so that
         # fresh uploads on the ingest queue never wait behind a backfill.
         self.backfill_event_source = sources.SqsEventSource(
@@ -98,6 +120,11 @@ class LabelerFunction(Construct):
             enabled=not settings.model_manager,
         )
         self.function.add_event_source(self.backfill_event_source)
+
+
+def _one_or_all(resources: list[str]) -> str | list[str]:
+    # One route: the single resource the statement always had.
+    return resources[0] if len(resources) == 1 else resources
 
 
 def _number(value: float) -> str:

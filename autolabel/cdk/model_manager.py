@@ -10,8 +10,9 @@ to test than a long-running state machine polling the same APIs.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -22,7 +23,8 @@ from constructs import Construct
 from autolabel.cdk._functions import model_arn, names
 from autolabel.cdk.alarms import app_metric, at_least
 from autolabel.cdk.exact_role_function import Grant, L2Grant, exact_role_function
-from autolabel.cdk.settings import PipelineSettings
+from autolabel.cdk.lanes import ModelLane
+from autolabel.cdk.settings import ModelRoute, PipelineSettings
 
 # The one place the model start timeout lives: the ModelStuckStarting alarm's
 # threshold (the manager only reports how many minutes it has been starting).
@@ -49,7 +51,14 @@ class ModelManager(Construct):
         backfill_event_source_mapping_id: str,
         backfill_event_source_mapping_arn: str,
         bus: events.IEventBus,
+        other_lanes: Sequence[ModelLane] = (),
     ) -> None:
+        """The first model's lane by its parts (the one-model manager's ids); ``other_lanes``: the other models'.
+
+        Every model is run by the same rules, each with its own state item,
+        lease, queue, DLQ and trigger; its role may start, stop and describe
+        exactly these model versions and pause exactly these triggers.
+        """
         super().__init__(scope, construct_id)
         self.state_table = dynamodb.Table(
             self,
@@ -64,18 +73,25 @@ class ModelManager(Construct):
         )
         # Without projectArn: the project's ARN ends in its creation time, unknown
         # here; everything else is the configured project's name.
-        project_pattern = model_arn.project_prefix(settings.project_version_arn) + "/*"
+        routes = settings.routes or (
+            ModelRoute(settings.project_version_arn, settings.key_prefix, settings.project_arn),
+        )
+        projects = sorted(
+            {route.project_arn or model_arn.project_prefix(route.project_version_arn) + "/*" for route in routes}
+        )
         statements = [
-            ("DescribeTheProject", ["rekognition:DescribeProjectVersions"], settings.project_arn or project_pattern),
+            ("DescribeTheProject", ["rekognition:DescribeProjectVersions"], _one_or_all(projects)),
             (
                 "StartStopTheModelVersion",
                 ["rekognition:StartProjectVersion", "rekognition:StopProjectVersion"],
-                settings.project_version_arn,
+                _one_or_all([route.project_version_arn for route in routes]),
             ),
             (
                 "PauseResumeTheLabelerTrigger",
                 ["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"],
-                event_source_mapping_arn,
+                _one_or_all(
+                    [event_source_mapping_arn, *(lane.event_source.event_source_mapping_arn for lane in other_lanes)]
+                ),
             ),
             (
                 "PauseResumeTheBackfillTrigger",
@@ -84,11 +100,15 @@ class ModelManager(Construct):
             ),
         ]
         # Exact actions on exactly these resources, through the L2 helpers.
+        lane_queues: list[tuple[sqs.IQueue, sqs.IQueue]] = [
+            (queue, dead_letter_queue),
+            *((lane.queue, lane.dead_letter_queue) for lane in other_lanes),
+        ]
         l2_grants: list[L2Grant] = [
             # Queue depth; and work that waited the grace period for a model that cannot
             # run goes to the DLQ instead of expiring: received and deleted here, sent there.
-            lambda role: queue.grant(role, "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"),
-            lambda role: dead_letter_queue.grant(role, "sqs:SendMessage"),
+            *(_consume_grant(lane_queue) for lane_queue, _ in lane_queues),
+            *(_send_grant(lane_dead_letters) for _, lane_dead_letters in lane_queues),
             # The backfill lane counts as work too, and is moved to its own DLQ the same way.
             lambda role: backfill_queue.grant(
                 role, "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"
@@ -97,7 +117,7 @@ class ModelManager(Construct):
             lambda role: self.state_table.grant(role, "dynamodb:UpdateItem"),  # state and lease (no index)
             bus.grant_put_events_to,
         ]
-        if settings.project_arn is None:
+        if any(route.project_arn is None for route in routes):
             # DescribeProjects has no resource-level permissions; it finds the
             # project ARN once (pass -c projectArn=... to avoid it).
             statements.append(("FindTheProjectByName", ["rekognition:DescribeProjects"], "*"))
@@ -120,6 +140,38 @@ class ModelManager(Construct):
             "BACKFILL_DEAD_LETTER_QUEUE_URL": backfill_dead_letter_queue.queue_url,
             "BACKFILL_EVENT_SOURCE_MAPPING_ID": backfill_event_source_mapping_id,
         }
+        if other_lanes:
+            # Several models: every lane, the first included (manager/config.py MODEL_LANES).
+            first = {
+                "projectVersionArn": settings.project_version_arn,
+                "projectArn": settings.project_arn or "",
+                "queueUrl": queue.queue_url,
+                "deadLetterQueueUrl": dead_letter_queue.queue_url,
+                "eventSourceMappingId": event_source_mapping_id,
+            }
+            environment["MODEL_LANES"] = Stack.of(self).to_json_string(
+                [
+                    first,
+                    *(
+                        {
+                            "projectVersionArn": lane.route.project_version_arn,
+                            "projectArn": lane.route.project_arn or "",
+                            "queueUrl": lane.queue.queue_url,
+                            "deadLetterQueueUrl": lane.dead_letter_queue.queue_url,
+                            "eventSourceMappingId": lane.event_source.event_source_mapping_id,
+                        }
+                        for lane in other_lanes
+                    ),
+                ]
+            )
+            for name in (
+                "PROJECT_VERSION_ARN",
+                "PROJECT_ARN",
+                "QUEUE_URL",
+                "EVENT_SOURCE_MAPPING_ID",
+                "DEAD_LETTER_QUEUE_URL",
+            ):
+                del environment[name]
         if settings.max_inference_units is not None:
             environment["MAX_INFERENCE_UNITS"] = str(settings.max_inference_units)
         built = exact_role_function(
@@ -183,11 +235,23 @@ class ModelManager(Construct):
                 1,
                 "The model manager raised an error: while it fails the model is neither started nor stopped.",
             ),
-            self._cost_guard(settings, queue, backfill_queue),
+            self._cost_guard(settings.project_version_arn, settings, queue, backfill_queue, "ModelRunningIdle"),
+            # One cost guard per model, on its own inference units and its own lane.
+            *(
+                self._cost_guard(
+                    lane.route.project_version_arn, settings, lane.queue, backfill_queue, f"ModelRunningIdle{number}"
+                )
+                for number, lane in enumerate(other_lanes, start=2)
+            ),
         ]
 
     def _cost_guard(
-        self, settings: PipelineSettings, queue: sqs.IQueue, backfill_queue: sqs.IQueue
+        self,
+        version_arn: str,
+        settings: PipelineSettings,
+        queue: sqs.IQueue,
+        backfill_queue: sqs.IQueue,
+        alarm_id: str,
     ) -> cloudwatch.Alarm:
         """The model RUNNING with both queues empty for longer than idleMinutes + a margin, whatever the cause.
 
@@ -198,7 +262,6 @@ class ModelManager(Construct):
         an always-on window: running idle on purpose) silences it; when the
         manager publishes nothing, that counts as "not kept on".
         """
-        version_arn = settings.project_version_arn
         period = COST_GUARD_PERIOD
         units = cloudwatch.Metric(
             namespace="AWS/Rekognition",
@@ -234,7 +297,7 @@ class ModelManager(Construct):
         periods = math.ceil(minutes / period.to_minutes())
         return cloudwatch.Alarm(
             self,
-            "ModelRunningIdle",
+            alarm_id,
             alarm_description=(
                 f"The model has been RUNNING with an empty queue for {periods * period.to_minutes()} minutes "
                 f"(idleMinutes {settings.idle_minutes} + {COST_GUARD_MARGIN_MINUTES}): it is billed per "
@@ -247,3 +310,16 @@ class ModelManager(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
+
+
+def _one_or_all(resources: list[str]) -> str | list[str]:
+    # One model: the single resource the statement always had.
+    return resources[0] if len(resources) == 1 else resources
+
+
+def _consume_grant(queue: sqs.IQueue) -> L2Grant:
+    return lambda role: queue.grant(role, "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage")
+
+
+def _send_grant(queue: sqs.IQueue) -> L2Grant:
+    return lambda role: queue.grant(role, "sqs:SendMessage")

@@ -33,7 +33,9 @@ class Monitoring(Construct):
         queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
         extra_alarms: Sequence[cloudwatch.Alarm] = (),
+        other_lanes: Sequence[tuple[str, sqs.IQueue, sqs.IQueue]] = (),
     ) -> None:
+        """The first lane's ``queue`` and ``dead_letter_queue``; ``other_lanes``: (prefix, queue, DLQ) of the rest."""
         super().__init__(scope, construct_id)
         # CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed
         # key alias/aws/sns (its policy cannot be changed to let CloudWatch use it):
@@ -119,11 +121,41 @@ class Monitoring(Construct):
             "The labeler hit a bug or a misconfiguration: it raised (bad configuration), met an unexpected "
             "error, or Rekognition answered AccessDenied / ResourceNotFound. Throttling never fires this.",
         )
+        # The same three alarms for every other model lane (ids numbered from 2, in the routes' order).
+        self.lane_alarms: list[cloudwatch.Alarm] = []
+        for number, (prefix, lane_queue, lane_dead_letters) in enumerate(other_lanes, start=2):
+            lane = f"The lane of prefix {prefix!r}: "
+            self.lane_alarms += [
+                at_least(
+                    self,
+                    f"DeadLetterQueueNotEmpty{number}",
+                    lane_dead_letters.metric_approximate_number_of_messages_visible(period=Duration.minutes(1)),
+                    1,
+                    lane + "messages reached its DLQ: fix the cause (see docs/runbook.md), then redrive.",
+                ),
+                at_least(
+                    self,
+                    f"OldestMessageTooOld{number}",
+                    lane_queue.metric_approximate_age_of_oldest_message(period=five_minutes, statistic="Maximum"),
+                    OLDEST_MESSAGE_ALARM_SECONDS,
+                    lane + "images wait too long: its model not running, throttled, or the labeler is failing.",
+                ),
+                at_least(
+                    self,
+                    f"DeadLettersExpiringSoon{number}",
+                    lane_dead_letters.metric_approximate_age_of_oldest_message(
+                        period=Duration.hours(1), statistic="Maximum"
+                    ),
+                    DEAD_LETTER_EXPIRY_WARNING_SECONDS,
+                    lane + "its oldest DLQ message is 10 days old; SQS deletes it at 14 days. Redrive now.",
+                ),
+            ]
         for alarm in (
             self.dlq_alarm,
             self.age_alarm,
             self.dead_letters_expiring_alarm,
             self.errors_alarm,
+            *self.lane_alarms,
             *extra_alarms,
         ):
             alarm.add_alarm_action(alarm_action)
@@ -156,9 +188,15 @@ class Monitoring(Construct):
                 width=8,
             ),
             cloudwatch.GraphWidget(
-                title="Ingest queue",
-                left=[queue.metric_approximate_number_of_messages_visible(period=five_minutes)],
-                right=[queue.metric_approximate_age_of_oldest_message(period=five_minutes, statistic="Maximum")],
+                title="Ingest queue" if not other_lanes else "Ingest queues (one per model lane)",
+                left=[
+                    lane_queue.metric_approximate_number_of_messages_visible(period=five_minutes)
+                    for lane_queue in (queue, *(lane[1] for lane in other_lanes))
+                ],
+                right=[
+                    lane_queue.metric_approximate_age_of_oldest_message(period=five_minutes, statistic="Maximum")
+                    for lane_queue in (queue, *(lane[1] for lane in other_lanes))
+                ],
                 width=8,
             ),
             cloudwatch.AlarmWidget(title="Dead-letter queue", alarm=self.dlq_alarm, width=8),

@@ -57,8 +57,9 @@ def acknowledge_findings(pipeline: AutolabelPipeline) -> None:
     for function in (pipeline.labeler.function, manager.function if manager is not None else None):
         if function is not None:
             NagSuppressions.add_resource_suppressions(function, [runtime_reason])
-    if manager is not None and pipeline.settings.project_arn is None:
-        project = model_arn.project_prefix(pipeline.settings.project_version_arn)
+    unnamed = [route for route in pipeline.settings.routes if route.project_arn is None]
+    if manager is not None and unnamed:
+        projects = [f"Resource::{model_arn.project_prefix(route.project_version_arn)}/*" for route in unnamed]
         NagSuppressions.add_resource_suppressions(
             manager.role,
             [
@@ -70,7 +71,7 @@ def acknowledge_findings(pipeline: AutolabelPipeline) -> None:
                         "describes versions of that one project, whose ARN ends in a creation time not "
                         "known at synth (project/<name>/*). Pass projectArn to remove both wildcards."
                     ),
-                    applies_to=["Resource::*", f"Resource::{project}/*"],
+                    applies_to=["Resource::*", *projects],
                 )
             ],
             apply_to_children=True,

@@ -30,6 +30,7 @@ from autolabel.cdk.backfill_queue import BackfillQueue
 from autolabel.cdk.event_bus import ResultsEventBus
 from autolabel.cdk.ingest_queue import IngestQueue
 from autolabel.cdk.labeler_function import LabelerFunction
+from autolabel.cdk.lanes import ModelLane, lane_id
 from autolabel.cdk.model_manager import ModelManager
 from autolabel.cdk.monitoring import Monitoring
 from autolabel.cdk.nag import acknowledge_findings
@@ -71,12 +72,15 @@ class AutolabelPipeline(Construct):
     """S3 -> SQS -> labeler Lambda (Rekognition Custom Labels) -> DynamoDB + EventBridge, with a model manager.
 
     ``bucket``: the images' bucket (yours; more with :meth:`add_source_bucket`).
-    ``models``: the model routes (one for now: ``[ModelRoute(project_version_arn)]``).
+    ``models``: the model routes; each gets its own lane (queue, DLQ, trigger), fed by the bucket's
+    notifications under its prefix. Prefixes must not overlap; keep the first route first (its lane
+    keeps the one-model pipeline's ids).
     ``event_bus``: announce on your bus instead of one the pipeline creates.
     ``model_manager``: ``None`` runs no manager (the triggers start enabled, you run the model).
     ``deployment_name``: the SSM parameter's name; default ``<stack name>-<id>``.
     ``backfill_job``: the backfill run in AWS (``autolabel backfill --in-aws``, docs/backfill.md); it
-    costs nothing while no job runs.
+    costs nothing while no job runs. Default: on with one route; it does not yet route listed objects
+    by key, so with several routes it is off (True then fails at synth).
     """
 
     def __init__(
@@ -99,7 +103,7 @@ class AutolabelPipeline(Construct):
         model_manager: ModelManagerSettings | None = ModelManagerSettings(),  # noqa: B008 (frozen)
         event_bus: events.IEventBus | None = None,
         deployment_name: str | None = None,
-        backfill_job: bool = True,
+        backfill_job: bool | None = None,
     ) -> None:
         settings = pipeline_settings(
             models,
@@ -115,23 +119,33 @@ class AutolabelPipeline(Construct):
             deletions=deletions,
             model_manager=model_manager,
         )
+        several = len(settings.routes) > 1
+        if several and backfill_job:
+            raise PipelineError(
+                "backfill_job=True takes one model route: the backfill job does not route listed objects by key yet"
+            )
         super().__init__(scope, construct_id)
         self.settings: PipelineSettings = settings
         self.models: tuple[ModelRoute, ...] = tuple(models)
         self.bucket = bucket
         self.deployment_name = self._deployment_name(deployment_name)
         visibility_timeout = Duration.seconds(settings.queue_visibility_timeout_seconds)
-        self.ingest = IngestQueue(
-            self,
-            "Ingest",
-            bucket=bucket,
-            key_prefix=settings.key_prefix,
-            visibility_timeout=visibility_timeout,
-            max_receive_count=settings.max_receive_count,
-            notifications=settings.notifications,
-            notification_topic_arn=settings.notification_topic_arn,
-            deletions=settings.deletions,
-        )
+        # One lane per model route: its queue and DLQ, fed by notifications under its prefix.
+        self.ingest_lanes = [
+            IngestQueue(
+                self,
+                lane_id(index, route),
+                bucket=bucket,
+                key_prefix=route.prefix,
+                visibility_timeout=visibility_timeout,
+                max_receive_count=settings.max_receive_count,
+                notifications=settings.notifications,
+                notification_topic_arn=settings.notification_topic_arn,
+                deletions=settings.deletions,
+            )
+            for index, route in enumerate(settings.routes)
+        ]
+        self.ingest = self.ingest_lanes[0]
         self.backfill = BackfillQueue(
             self, "Backfill", visibility_timeout=visibility_timeout, max_receive_count=settings.max_receive_count
         )
@@ -146,11 +160,17 @@ class AutolabelPipeline(Construct):
             "Labeler",
             settings=settings,
             bucket=bucket,
-            queue=self.ingest.queue,
+            queues=[lane.queue for lane in self.ingest_lanes],
             backfill_queue=self.backfill.queue,
             table=self.results.table,
             bus=self.bus,
         )
+        self.lanes = [
+            ModelLane(route, ingest.queue, ingest.dead_letter_queue, event_source)
+            for route, ingest, event_source in zip(
+                settings.routes, self.ingest_lanes, self.labeler.event_sources, strict=True
+            )
+        ]
         self.model_manager: ModelManager | None = None
         if settings.model_manager:
             self.model_manager = ModelManager(
@@ -166,9 +186,10 @@ class AutolabelPipeline(Construct):
                 backfill_event_source_mapping_id=self.labeler.backfill_event_source.event_source_mapping_id,
                 backfill_event_source_mapping_arn=self.labeler.backfill_event_source.event_source_mapping_arn,
                 bus=self.bus,
+                other_lanes=self.lanes[1:],
             )
         self.backfill_job: BackfillJob | None = None
-        if backfill_job:
+        if backfill_job or (backfill_job is None and not several):
             self.backfill_job = BackfillJob(
                 self,
                 "BackfillJob",
@@ -184,6 +205,7 @@ class AutolabelPipeline(Construct):
             function=self.labeler.function,
             queue=self.ingest.queue,
             dead_letter_queue=self.ingest.dead_letter_queue,
+            other_lanes=[(lane.route.prefix, lane.queue, lane.dead_letter_queue) for lane in self.lanes[1:]],
             extra_alarms=[*self.backfill.alarms, *(self.model_manager.alarms if self.model_manager else [])],
         )
         self._source_buckets = 1
@@ -204,13 +226,13 @@ class AutolabelPipeline(Construct):
 
     @property
     def ingest_queues(self) -> list[sqs.IQueue]:
-        """One per model route (one route for now)."""
-        return [self.ingest.queue]
+        """One per model route, in the routes' order."""
+        return [lane.queue for lane in self.lanes]
 
     @property
     def dead_letter_queues(self) -> list[sqs.IQueue]:
         """The ingest lanes' DLQs (one per route), then the backfill lane's."""
-        return [self.ingest.dead_letter_queue, self.backfill.dead_letter_queue]
+        return [*(lane.dead_letter_queue for lane in self.lanes), self.backfill.dead_letter_queue]
 
     @property
     def backfill_queue(self) -> sqs.IQueue:
@@ -242,6 +264,21 @@ class AutolabelPipeline(Construct):
             "BackfillDeadLetterQueueUrl": self.backfill.dead_letter_queue.queue_url,
             "BackfillEventSourceMappingId": self.labeler.backfill_event_source.event_source_mapping_id,
         }
+        if len(self.lanes) > 1:
+            # Every lane, for `autolabel model status` and `--model` (one route: the keys above say it all).
+            values["ModelRoutes"] = Stack.of(self).to_json_string(
+                [
+                    {
+                        "prefix": lane.route.prefix,
+                        "projectVersionArn": lane.route.project_version_arn,
+                        "projectArn": lane.route.project_arn or "",
+                        "ingestQueueUrl": lane.queue.queue_url,
+                        "deadLetterQueueUrl": lane.dead_letter_queue.queue_url,
+                        "eventSourceMappingId": lane.event_source.event_source_mapping_id,
+                    }
+                    for lane in self.lanes
+                ]
+            )
         if self.backfill_job is not None:
             values["BackfillJobStateMachineArn"] = self.backfill_job.state_machine.state_machine_arn
             values["BackfillReportBucketName"] = self.backfill_job.reports.bucket_name
@@ -292,13 +329,15 @@ class AutolabelPipeline(Construct):
         EventBridge notifications on for that bucket). ``'sns'`` cannot add a
         bucket: subscribe the queue to that bucket's topic yourself.
         """
-        route_prefix = self.settings.key_prefix
         if prefix.startswith("/") or "*" in prefix:
             raise PipelineError(f"add_source_bucket: prefix must be a plain S3 key prefix, got {prefix!r}")
-        if route_prefix and not prefix.startswith(route_prefix):
-            raise PipelineError(
-                f"add_source_bucket: prefix {prefix!r} is outside the model route's prefix {route_prefix!r}"
-            )
+        # Each lane gets the bucket's keys that are both under `prefix` and under its route's prefix.
+        lane_prefixes = [
+            (lane, narrowed) for lane in self.lanes if (narrowed := _narrower(prefix, lane.route.prefix)) is not None
+        ]
+        if not lane_prefixes:
+            routes = ", ".join(repr(lane.route.prefix) for lane in self.lanes)
+            raise PipelineError(f"add_source_bucket: prefix {prefix!r} is outside every model route ({routes})")
         if self.settings.notifications == "sns":
             raise PipelineError("add_source_bucket is not available with notifications='sns'")
         self._source_buckets += 1
@@ -307,10 +346,12 @@ class AutolabelPipeline(Construct):
             iam.PolicyStatement(
                 sid=f"ReadUploadedImages{number}",
                 actions=["s3:GetObject", "s3:GetObjectVersion"],
-                resources=[bucket.arn_for_objects(f"{prefix}*")],
+                resources=[bucket.arn_for_objects(f"{narrowed}*") for _, narrowed in lane_prefixes],
             )
         )
-        self.ingest.add_bucket(bucket, key_prefix=prefix, deletions=self.settings.deletions, rule_id=f"Source{number}")
+        for lane, narrowed in lane_prefixes:
+            ingest = self.ingest_lanes[self.lanes.index(lane)]
+            ingest.add_bucket(bucket, key_prefix=narrowed, deletions=self.settings.deletions, rule_id=f"Source{number}")
 
     def _deployment_name(self, given: str | None) -> str:
         if given is None:
@@ -318,3 +359,12 @@ class AutolabelPipeline(Construct):
         if not _DEPLOYMENT_NAME.match(given):
             raise PipelineError(f"deployment_name must be 1-200 of A-Z a-z 0-9 _ . -, got {given!r}")
         return given
+
+
+def _narrower(prefix: str, route_prefix: str) -> str | None:
+    """The keys under both prefixes, as one prefix; None when no key is under both."""
+    if prefix.startswith(route_prefix):
+        return prefix
+    if route_prefix.startswith(prefix):
+        return route_prefix
+    return None

@@ -49,9 +49,12 @@ class ModelManagerSettings:
 class PipelineSettings:
     """Everything the pipeline's parts read, validated once (:func:`pipeline_settings`)."""
 
+    # The first model route's (the only one's, with one route).
     project_version_arn: str
     project_arn: str | None = None
     key_prefix: str = ""
+    # Every model route, in the order given (project_arn validated); the first is the one above.
+    routes: tuple[ModelRoute, ...] = ()
     min_confidence: float | None = None
     max_results: int | None = None
     event_source: str = "autolabel"
@@ -120,6 +123,12 @@ def check_routes(models: Sequence[ModelRoute]) -> None:
             raise PipelineError(
                 f"ModelRoute.prefix must be a plain S3 key prefix (no leading '/', no '*'), got {prefix!r}"
             )
+    versions = [route.project_version_arn for route in models]
+    for version in versions:
+        if versions.count(version) > 1:
+            raise PipelineError(
+                f"models: model version {version!r} has two routes; give each model version one route (one prefix)"
+            )
     ordered = sorted(models, key=lambda route: route.prefix)
     for first, second in itertools.pairwise(ordered):
         if second.prefix.startswith(first.prefix):
@@ -144,19 +153,23 @@ def pipeline_settings(
     model_manager: ModelManagerSettings | None,
 ) -> PipelineSettings:
     check_routes(models)
-    if len(models) > 1:
-        raise PipelineError(
-            "several model routes are not supported yet: give one ModelRoute (its prefix may be empty); "
-            f"got {len(models)}"
-        )
-    route = models[0]
     try:
+        routes = tuple(
+            ModelRoute(
+                route.project_version_arn,
+                route.prefix,
+                manager_config.parse_project_arn(
+                    route.project_arn, "ModelRoute.project_arn", route.project_version_arn
+                ),
+            )
+            for route in models
+        )
+        route = routes[0]
         settings = PipelineSettings(
             project_version_arn=route.project_version_arn,
-            project_arn=manager_config.parse_project_arn(
-                route.project_arn, "ModelRoute.project_arn", route.project_version_arn
-            ),
+            project_arn=route.project_arn,
             key_prefix=route.prefix,
+            routes=routes,
             min_confidence=validation.parse_min_confidence(min_confidence, "min_confidence"),
             max_results=validation.parse_positive_int(max_results, "max_results"),
             event_source=validation.parse_event_source(event_source, "event_source"),
@@ -177,6 +190,11 @@ def pipeline_settings(
         raise PipelineError(str(error)) from None
     if settings.notifications == "sns" and not notification_topic_arn:
         raise PipelineError("notifications='sns' needs notification_topic_arn, the topic the bucket publishes to")
+    if settings.notifications == "sns" and len(routes) > 1:
+        raise PipelineError(
+            "notifications='sns' takes one model route: the topic carries every key, and each lane needs its own "
+            "prefix filter; use notifications='s3' or 'eventbridge' with several routes"
+        )
     if settings.notifications != "sns" and notification_topic_arn:
         raise PipelineError("notification_topic_arn is only read with notifications='sns'")
     return settings

@@ -81,7 +81,7 @@ class RetryDelay:
 
 
 class Detector(Protocol):
-    def detect(self, obj: S3ObjectEvent) -> Detection: ...
+    def detect(self, obj: S3ObjectEvent, project_version_arn: str | None = None) -> Detection: ...
 
 
 class ResultRepository(Protocol):

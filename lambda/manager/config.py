@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from shared import model_arn
 from shared.validation import (
@@ -80,6 +81,45 @@ def _required(environ: Mapping[str, str], name: str) -> str:
 
 
 @dataclass(frozen=True)
+class ModelLane:
+    """One model and its lane: the queue it labels from, its DLQ, and the labeler's trigger on that queue."""
+
+    project_version_arn: str
+    project_arn: str | None
+    queue_url: str
+    dead_letter_queue_url: str
+    event_source_mapping_id: str
+
+
+def parse_model_lanes(raw: str | None, name: str) -> tuple[ModelLane, ...]:
+    """``MODEL_LANES``: a JSON list of lanes (several models); empty or absent: the one-model variables."""
+    if not (raw or "").strip():
+        return ()
+    try:
+        items = json.loads(raw or "")
+    except ValueError as error:
+        raise ConfigError(f"{name} must be a JSON list of model lanes: {error}") from None
+    if not isinstance(items, list) or not items or not all(isinstance(item, dict) for item in items):
+        raise ConfigError(f"{name} must be a non-empty JSON list of model lane objects")
+    lanes = []
+    for item in items:
+        version = parse_project_version_arn(item.get("projectVersionArn"), f"{name} projectVersionArn")
+        missing = [k for k in ("queueUrl", "deadLetterQueueUrl", "eventSourceMappingId") if not item.get(k)]
+        if missing:
+            raise ConfigError(f"{name}: the lane of {version} lacks {', '.join(missing)}")
+        lanes.append(
+            ModelLane(
+                version,
+                parse_project_arn(item.get("projectArn"), f"{name} projectArn", version),
+                str(item["queueUrl"]),
+                str(item["deadLetterQueueUrl"]),
+                str(item["eventSourceMappingId"]),
+            )
+        )
+    return tuple(lanes)
+
+
+@dataclass(frozen=True)
 class ManagerConfig:
     project_version_arn: str
     project_arn: str | None  # None: looked up by project name (DescribeProjects)
@@ -103,9 +143,45 @@ class ManagerConfig:
     backfill_queue_url: str | None = None
     backfill_dead_letter_queue_url: str | None = None
     backfill_event_source_mapping_id: str | None = None
+    # Several models: the lanes after the one above, each run by the same rules (docs/behaviour.md#model-manager).
+    other_lanes: tuple[ModelLane, ...] = ()
+
+    def lane_configs(self) -> list[ManagerConfig]:
+        """One configuration per model, the shared settings in each."""
+        first = replace(self, other_lanes=())
+        return [
+            first,
+            *(
+                replace(
+                    first,
+                    project_version_arn=lane.project_version_arn,
+                    project_arn=lane.project_arn,
+                    queue_url=lane.queue_url,
+                    dead_letter_queue_url=lane.dead_letter_queue_url,
+                    event_source_mapping_id=lane.event_source_mapping_id,
+                )
+                for lane in self.other_lanes
+            ),
+        ]
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> ManagerConfig:
+        lanes = parse_model_lanes(environ.get("MODEL_LANES"), "MODEL_LANES")
+        if lanes:
+            # Several models: the first lane fills the one-model variables.
+            first = lanes[0]
+            environ = {
+                **environ,
+                "PROJECT_VERSION_ARN": first.project_version_arn,
+                "PROJECT_ARN": first.project_arn or "",
+                "QUEUE_URL": first.queue_url,
+                "DEAD_LETTER_QUEUE_URL": first.dead_letter_queue_url,
+                "EVENT_SOURCE_MAPPING_ID": first.event_source_mapping_id,
+            }
+        return replace(cls._one_model(environ), other_lanes=lanes[1:])
+
+    @classmethod
+    def _one_model(cls, environ: Mapping[str, str]) -> ManagerConfig:
         version_arn = parse_project_version_arn(environ.get("PROJECT_VERSION_ARN"), "PROJECT_VERSION_ARN")
         minimum = parse_positive_int(environ.get("MIN_INFERENCE_UNITS"), "MIN_INFERENCE_UNITS") or 1
         maximum = parse_positive_int(environ.get("MAX_INFERENCE_UNITS"), "MAX_INFERENCE_UNITS")

@@ -1,6 +1,9 @@
 """Scheduled (every minute) entry point of the model manager.
 
-One run: take the lease, observe (model status, the depth of the ingest and
+With several models, one run runs each model's ``Manager`` in turn, each under
+its own lease and state item, so a model that is stopped, starting or failing
+(or whose run raises) never holds back another's lane (``ModelFleet``).
+One model's run: take the lease, observe (model status, the depth of the ingest and
 backfill queues, the state of their triggers),
 decide (``logic.decide``), act in a safe order (pause the trigger before a
 stop; record the intent before a start; resume the trigger only once RUNNING),
@@ -13,7 +16,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -190,9 +193,65 @@ class Manager:
             logger.warning("Could not publish Model State Changed", extra={"error": next(iter(failures.values()))})
 
 
-def _manager_from_environment() -> Manager:
+@dataclass
+class ModelFleet:
+    """Every model's manager, run one after the other; one model's trouble stays in its lane.
+
+    Each model has its own state item and lease (keyed by its version ARN),
+    queue, DLQ and trigger. A run that raises for one model is logged and the
+    others still run; the run then raises, so ``ManagerErrors`` alarms. With
+    several models the backfill lane is shared: it counts as work for every
+    model, and its trigger runs only while every model's lane does (it holds
+    keys of any route).
+    """
+
+    managers: list[Manager]
+    backfill_trigger: LabelerTrigger | None = None  # several models: the shared backfill lane's
+    last_plans: list[Plan | None] = field(default_factory=list)
+
+    @classmethod
+    def from_clients(cls, config: ManagerConfig, **clients: Any) -> ModelFleet:
+        configs = config.lane_configs()
+        if len(configs) == 1:
+            return cls([Manager.from_clients(config, **clients)])
+        managers = [Manager.from_clients(lane, **clients) for lane in configs]
+        shared = managers[0].backfill_trigger
+        for manager in managers:
+            manager.backfill_trigger = None  # followed here, once every model has decided
+        return cls(managers, backfill_trigger=shared)
+
+    def run_once(self, owner: str | None = None) -> list[Plan | None]:
+        owner = owner or str(uuid.uuid4())
+        self.last_plans = []
+        failed: list[Exception] = []
+        for manager in self.managers:
+            try:
+                self.last_plans.append(manager.run_once(owner))
+            except Exception as error:  # one model's fault must not stop the others' runs
+                logger.exception("The run of one model failed", extra={"model": manager.config.project_version_arn})
+                failed.append(error)
+                self.last_plans.append(None)
+        self._follow_backfill_trigger()
+        if failed:
+            raise failed[0]
+        return self.last_plans
+
+    def _follow_backfill_trigger(self) -> None:
+        if self.backfill_trigger is None:
+            return
+        wanted = all(plan is not None and plan.trigger_enabled for plan in self.last_plans)
+        if self.backfill_trigger.enabled() != wanted:
+            self.backfill_trigger.set_enabled(wanted)
+            logger.info(
+                "Resumed the labeler's backfill trigger (every model running)"
+                if wanted
+                else "Paused the labeler's backfill trigger (a model is not running)"
+            )
+
+
+def _manager_from_environment() -> ModelFleet:
     config = ManagerConfig.from_environ(os.environ)
-    return Manager.from_clients(
+    return ModelFleet.from_clients(
         config,
         rekognition=boto3.client("rekognition", config=DATA_CONFIG),
         sqs=boto3.client("sqs", config=DATA_CONFIG),
@@ -203,7 +262,7 @@ def _manager_from_environment() -> Manager:
 
 
 _manager = BuiltOnFirstUse(_manager_from_environment)
-# Tests and the simulations inject their own manager; None rebuilds from the environment.
+# Tests and the simulations inject their own manager (or fleet); None rebuilds from the environment.
 use_manager = _manager.use
 current_manager = _manager.get
 
@@ -211,25 +270,27 @@ current_manager = _manager.get
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    manager = current_manager()
-    plan = manager.run_once(owner=getattr(context, "aws_request_id", None))
-    if plan is None or manager.last_observation is None:
+    current: Manager | ModelFleet = current_manager()
+    fleet = current if isinstance(current, ModelFleet) else ModelFleet([current])
+    fleet.run_once(owner=getattr(context, "aws_request_id", None))
+    ran = [
+        (manager, plan, manager.last_observation)
+        for manager, plan in zip(fleet.managers, fleet.last_plans, strict=True)
+        if plan is not None and manager.last_observation is not None
+    ]
+    if not ran:
         return {"acted": False}
-    status = manager.last_observation.status
-    # The alarms of the stack: model FAILED or not found, a start pending too long.
-    metrics.add_metric(name="ModelRunning", unit=MetricUnit.Count, value=int(status == RUNNING))
-    metrics.add_metric(name="ModelFailed", unit=MetricUnit.Count, value=int(status == FAILED))
-    metrics.add_metric(name="ModelNotFound", unit=MetricUnit.Count, value=int(status is None))
-    metrics.add_metric(name="ModelStartingMinutes", unit=MetricUnit.Count, value=plan.starting_minutes)
-    # Running idle on purpose (alwaysOn or an always-on window): silences the cost guard alarm.
-    kept_on = manager.config.always_on or in_window(manager.config, manager.clock())
-    metrics.add_metric(name="ModelKeptOn", unit=MetricUnit.Count, value=int(kept_on))
-    # Work waiting on a FAILED / deleted model (alarmed at once), for how long, and what reached the DLQ.
-    metrics.add_metric(
-        name="WorkWaitingOnUnusableModel", unit=MetricUnit.Count, value=int(plan.work_waits_on_unusable_model)
-    )
-    metrics.add_metric(name="WorkWaitingMinutes", unit=MetricUnit.Count, value=plan.waiting_minutes)
-    metrics.add_metric(name="MessagesMovedToDeadLetterQueue", unit=MetricUnit.Count, value=manager.last_moved)
+    _emit_metrics(ran)
+    if len(fleet.managers) == 1:
+        manager, plan, _ = ran[0]
+        return _summary(manager, plan)
+    return {
+        "acted": True,
+        "models": {manager.config.project_version_arn: _summary(manager, plan) for manager, plan, _ in ran},
+    }
+
+
+def _summary(manager: Manager, plan: Plan) -> dict[str, Any]:
     return {
         "acted": True,
         "start": plan.start,
@@ -238,3 +299,32 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "reason": plan.reason,
         "movedToDeadLetterQueue": manager.last_moved,
     }
+
+
+def _emit_metrics(ran: list[tuple[Manager, Plan, Observation]]) -> None:
+    """The alarms' metrics; with several models, the worst model's figure (each model's reason is in its logs)."""
+    statuses = [observation.status for _, _, observation in ran]
+    plans = [plan for _, plan, _ in ran]
+    # The alarms of the stack: a model FAILED or not found, a start pending too long.
+    metrics.add_metric(name="ModelRunning", unit=MetricUnit.Count, value=int(all(s == RUNNING for s in statuses)))
+    metrics.add_metric(name="ModelFailed", unit=MetricUnit.Count, value=int(FAILED in statuses))
+    metrics.add_metric(name="ModelNotFound", unit=MetricUnit.Count, value=int(None in statuses))
+    metrics.add_metric(
+        name="ModelStartingMinutes", unit=MetricUnit.Count, value=max(plan.starting_minutes for plan in plans)
+    )
+    # Running idle on purpose (alwaysOn or an always-on window): silences the cost guard alarm.
+    config = ran[0][0].config
+    kept_on = config.always_on or in_window(config, ran[0][0].clock())
+    metrics.add_metric(name="ModelKeptOn", unit=MetricUnit.Count, value=int(kept_on))
+    # Work waiting on a FAILED / deleted model (alarmed at once), for how long, and what reached the DLQ.
+    metrics.add_metric(
+        name="WorkWaitingOnUnusableModel",
+        unit=MetricUnit.Count,
+        value=int(any(plan.work_waits_on_unusable_model for plan in plans)),
+    )
+    metrics.add_metric(
+        name="WorkWaitingMinutes", unit=MetricUnit.Count, value=max(plan.waiting_minutes for plan in plans)
+    )
+    metrics.add_metric(
+        name="MessagesMovedToDeadLetterQueue", unit=MetricUnit.Count, value=sum(m.last_moved for m, _, _ in ran)
+    )

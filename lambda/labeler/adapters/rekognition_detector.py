@@ -45,12 +45,13 @@ class CustomLabelsDetector:
         self._client = client
         self._config = config
 
-    def request_for(self, obj: S3ObjectEvent) -> dict[str, Any]:
+    def request_for(self, obj: S3ObjectEvent, project_version_arn: str | None = None) -> dict[str, Any]:
+        """The DetectCustomLabels request; ``project_version_arn`` defaults to the configured one model."""
         s3_object: dict[str, str] = {"Bucket": obj.bucket, "Name": obj.key}
         if obj.version_id:
             s3_object["Version"] = obj.version_id  # label exactly the uploaded bytes
         request: dict[str, Any] = {
-            "ProjectVersionArn": self._config.project_version_arn,
+            "ProjectVersionArn": project_version_arn or self._config.project_version_arn,
             "Image": {"S3Object": s3_object},
         }
         if self._config.min_confidence is not None:
@@ -59,11 +60,11 @@ class CustomLabelsDetector:
             request["MaxResults"] = self._config.max_results
         return request
 
-    def detect(self, obj: S3ObjectEvent) -> Detection:
+    def detect(self, obj: S3ObjectEvent, project_version_arn: str | None = None) -> Detection:
         precheck(obj)
         started = time.perf_counter()
         try:
-            response = self._client.detect_custom_labels(**self.request_for(obj))
+            response = self._client.detect_custom_labels(**self.request_for(obj, project_version_arn))
         except ClientError as error:
             details = error.response.get("Error", {})
             code = str(details.get("Code") or "Unknown")

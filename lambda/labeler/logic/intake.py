@@ -36,8 +36,24 @@ def collect(messages: Sequence[InboundMessage], report: BatchReport, config: Lab
                 "Superseded by a newer version in the same batch",
                 extra={"messageId": message_id, "objectKey": work.newest.key},
             )
-        tasks.append(_task(work, config.project_version_arn))
+        arn = config.model_for(work.newest.key)
+        if arn is None:
+            _unrouted(work, report)
+            continue
+        tasks.append(_task(work, arn))
     return tasks
+
+
+def _unrouted(work: ObjectWork, report: BatchReport) -> None:
+    """A key under no model route (a notification wider than the routes): to the DLQ, alarmed, never dropped."""
+    reason = f"the key {work.newest.key!r} is under no model route's prefix"
+    logger.error(
+        "No model route for this key: the message goes to the DLQ; fix the routes or the notification, then redrive",
+        extra={"objectKey": work.newest.key, "messageIds": work.message_ids, "error": reason},
+    )
+    for message_id in work.message_ids:
+        report.fail_for_good(message_id, reason)
+    report.deployment_faults += 1
 
 
 def _deliveries(
@@ -91,9 +107,7 @@ def _task(work: ObjectWork, arn: str) -> Task:
     return Task(newest, (newest.bucket, newest.key, arn), ident, work.message_ids, removal=removal, backfill=backfill)
 
 
-def with_other_model_versions(
-    tasks: list[Task], report: BatchReport, results: ResultRepository, arn: str
-) -> list[Task]:
+def with_other_model_versions(tasks: list[Task], report: BatchReport, results: ResultRepository) -> list[Task]:
     """Add, for each deletion, one task per other model version that has a result for the object.
 
     docs/behaviour.md#deletions: a deletion marks every model version's
@@ -105,7 +119,7 @@ def with_other_model_versions(
         extended.append(task)
         if not task.removal:
             continue
-        bucket, key, _ = task.ref
+        bucket, key, arn = task.ref
         try:
             others = [other for other in results.model_versions(bucket, key) if other != arn]
         except StoreError as error:

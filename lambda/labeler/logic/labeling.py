@@ -92,7 +92,7 @@ class Preparation:
         if not self._ctx.deadline.allows(LABEL_SECONDS):
             raise OutOfTimeError("not enough time left to label, store and publish")
         obj = replace(task.obj, sequencer=ordering_sequencer(task.obj.sequencer, state, version))
-        result, latency_ms = self._label(obj)
+        result, latency_ms = self._label(obj, task.ref[2])
         if result.result_id != task.result_id:  # a forced relabel: its own resultId
             result = replace(result, result_id=task.result_id)
         return Outcome(Action.LABEL, result=result, latency_ms=latency_ms, unsaved=True, previous=state)
@@ -153,11 +153,11 @@ class Preparation:
         self._ctx.index.sync(task.ref, result, claim.index_id)
         return Outcome(Action.PUBLISH_STORED, result=result)
 
-    def _label(self, obj: S3ObjectEvent) -> tuple[LabelResult, float | None]:
+    def _label(self, obj: S3ObjectEvent, project_version_arn: str) -> tuple[LabelResult, float | None]:
+        """Label with the task's model version (its key's route)."""
+        settings = self._ctx.config.for_model(project_version_arn)
         try:
-            detection = self._ctx.detector.detect(obj)
+            detection = self._ctx.detector.detect(obj, project_version_arn)
         except PermanentImageError as error:
-            return LabelResult.failed(obj, self._ctx.config, error.code, error.message, self._ctx.clock()), None
-        return LabelResult.labeled(
-            obj, self._ctx.config, detection.custom_labels, self._ctx.clock()
-        ), detection.latency_ms
+            return LabelResult.failed(obj, settings, error.code, error.message, self._ctx.clock()), None
+        return LabelResult.labeled(obj, settings, detection.custom_labels, self._ctx.clock()), detection.latency_ms

@@ -99,7 +99,7 @@ class LabelingPipeline:
         ctx.deadline.start(remaining_ms)
         report = BatchReport()
         tasks = collect(messages, report, ctx.config)
-        tasks = with_other_model_versions(tasks, report, ctx.results, ctx.config.project_version_arn)
+        tasks = with_other_model_versions(tasks, report, ctx.results)
         if tasks:
             self._carry_out(tasks, report)
         delay_retries(ctx, messages, report)

@@ -144,7 +144,7 @@ def test_add_source_bucket_notifies_the_queue_and_lets_the_labeler_read_exactly_
     ("models", "message"),
     [
         ([], "at least one ModelRoute"),
-        ([ModelRoute(ARN, "a/"), ModelRoute(OTHER_ARN, "b/")], "several model routes are not supported yet"),
+        ([ModelRoute(ARN, "a/"), ModelRoute(ARN, "b/")], "has two routes"),
         ([ModelRoute(ARN, "line-1/"), ModelRoute(OTHER_ARN, "line-1/left/")], "overlap"),
         ([ModelRoute(ARN, ""), ModelRoute(OTHER_ARN, "b/")], "overlap"),
         ([ModelRoute("not-an-arn")], "project_version_arn"),

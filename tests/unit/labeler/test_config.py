@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from labeler.config import LabelerConfig
@@ -86,3 +88,37 @@ def test_importing_queries_needs_no_environment(monkeypatch: pytest.MonkeyPatch)
     queries = importlib.import_module("labeler.queries")
     handler = importlib.import_module("labeler.handler")  # importing the handler reads nothing either
     assert callable(queries.get_result) and callable(handler.handler)
+
+
+OTHER_ARN = ARN.replace("widgets", "gadgets")
+
+
+def test_model_routes_map_each_key_to_its_routes_model() -> None:
+    routes = json.dumps(
+        [{"prefix": "line-1/", "projectVersionArn": ARN}, {"prefix": "line-2/", "projectVersionArn": OTHER_ARN}]
+    )
+    config = LabelerConfig.from_environ({**BASE, "MODEL_ROUTES": routes})
+    assert config.model_for("line-1/a.png") == ARN and config.model_for("line-2/b.png") == OTHER_ARN
+    assert config.model_for("line-3/c.png") is None
+
+
+def test_without_model_routes_every_key_has_the_one_model() -> None:
+    assert LabelerConfig.from_environ(BASE).model_for("anything/at/all.png") == ARN
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("[{", "MODEL_ROUTES must be a JSON list"),
+        ("{}", "non-empty JSON list"),
+        ('[{"prefix": 3}]', "string prefix"),
+        ('[{"prefix": "a/", "projectVersionArn": "nope"}]', "MODEL_ROUTES projectVersionArn"),
+        (
+            f'[{{"prefix": "a/", "projectVersionArn": "{ARN}"}}, {{"prefix": "a/b/", "projectVersionArn": "{ARN}"}}]',
+            "overlap",
+        ),
+    ],
+)
+def test_bad_model_routes_fail_with_one_line_naming_the_variable(raw: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        LabelerConfig.from_environ({**BASE, "MODEL_ROUTES": raw})
