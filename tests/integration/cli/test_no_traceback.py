@@ -221,6 +221,16 @@ def test_a_closed_pipe_ends_quietly() -> None:
     assert (code, process.stderr.read()) == (0, "")
 
 
+# `python -m autolabel` with Ctrl-C as from a terminal: a suite started as a background job of a
+# non-interactive shell ignores SIGINT, a child inherits that, and Python then installs no handler.
+AUTOLABEL_WITH_CTRL_C = [
+    sys.executable,
+    "-c",
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('autolabel', run_name='__main__', alter_sys=True)",
+]
+
+
 @pytest.mark.enable_socket
 @pytest.mark.allow_hosts(["127.0.0.1"])
 def test_ctrl_c_is_130_and_one_line() -> None:
@@ -238,7 +248,7 @@ def test_ctrl_c_is_130_and_one_line() -> None:
         threading.Thread(target=accept, daemon=True).start()
         endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
         process = subprocess.Popen(
-            [*AUTOLABEL, "find", "scratch", "--endpoint-url", endpoint],
+            [*AUTOLABEL_WITH_CTRL_C, "find", "scratch", "--endpoint-url", endpoint],
             env={**os.environ, "AUTOLABEL_TABLE": "t", "AWS_MAX_ATTEMPTS": "1"},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
